@@ -1,0 +1,1 @@
+//! Collection: one module per source of measurements. (Being written.)

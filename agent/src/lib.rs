@@ -1,0 +1,2 @@
+//! Vigil agent.
+pub mod collect;

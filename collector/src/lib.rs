@@ -1,0 +1,3 @@
+//! Vigil collector.
+pub mod query;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Time-series storage on sled. (Being written.)
