@@ -1,2 +1,23 @@
-//! Vigil agent.
+//! Vigil agent: measures a machine's health and streams it to the collector.
+//!
+//! [`run::Agent`] joins the two halves: the sampler, which asks
+//! [`collect::HostCollector`] for one tick's series on the interval grid and pushes them as a
+//! batch into the [`spool::Spool`], and the [`ship::Shipper`], which streams unacknowledged
+//! batches to the collector over mutual TLS and releases them as acks return. Nothing the
+//! collector sends can make the agent run anything: it only ever receives acks, rejects and
+//! a collection interval.
+//!
+//! Modules, in reading order:
+//! - [`config`]: `agent.toml`.
+//! - [`collect`]: one module per source of measurements.
+//! - [`spool`]: batches waiting for the collector's ack.
+//! - [`ship`]: the gRPC stream, reconnects and backoff.
+//! - [`run`]: the agent's lifecycle.
+
+#![forbid(unsafe_code)]
+
 pub mod collect;
+pub mod config;
+pub mod run;
+pub mod ship;
+pub mod spool;

@@ -1,1 +1,194 @@
-fn main() {}
+//! `vigil-agent`: parse the command line, then collect once or run until told to stop.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+use vigil_agent::collect;
+use vigil_agent::config::AgentConfig;
+use vigil_agent::run::{Agent, AGENT_VERSION};
+
+/// Vigil agent: reports this machine's health to the MSP's collector over mutual TLS.
+#[derive(Parser)]
+#[command(name = "vigil-agent", version)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what this machine reports, without a collector.
+    Collect {
+        /// Collect once and exit (otherwise: every interval until Ctrl-C).
+        #[arg(long)]
+        once: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        format: OutputFormat,
+        /// Interval between collections without --once, e.g. "10s".
+        #[arg(long, default_value = "10s", value_parser = vigil_proto::config_file::parse_duration)]
+        interval: std::time::Duration,
+    },
+    /// Collect on the interval grid and stream to the collector until SIGTERM or Ctrl-C.
+    Run {
+        /// The agent's config file (agent.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    /// Inventory and series as one JSON document.
+    Json,
+    /// One `name{labels} value` line per series, like Prometheus' text format.
+    Text,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_command(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Collect {
+            once,
+            format,
+            interval,
+        } => {
+            if once {
+                let report = tokio::task::spawn_blocking(|| collect::collect_once(AGENT_VERSION))
+                    .await
+                    .context("collecting")?;
+                print_collection(&report, format)
+            } else {
+                collect_forever(format, interval).await
+            }
+        }
+        Command::Run { config } => {
+            let config = AgentConfig::load(&config)?;
+            install_crypto_provider();
+            tracing::info!(
+                collector = %config.collector,
+                interval = %humantime::format_duration(config.interval),
+                version = AGENT_VERSION,
+                "vigil-agent starting"
+            );
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            Agent::new(config).run(shutdown).await;
+            Ok(())
+        }
+    }
+}
+
+async fn collect_forever(format: OutputFormat, interval: std::time::Duration) -> anyhow::Result<()> {
+    let mut collector = tokio::task::spawn_blocking(collect::HostCollector::new).await?;
+    let inventory = collector.inventory(AGENT_VERSION);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    loop {
+        let (tick_ms, wait) = vigil_agent::run::next_tick(vigil_agent::run::now_ms(), interval);
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let series = collector.collect(tick_ms);
+        print_collection(
+            &collect::CollectOnce {
+                inventory: inventory.clone(),
+                series,
+            },
+            format,
+        )?;
+    }
+}
+
+fn print_collection(report: &collect::CollectOnce, format: OutputFormat) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        OutputFormat::Text => {
+            for series in &report.series {
+                for sample in &series.samples {
+                    println!(
+                        "{}{} {} {}",
+                        series.name, series.labels, sample.value, sample.timestamp_ms
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// rustls panics when more than one crypto provider is compiled in and none is chosen.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// SIGTERM (systemd stop) and Ctrl-C cancel the same token.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.cancel();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stopping");
+    shutdown.cancel();
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if format == LogFormat::Json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

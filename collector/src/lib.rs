@@ -1,3 +1,27 @@
-//! Vigil collector.
+//! Vigil collector: receives agents' reports over mutual TLS, stores them, answers queries.
+//!
+//! An agent's stream arrives at [`ingest::IngestServer`], whose TLS layer admits only
+//! certificates signed by the collector's CA and reads the host and client from them
+//! ([`ingest::identity::PeerIdentity`]). Each `Report` stream becomes an
+//! [`ingest::session::AgentSession`] that validates batches, labels them with that identity
+//! and appends them to the [`store::Store`], acknowledging only what is on disk.
+//! [`query`] reads series back with a Prometheus-style [`store::Selector`].
+//!
+//! Modules, in reading order:
+//! - [`config`]: `collector.toml`.
+//! - [`enroll`]: the certificate authority behind every identity.
+//! - [`ingest`]: the gRPC edge — TLS, identity, per-agent sessions.
+//! - [`store`]: time series and host records on sled.
+//! - [`query`]: `vigil-collector query`.
+//! - [`serve`]: the collector's lifecycle, shared by `serve` and `demo`.
+//! - [`demo`]: a collector and an agent in one process with a throwaway CA.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod demo;
+pub mod enroll;
+pub mod ingest;
 pub mod query;
+pub mod serve;
 pub mod store;

@@ -17,7 +17,7 @@ use crate::pb;
 pub struct ValidationError(String);
 
 impl ValidationError {
-    fn new(message: impl Into<String>) -> Self {
+    pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 

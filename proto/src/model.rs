@@ -13,9 +13,22 @@ pub struct Sample {
 
 /// Label pairs sorted by name, each name once. Sorting makes equal sets compare and hash
 /// equal, so a set of labels can key a series.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Labels(Vec<(String, String)>);
+
+/// In JSON a label set is an object, `{"mountpoint": "/", "state": "used"}`.
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(Self(map.into_iter().collect()))
+    }
+}
 
 impl Labels {
     pub fn new() -> Self {

@@ -1,0 +1,140 @@
+//! `vigil-agent run`: the sampler and the shipper, joined by the spool.
+//!
+//! The sampler ticks on the wall-clock grid and pushes each tick's series into the spool; the
+//! shipper drains the spool to the collector. Sampling never waits on the network: a slow or
+//! absent collector only makes the spool longer.
+
+use crate::collect::HostCollector;
+use crate::config::AgentConfig;
+use crate::ship::{ShipConfig, Shipper};
+use crate::spool::Spool;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// The agent's version, as reported in its inventory.
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A running agent: build it from a config, then [`Agent::run`] it until shutdown.
+pub struct Agent {
+    config: AgentConfig,
+    spool: Arc<Spool>,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig) -> Self {
+        let spool = Arc::new(Spool::new(config.spool.max_batches));
+        Self { config, spool }
+    }
+
+    /// The queue of batches not yet acknowledged (for status and tests).
+    pub fn spool(&self) -> Arc<Spool> {
+        self.spool.clone()
+    }
+
+    /// Samples and ships until `shutdown` is cancelled, then stops sampling, says goodbye to
+    /// the collector and waits briefly for the last acks.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut collector = tokio::task::spawn_blocking(HostCollector::new)
+            .await
+            .expect("initialising the host collector panicked");
+        let inventory = collector.inventory(AGENT_VERSION);
+        let (interval_tx, interval_rx) = watch::channel(self.config.interval);
+        let shipper = Shipper {
+            config: ShipConfig {
+                collector_url: self.config.collector.clone(),
+                server_name: self.config.expected_server_name(),
+                cert: self.config.tls.cert.clone(),
+                key: self.config.tls.key.clone(),
+                ca: self.config.tls.ca.clone(),
+            },
+            spool: self.spool.clone(),
+            inventory,
+            interval: interval_tx,
+        };
+        // Stop sampling first, then let the shipper drain: shutting the sampler down is the
+        // parent token, the shipper gets its own once sampling has ended.
+        let ship_shutdown = CancellationToken::new();
+        let shipping = tokio::spawn(
+            shipper
+                .run(ship_shutdown.clone())
+                .instrument(tracing::info_span!("ship")),
+        );
+        sample(collector, &self.spool, interval_rx, &shutdown)
+            .instrument(tracing::info_span!("sample"))
+            .await;
+        ship_shutdown.cancel();
+        let _ = shipping.await;
+        tracing::info!(unacknowledged = self.spool.len(), "agent stopped");
+    }
+}
+
+/// Collects once per interval, on the grid, until `shutdown`.
+async fn sample(
+    mut collector: HostCollector,
+    spool: &Spool,
+    mut interval: watch::Receiver<Duration>,
+    shutdown: &CancellationToken,
+) {
+    loop {
+        let period = *interval.borrow_and_update();
+        let (tick_ms, wait) = next_tick(now_ms(), period);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            // A new interval from the collector: recompute the next tick on the new grid.
+            _ = interval.changed() => continue,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        // Collecting reads /proc or system APIs: quick, but blocking.
+        let collected = tokio::task::spawn_blocking(move || {
+            let series = collector.collect(tick_ms);
+            (collector, series)
+        })
+        .await;
+        let series = match collected {
+            Ok((returned, series)) => {
+                collector = returned;
+                series
+            }
+            Err(error) => {
+                tracing::error!(%error, "collecting panicked; the agent stops sampling");
+                return;
+            }
+        };
+        let n_series = series.len();
+        let seq = spool.push(series);
+        tracing::debug!(seq, n_series, "collected");
+    }
+}
+
+/// The next multiple of `period` after `now_ms`, and how long until then. Timestamps on the
+/// grid compress to almost nothing in the collector's store.
+pub fn next_tick(now_ms: i64, period: Duration) -> (i64, Duration) {
+    let period_ms = (period.as_millis() as i64).max(1);
+    let tick_ms = (now_ms.div_euclid(period_ms) + 1) * period_ms;
+    (tick_ms, Duration::from_millis((tick_ms - now_ms) as u64))
+}
+
+/// Milliseconds since the Unix epoch by the wall clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_land_on_the_interval_grid() {
+        let ten = Duration::from_secs(10);
+        assert_eq!(next_tick(1_000_003_000, ten), (1_000_010_000, Duration::from_millis(7_000)));
+        // Exactly on a tick: the next one, never the same instant twice.
+        assert_eq!(next_tick(1_000_010_000, ten).0, 1_000_020_000);
+        assert_eq!(next_tick(59_999, Duration::from_secs(60)).0, 60_000);
+    }
+}

@@ -1,0 +1,323 @@
+//! Shipping: one long-lived `Report` stream to the collector over mutual TLS.
+//!
+//! The shipper sends a hello, then every batch in the [`Spool`] the collector has not yet
+//! acknowledged (a window at a time), and releases batches as acks come back. When the
+//! stream breaks it reconnects with exponential backoff and full jitter, and starts again
+//! from the oldest unacknowledged batch; the collector drops any it already has.
+//!
+//! It only ever reads data from the collector: an ack, a reject, or a new interval.
+
+use crate::spool::Spool;
+use rand::Rng;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use vigil_proto::limits::MAX_MESSAGE_BYTES;
+use vigil_proto::model::{AgentMessage, CollectorMessage, GoodbyeReason, Hello, Inventory};
+use vigil_proto::pb;
+use vigil_proto::pb::ingest_client::IngestClient;
+
+/// Batches sent and not yet acknowledged, at most.
+const WINDOW: usize = 64;
+/// How long to wait for outstanding acks when shutting down.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShipError {
+    #[error("reading {what} '{path}': {source}")]
+    ReadFile {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("collector address {url:?}: {source}")]
+    Address {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("connecting to {url}: {source}")]
+    Connect {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("collector {url} ended the stream: {status}")]
+    Stream { url: String, status: tonic::Status },
+    #[error("collector {url} sent a message that makes no sense: {reason}")]
+    Protocol { url: String, reason: String },
+}
+
+impl ShipError {
+    /// Whether the collector told us something resending will not fix (bad certificate,
+    /// refused stream); still retried, but logged as an error an operator must see.
+    pub fn needs_attention(&self) -> bool {
+        match self {
+            Self::ReadFile { .. } | Self::Address { .. } => true,
+            Self::Stream { status, .. } => matches!(
+                status.code(),
+                tonic::Code::InvalidArgument
+                    | tonic::Code::PermissionDenied
+                    | tonic::Code::Unauthenticated
+                    | tonic::Code::FailedPrecondition
+            ),
+            Self::Connect { .. } | Self::Protocol { .. } => false,
+        }
+    }
+}
+
+/// Where and how to reach the collector.
+#[derive(Debug, Clone)]
+pub struct ShipConfig {
+    pub collector_url: String,
+    pub server_name: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// How a stream ended without an error.
+enum StreamEnd {
+    Shutdown,
+    ClosedByCollector,
+}
+
+pub struct Shipper {
+    pub config: ShipConfig,
+    pub spool: Arc<Spool>,
+    pub inventory: Inventory,
+    /// The interval the sampler runs with; the collector may change it.
+    pub interval: watch::Sender<Duration>,
+}
+
+impl Shipper {
+    /// Ships until `shutdown`, then says goodbye and waits briefly for the last acks.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut failures: u32 = 0;
+        loop {
+            let result = self.stream_once(&shutdown, &mut failures).await;
+            match result {
+                Ok(StreamEnd::Shutdown) => return,
+                Ok(StreamEnd::ClosedByCollector) => {
+                    tracing::info!("collector closed the stream; reconnecting");
+                }
+                Err(error) if error.needs_attention() => {
+                    tracing::error!(%error, "shipping to the collector failed")
+                }
+                Err(error) => tracing::warn!(%error, "shipping to the collector failed"),
+            }
+            failures = failures.saturating_add(1);
+            let delay = backoff_delay(failures);
+            tracing::info!(
+                retry_in = %humantime::format_duration(round_to_millis(delay)),
+                queued_batches = self.spool.len(),
+                "will reconnect"
+            );
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Channel, ShipError> {
+        let read = |what, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| ShipError::ReadFile {
+                what,
+                path: path.clone(),
+                source,
+            })
+        };
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read("CA certificate", &self.config.ca)?))
+            .identity(Identity::from_pem(
+                read("agent certificate", &self.config.cert)?,
+                read("agent key", &self.config.key)?,
+            ))
+            .domain_name(self.config.server_name.clone());
+        let url = &self.config.collector_url;
+        let endpoint = Endpoint::from_shared(url.clone())
+            .and_then(|endpoint| endpoint.tls_config(tls))
+            .map_err(|source| ShipError::Address {
+                url: url.clone(),
+                source,
+            })?
+            .connect_timeout(Duration::from_secs(10))
+            .tcp_keepalive(Some(Duration::from_secs(60)))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20));
+        endpoint.connect().await.map_err(|source| ShipError::Connect {
+            url: url.clone(),
+            source,
+        })
+    }
+
+    async fn stream_once(
+        &self,
+        shutdown: &CancellationToken,
+        failures: &mut u32,
+    ) -> Result<StreamEnd, ShipError> {
+        let url = self.config.collector_url.clone();
+        let channel = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
+            channel = self.connect() => channel?,
+        };
+        let mut client = IngestClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (outbound, outbound_rx) = mpsc::channel::<pb::AgentMessage>(WINDOW);
+        let hello = AgentMessage::Hello(Hello {
+            inventory: self.inventory.clone(),
+            spool_id: self.spool.spool_id(),
+            interval_seconds: self.interval.borrow().as_secs() as u32,
+        });
+        // The channel is empty and WINDOW long: this cannot block.
+        let _ = outbound.send(pb::AgentMessage::from(&hello)).await;
+        let response = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
+            response = client.report(ReceiverStream::new(outbound_rx)) => response,
+        };
+        let mut inbound = response
+            .map_err(|status| ShipError::Stream {
+                url: url.clone(),
+                status,
+            })?
+            .into_inner();
+        tracing::info!(collector = %url, queued_batches = self.spool.len(), "connected");
+
+        let mut newest = self.spool.subscribe();
+        // Everything still in the spool is unacknowledged: start from the oldest.
+        let mut last_sent: u64 = 0;
+        let mut last_acked: u64 = 0;
+        let mut acked_this_stream = false;
+        loop {
+            // Fill the window.
+            let in_flight = last_sent.saturating_sub(last_acked) as usize;
+            if in_flight < WINDOW {
+                let room = WINDOW - in_flight;
+                for batch in self.spool.batches_after(last_sent, room) {
+                    let message = pb::AgentMessage::from(&AgentMessage::Batch(batch.clone()));
+                    if prost::Message::encoded_len(&message) > MAX_MESSAGE_BYTES {
+                        tracing::error!(seq = batch.seq, "batch is too large to send; discarding it");
+                        self.spool.discard(batch.seq);
+                        continue;
+                    }
+                    last_sent = batch.seq;
+                    if outbound.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    return self.drain(outbound, inbound, &url).await;
+                }
+                changed = newest.changed() => {
+                    // The spool outlives the shipper, so this only fails while shutting down.
+                    if changed.is_err() {
+                        return Ok(StreamEnd::Shutdown);
+                    }
+                }
+                message = inbound.message() => {
+                    let message = match message {
+                        Ok(Some(message)) => message,
+                        Ok(None) => return Ok(StreamEnd::ClosedByCollector),
+                        Err(status) => return Err(ShipError::Stream { url, status }),
+                    };
+                    match CollectorMessage::try_from(message) {
+                        Ok(CollectorMessage::Ack { seq }) => {
+                            self.spool.ack(seq);
+                            last_acked = last_acked.max(seq);
+                            if !acked_this_stream {
+                                // The collector is taking data again: start backoff afresh.
+                                acked_this_stream = true;
+                                *failures = 0;
+                            }
+                        }
+                        Ok(CollectorMessage::Reject { seq, reason }) => {
+                            tracing::error!(seq, %reason, "collector refused a batch; it is dropped");
+                            self.spool.discard(seq);
+                            last_acked = last_acked.max(seq);
+                        }
+                        Ok(CollectorMessage::Config(config)) => {
+                            let interval = Duration::from_secs(u64::from(config.interval_seconds));
+                            tracing::info!(interval = %humantime::format_duration(interval), "collector set the collection interval");
+                            self.interval.send_replace(interval);
+                        }
+                        Err(error) => {
+                            return Err(ShipError::Protocol { url, reason: error.to_string() });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Says goodbye and waits for the acks of what is in flight, up to a deadline.
+    async fn drain(
+        &self,
+        outbound: mpsc::Sender<pb::AgentMessage>,
+        mut inbound: tonic::Streaming<pb::CollectorMessage>,
+        url: &str,
+    ) -> Result<StreamEnd, ShipError> {
+        let goodbye = AgentMessage::Goodbye(GoodbyeReason::ServiceStop);
+        let _ = outbound.send(pb::AgentMessage::from(&goodbye)).await;
+        drop(outbound);
+        let wait_for_acks = async {
+            while !self.spool.is_empty() {
+                match inbound.message().await {
+                    Ok(Some(message)) => {
+                        if let Ok(CollectorMessage::Ack { seq }) = CollectorMessage::try_from(message) {
+                            self.spool.ack(seq);
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        };
+        if tokio::time::timeout(DRAIN_DEADLINE, wait_for_acks).await.is_err() {
+            tracing::warn!(
+                collector = %url,
+                unacknowledged = self.spool.len(),
+                "stopped waiting for the collector's last acks"
+            );
+        }
+        Ok(StreamEnd::Shutdown)
+    }
+}
+
+/// Exponential backoff with jitter: a random delay between a quarter of and the whole of
+/// 0.5 s × 2^(failures−1), capped at a minute, so a collector restart is not met by every
+/// agent at the same instant.
+pub fn backoff_delay(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    let ceiling = BACKOFF_FIRST
+        .saturating_mul(1u32 << exponent)
+        .min(BACKOFF_MAX);
+    let millis = rand::rng().random_range(ceiling.as_millis() as u64 / 4..=ceiling.as_millis() as u64);
+    Duration::from_millis(millis)
+}
+
+fn round_to_millis(duration: Duration) -> Duration {
+    Duration::from_millis(duration.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_then_stays_under_a_minute() {
+        for failures in 1..40 {
+            let delay = backoff_delay(failures);
+            assert!(delay <= BACKOFF_MAX, "{failures}: {delay:?}");
+        }
+        // The ceiling doubles: after 3 failures no delay exceeds 2 s; after 10, some do.
+        assert!((0..100).all(|_| backoff_delay(3) <= Duration::from_secs(2)));
+        assert!((0..100).any(|_| backoff_delay(10) > Duration::from_secs(2)));
+    }
+}

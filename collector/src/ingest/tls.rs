@@ -1,0 +1,234 @@
+//! The ingest listener's TLS: a rustls server that requires a client certificate signed by
+//! the collector's CA, speaks TLS 1.3 only, and hands each verified connection to tonic
+//! with the peer's identity attached.
+//!
+//! Handshakes run in their own tasks, so a slow or hostile client never holds up the accept
+//! loop or anyone else's handshake.
+
+use super::identity::PeerIdentity;
+use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_util::sync::CancellationToken;
+
+/// How long a client may take to finish the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading {what} '{path}': {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("loading {what} '{path}': no PEM {expected} found")]
+    Empty {
+        what: &'static str,
+        path: PathBuf,
+        expected: &'static str,
+    },
+    #[error("loading {what} '{path}': {reason}")]
+    Invalid {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("building the TLS server configuration: {0}")]
+    Config(String),
+}
+
+/// Where the ingest listener's certificate, key and trusted client CA are.
+#[derive(Debug, Clone)]
+pub struct ServerTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
+}
+
+/// Builds the rustls configuration: mutual TLS, client certificate required, TLS 1.3 only.
+pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = load_certs(&files.cert, "server certificate")?;
+    let key = load_key(&files.key)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in load_certs(&files.client_ca, "client CA bundle")? {
+        roots.add(ca).map_err(|error| TlsError::Invalid {
+            what: "client CA bundle",
+            path: files.client_ca.clone(),
+            reason: error.to_string(),
+        })?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|error| TlsError::Config(error.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| TlsError::Config(error.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|error| TlsError::Invalid {
+            what: "server key",
+            path: files.key.clone(),
+            reason: format!("does not match the certificate '{}': {error}", files.cert.display()),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| TlsError::Invalid {
+            what,
+            path: path.to_path_buf(),
+            reason: error.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Empty {
+            what,
+            path: path.to_path_buf(),
+            expected: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        what: "server key",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::Empty {
+        what: "server key",
+        path: path.to_path_buf(),
+        expected: "private key",
+    })
+}
+
+/// A verified agent connection: the TLS stream plus who is on the other end. tonic puts the
+/// identity into each request's extensions.
+pub struct AgentConnection {
+    stream: TlsStream<TcpStream>,
+    peer: PeerIdentity,
+}
+
+impl tonic::transport::server::Connected for AgentConnection {
+    type ConnectInfo = PeerIdentity;
+
+    fn connect_info(&self) -> PeerIdentity {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for AgentConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for AgentConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Accepts TCP connections until `shutdown`, completes each TLS handshake in its own task
+/// and yields the verified connections. Refused handshakes are logged and dropped here; they
+/// never reach tonic.
+pub fn accept_verified(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<AgentConnection> {
+    let (verified_tx, verified_rx) = mpsc::channel(64);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let acceptor = acceptor.clone();
+            let verified_tx = verified_tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
+                    Ok(Err(error)) => tracing::info!(%remote, %error, "TLS handshake refused"),
+                    Ok(Ok(stream)) => match peer_identity(&stream) {
+                        Ok(peer) => {
+                            tracing::debug!(%remote, host = %peer.host, client = %peer.client, "agent connected");
+                            let _ = verified_tx.send(AgentConnection { stream, peer }).await;
+                        }
+                        Err(error) => tracing::warn!(%remote, %error, "refusing agent certificate"),
+                    },
+                }
+            });
+        }
+    });
+    verified_rx
+}
+
+fn peer_identity(
+    stream: &TlsStream<TcpStream>,
+) -> Result<PeerIdentity, super::identity::IdentityError> {
+    let (_, connection) = stream.get_ref();
+    let leaf = connection
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .ok_or(super::identity::IdentityError::MissingField {
+            field: "certificate",
+        })?;
+    PeerIdentity::from_certificate(leaf)
+}

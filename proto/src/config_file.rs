@@ -1,0 +1,141 @@
+//! Reading a TOML configuration file the same way in both binaries: one line per problem,
+//! naming the file, the line and column, and the offending text.
+//!
+//! The typed config structs live with the rooms that own them; this only turns a file into
+//! one of them, or into an error a person can act on.
+
+use serde::de::DeserializeOwned;
+use std::path::{Path, PathBuf};
+
+/// A config file that could not be used. Each problem is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", problems.join("\n"))]
+pub struct ConfigFileError {
+    pub path: PathBuf,
+    pub problems: Vec<String>,
+}
+
+impl ConfigFileError {
+    /// Problems found after parsing (missing files, values out of range), each already
+    /// naming its key.
+    pub fn invalid(path: &Path, problems: Vec<String>) -> Self {
+        let problems = problems
+            .into_iter()
+            .map(|problem| format!("config {}: {problem}", path.display()))
+            .collect();
+        Self {
+            path: path.to_path_buf(),
+            problems,
+        }
+    }
+}
+
+/// Reads and parses `path`. Unknown keys are refused by the target type
+/// (`#[serde(deny_unknown_fields)]`).
+pub fn load<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigFileError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigFileError {
+        path: path.to_path_buf(),
+        problems: vec![format!(
+            "config {}: cannot be read: {error}{}",
+            path.display(),
+            if error.kind() == std::io::ErrorKind::NotFound {
+                "; check the path, or create one from deploy/ examples"
+            } else {
+                ""
+            }
+        )],
+    })?;
+    parse(path, &text)
+}
+
+/// Parses `text` as if read from `path` (which is only used in messages).
+pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigFileError> {
+    toml::from_str(text).map_err(|error| {
+        let place = match error.span() {
+            Some(span) => {
+                let (line, column) = line_and_column(text, span.start);
+                let line_text = text.lines().nth(line - 1).unwrap_or("").trim();
+                format!(":{line}:{column}: {} (in `{line_text}`)", error.message().trim())
+            }
+            None => format!(": {}", error.message().trim()),
+        };
+        ConfigFileError {
+            path: path.to_path_buf(),
+            problems: vec![format!("config {}{place}", path.display())],
+        }
+    })
+}
+
+/// 1-based line and column of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parses a duration such as `10s`, `5m` or `1h 30m` (serde `deserialize_with`).
+pub fn deserialize_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::time::Duration, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// Like [`deserialize_duration`], for an optional field.
+pub fn deserialize_optional_duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    deserialize_duration(deserializer).map(Some)
+}
+
+/// `10s`, `5m`, `1h 30m`, `2d`: the duration syntax of every Vigil flag and config key.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|error| format!("{text:?} is not a duration ({error}); write e.g. \"10s\", \"5m\" or \"1h\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Example {
+        name: String,
+        #[serde(default, deserialize_with = "deserialize_optional_duration")]
+        interval: Option<std::time::Duration>,
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_its_line() {
+        let error = parse::<Example>(Path::new("a.toml"), "name = \"x\"\ncolour = 3\n").unwrap_err();
+        let text = error.to_string();
+        assert!(text.starts_with("config a.toml:2:1: unknown field `colour`"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_would_work() {
+        let error =
+            parse::<Example>(Path::new("a.toml"), "name = \"x\"\ninterval = \"often\"\n").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("a.toml:2:"), "{text}");
+        assert!(text.contains("\"often\" is not a duration"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let error = load::<Example>(Path::new("/nonexistent/vigil.toml")).unwrap_err();
+        assert!(error.to_string().starts_with("config /nonexistent/vigil.toml: cannot be read"));
+    }
+
+    #[test]
+    fn a_good_file_parses() {
+        let example: Example =
+            parse(Path::new("a.toml"), "name = \"x\"\ninterval = \"1m 30s\"\n").unwrap();
+        assert_eq!(example.interval, Some(std::time::Duration::from_secs(90)));
+    }
+}
