@@ -257,7 +257,8 @@ impl Shipper {
         }
     }
 
-    /// Says goodbye and waits for the acks of what is in flight, up to a deadline.
+    /// Says goodbye, closes our side, and waits for the acks of what is in flight until the
+    /// collector closes its side, up to a deadline.
     async fn drain(
         &self,
         outbound: mpsc::Sender<pb::AgentMessage>,
@@ -267,8 +268,10 @@ impl Shipper {
         let goodbye = AgentMessage::Goodbye(GoodbyeReason::ServiceStop);
         let _ = outbound.send(pb::AgentMessage::from(&goodbye)).await;
         drop(outbound);
+        // The collector ends its side once it has read our goodbye and end of stream; until
+        // then, late acks still arrive. Dropping the stream earlier could lose the goodbye.
         let wait_for_acks = async {
-            while !self.spool.is_empty() {
+            loop {
                 match inbound.message().await {
                     Ok(Some(message)) => {
                         if let Ok(CollectorMessage::Ack { seq }) = CollectorMessage::try_from(message) {

@@ -88,7 +88,10 @@ impl AgentSession {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
                 Err(status) => {
-                    tracing::info!(%status, "stream from agent failed");
+                    // Undecodable or over the size limit: tell the agent why before closing.
+                    tracing::warn!(%status, "stream from agent failed");
+                    let reason = format!("message refused: {}", status.message());
+                    let _ = outbound.send(Err(Status::new(status.code(), reason))).await;
                     break;
                 }
             };
