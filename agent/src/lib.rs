@@ -8,11 +8,11 @@
 //! a collection interval.
 //!
 //! Modules, in reading order:
-//! - [`config`]: `agent.toml`.
-//! - [`collect`]: one module per source of measurements.
-//! - [`spool`]: batches waiting for the collector's ack.
-//! - [`ship`]: the gRPC stream, reconnects and backoff.
-//! - [`run`]: the agent's lifecycle.
+//! - [`config`] — `agent.toml`.
+//! - [`collect`] — one module per source of measurements.
+//! - [`spool`] — batches waiting for the collector's ack.
+//! - [`ship`] — the gRPC stream, reconnects and backoff.
+//! - [`run`] — the agent's lifecycle.
 
 #![forbid(unsafe_code)]
 

@@ -8,13 +8,13 @@
 //! [`query`] reads series back with a Prometheus-style [`store::Selector`].
 //!
 //! Modules, in reading order:
-//! - [`config`]: `collector.toml`.
-//! - [`enroll`]: the certificate authority behind every identity.
-//! - [`ingest`]: the gRPC edge — TLS, identity, per-agent sessions.
-//! - [`store`]: time series and host records on sled.
-//! - [`query`]: `vigil-collector query`.
-//! - [`serve`]: the collector's lifecycle, shared by `serve` and `demo`.
-//! - [`demo`]: a collector and an agent in one process with a throwaway CA.
+//! - [`config`] — `collector.toml`.
+//! - [`enroll`] — the certificate authority behind every identity.
+//! - [`ingest`] — the gRPC edge — TLS, identity, per-agent sessions.
+//! - [`store`] — time series and host records on sled.
+//! - [`query`] — `vigil-collector query`.
+//! - [`serve`] — the collector's lifecycle, shared by `serve` and `demo`.
+//! - [`demo`] — a collector and an agent in one process with a throwaway CA.
 
 #![forbid(unsafe_code)]
 

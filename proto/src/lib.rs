@@ -7,12 +7,12 @@
 //! unchecked name, label or number.
 //!
 //! Modules, in reading order:
-//! - [`model`]: the domain types — [`model::Batch`], [`model::Series`], [`model::Labels`],
+//! - [`model`] — the domain types — [`model::Batch`], [`model::Series`], [`model::Labels`],
 //!   [`model::Inventory`] and the messages of the `Report` stream.
-//! - [`limits`]: the bounds the collector enforces on everything an agent sends.
-//! - [`convert`]: `From` domain → wire, `TryFrom` wire → domain with validation.
-//! - [`pb`]: the generated code.
-//! - [`config_file`]: how both binaries read their TOML files and report what is wrong.
+//! - [`limits`] — the bounds the collector enforces on everything an agent sends.
+//! - [`convert`] — `From` domain → wire, `TryFrom` wire → domain with validation.
+//! - [`pb`] — the generated code.
+//! - [`config_file`] — how both binaries read their TOML files and report what is wrong.
 
 #![forbid(unsafe_code)]
 
