@@ -67,7 +67,11 @@ impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigFileError> {
         let mut config: Self = config_file::load(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in [&mut config.tls.cert, &mut config.tls.key, &mut config.tls.ca] {
+        for file in [
+            &mut config.tls.cert,
+            &mut config.tls.key,
+            &mut config.tls.ca,
+        ] {
             if file.is_relative() {
                 *file = base.join(&*file);
             }
@@ -127,7 +131,10 @@ impl AgentConfig {
         self.collector
             .parse::<tonic::transport::Uri>()
             .ok()
-            .and_then(|uri| uri.host().map(|host| host.trim_matches(['[', ']']).to_string()))
+            .and_then(|uri| {
+                uri.host()
+                    .map(|host| host.trim_matches(['[', ']']).to_string())
+            })
             .unwrap_or_default()
     }
 }
@@ -179,6 +186,17 @@ ca = "ca.pem"
         let text = AgentConfig::load(&write(dir.path(), &body))
             .unwrap_err()
             .to_string();
-        assert!(text.contains("agent.toml:3:1: unknown field `colector`"), "{text}");
+        assert!(
+            text.contains("agent.toml:3:1: unknown field `colector`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_example_in_deploy_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agent.toml");
+        let config: AgentConfig = config_file::load(&path).unwrap();
+        assert_eq!(config.expected_server_name(), "msp.example");
+        assert_eq!(config.spool.max_batches, 8640);
     }
 }

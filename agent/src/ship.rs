@@ -133,7 +133,10 @@ impl Shipper {
             })
         };
         let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(read("CA certificate", &self.config.ca)?))
+            .ca_certificate(Certificate::from_pem(read(
+                "CA certificate",
+                &self.config.ca,
+            )?))
             .identity(Identity::from_pem(
                 read("agent certificate", &self.config.cert)?,
                 read("agent key", &self.config.key)?,
@@ -150,10 +153,13 @@ impl Shipper {
             .tcp_keepalive(Some(Duration::from_secs(60)))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(20));
-        endpoint.connect().await.map_err(|source| ShipError::Connect {
-            url: url.clone(),
-            source,
-        })
+        endpoint
+            .connect()
+            .await
+            .map_err(|source| ShipError::Connect {
+                url: url.clone(),
+                source,
+            })
     }
 
     async fn stream_once(
@@ -202,7 +208,10 @@ impl Shipper {
                 for batch in self.spool.batches_after(last_sent, room) {
                     let message = pb::AgentMessage::from(&AgentMessage::Batch(batch.clone()));
                     if prost::Message::encoded_len(&message) > MAX_MESSAGE_BYTES {
-                        tracing::error!(seq = batch.seq, "batch is too large to send; discarding it");
+                        tracing::error!(
+                            seq = batch.seq,
+                            "batch is too large to send; discarding it"
+                        );
                         self.spool.discard(batch.seq);
                         continue;
                     }
@@ -271,18 +280,16 @@ impl Shipper {
         // The collector ends its side once it has read our goodbye and end of stream; until
         // then, late acks still arrive. Dropping the stream earlier could lose the goodbye.
         let wait_for_acks = async {
-            loop {
-                match inbound.message().await {
-                    Ok(Some(message)) => {
-                        if let Ok(CollectorMessage::Ack { seq }) = CollectorMessage::try_from(message) {
-                            self.spool.ack(seq);
-                        }
-                    }
-                    Ok(None) | Err(_) => break,
+            while let Ok(Some(message)) = inbound.message().await {
+                if let Ok(CollectorMessage::Ack { seq }) = CollectorMessage::try_from(message) {
+                    self.spool.ack(seq);
                 }
             }
         };
-        if tokio::time::timeout(DRAIN_DEADLINE, wait_for_acks).await.is_err() {
+        if tokio::time::timeout(DRAIN_DEADLINE, wait_for_acks)
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 collector = %url,
                 unacknowledged = self.spool.len(),
@@ -301,7 +308,8 @@ pub fn backoff_delay(failures: u32) -> Duration {
     let ceiling = BACKOFF_FIRST
         .saturating_mul(1u32 << exponent)
         .min(BACKOFF_MAX);
-    let millis = rand::rng().random_range(ceiling.as_millis() as u64 / 4..=ceiling.as_millis() as u64);
+    let millis =
+        rand::rng().random_range(ceiling.as_millis() as u64 / 4..=ceiling.as_millis() as u64);
     Duration::from_millis(millis)
 }
 

@@ -61,7 +61,10 @@ impl Default for StoreSection {
 pub struct AgentsSection {
     /// Collection interval pushed to every agent, e.g. "10s". Default: unset, each agent
     /// keeps its own (10 s unless its config says otherwise).
-    #[serde(default, deserialize_with = "config_file::deserialize_optional_duration")]
+    #[serde(
+        default,
+        deserialize_with = "config_file::deserialize_optional_duration"
+    )]
     pub interval: Option<Duration>,
 }
 
@@ -196,9 +199,15 @@ client_ca = "ca.pem"
         let text = error.to_string();
         assert_eq!(error.problems.len(), 3, "{text}");
         assert!(text.contains("grpc.client_ca = '"), "{text}");
-        assert!(text.contains("store.cache_capacity_mib = 0 is out of range"), "{text}");
+        assert!(
+            text.contains("store.cache_capacity_mib = 0 is out of range"),
+            "{text}"
+        );
         assert!(text.contains("agents.interval = \"1s 500ms\""), "{text}");
-        assert!(text.lines().all(|line| line.starts_with("config ")), "{text}");
+        assert!(
+            text.lines().all(|line| line.starts_with("config ")),
+            "{text}"
+        );
     }
 
     #[test]
@@ -210,5 +219,13 @@ client_ca = "ca.pem"
             .to_string();
         assert!(text.contains("collector.toml:4:"), "{text}");
         assert!(text.contains("listen = \"localhost-7443\""), "{text}");
+    }
+
+    #[test]
+    fn the_example_in_deploy_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/collector.toml");
+        let config: CollectorConfig = config_file::load(&path).unwrap();
+        assert_eq!(config.grpc.listen.port(), 7443);
+        assert_eq!(config.agents.interval, Some(Duration::from_secs(10)));
     }
 }

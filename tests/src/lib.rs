@@ -79,9 +79,7 @@ impl Pki {
 
     /// A collector config on port 0 with its store in this folder.
     pub fn collector_config(&self) -> CollectorConfig {
-        let text = format!(
-            "data_dir = \"data\"\n[grpc]\nlisten = \"127.0.0.1:0\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n"
-        );
+        let text = "data_dir = \"data\"\n[grpc]\nlisten = \"127.0.0.1:0\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n";
         let path = self.path("collector.toml");
         std::fs::write(&path, text).unwrap();
         CollectorConfig::load(&path).expect("collector config")
@@ -201,8 +199,8 @@ pub async fn connect(
 
 /// Opens a `Report` stream on `channel`.
 pub async fn open_stream(channel: Channel) -> Result<RawStream, tonic::Status> {
-    let mut client = pb::ingest_client::IngestClient::new(channel)
-        .max_encoding_message_size(64 * 1024 * 1024);
+    let mut client =
+        pb::ingest_client::IngestClient::new(channel).max_encoding_message_size(64 * 1024 * 1024);
     let (outbound, outbound_rx) = mpsc::channel(16);
     let response = client.report(ReceiverStream::new(outbound_rx)).await?;
     Ok(RawStream {

@@ -73,7 +73,11 @@ fn the_demo_leaves_a_store_that_query_reads_and_configs_that_serve_and_run_use()
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", stderr(&output));
     assert!(
-        stdout.lines().next().unwrap().starts_with("grpc: 127.0.0.1:"),
+        stdout
+            .lines()
+            .next()
+            .unwrap()
+            .starts_with("grpc: 127.0.0.1:"),
         "{stdout}"
     );
     assert!(stdout.contains("connected"), "{stdout}");
@@ -113,8 +117,14 @@ fn the_demo_leaves_a_store_that_query_reads_and_configs_that_serve_and_run_use()
     }
     let agent_exit = agent.wait().unwrap();
     let serve_exit = serve.wait().unwrap();
-    assert!(agent_exit.success(), "agent exits cleanly on SIGTERM: {agent_exit:?}");
-    assert!(serve_exit.success(), "collector exits cleanly on SIGTERM: {serve_exit:?}");
+    assert!(
+        agent_exit.success(),
+        "agent exits cleanly on SIGTERM: {agent_exit:?}"
+    );
+    assert!(
+        serve_exit.success(),
+        "collector exits cleanly on SIGTERM: {serve_exit:?}"
+    );
     let samples_after_serve = sample_count(&query_json(&data, r#"{__name__=~"system_.*"}"#));
     assert!(
         samples_after_serve > samples_after_demo,
@@ -146,7 +156,10 @@ fn the_agent_prints_one_collection_as_json() {
 
 #[test]
 fn a_missing_config_is_named() {
-    let line = error_line(&run("vigil-collector", &["serve", "--config", "/nonexistent/collector.toml"]));
+    let line = error_line(&run(
+        "vigil-collector",
+        &["serve", "--config", "/nonexistent/collector.toml"],
+    ));
     assert!(line.contains("/nonexistent/collector.toml"), "{line}");
     assert!(line.contains("cannot be read"), "{line}");
 }
@@ -155,14 +168,28 @@ fn a_missing_config_is_named() {
 fn a_malformed_config_names_the_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("collector.toml");
-    std::fs::write(&path, "data_dir = \"x\"\n[grpc]\nlisten = \"127.0.0.1:0\"\nport = 7443\n").unwrap();
-    let line = error_line(&run("vigil-collector", &["serve", "--config", path.to_str().unwrap()]));
+    std::fs::write(
+        &path,
+        "data_dir = \"x\"\n[grpc]\nlisten = \"127.0.0.1:0\"\nport = 7443\n",
+    )
+    .unwrap();
+    let line = error_line(&run(
+        "vigil-collector",
+        &["serve", "--config", path.to_str().unwrap()],
+    ));
     assert!(line.contains("collector.toml:4:1"), "{line}");
     assert!(line.contains("unknown field `port`"), "{line}");
 
     let agent_path = dir.path().join("agent.toml");
-    std::fs::write(&agent_path, "collector = \"https://127.0.0.1:7443\"\ninterval = 10\n").unwrap();
-    let line = error_line(&run("vigil-agent", &["run", "--config", agent_path.to_str().unwrap()]));
+    std::fs::write(
+        &agent_path,
+        "collector = \"https://127.0.0.1:7443\"\ninterval = 10\n",
+    )
+    .unwrap();
+    let line = error_line(&run(
+        "vigil-agent",
+        &["run", "--config", agent_path.to_str().unwrap()],
+    ));
     assert!(line.contains("agent.toml:2:"), "{line}");
     assert!(line.contains("interval = 10"), "{line}");
 }
@@ -175,7 +202,11 @@ fn an_unusable_data_dir_is_reported_without_serving() {
     pki.collector_config();
     let line = error_line(&run(
         "vigil-collector",
-        &["serve", "--config", pki.path("collector.toml").to_str().unwrap()],
+        &[
+            "serve",
+            "--config",
+            pki.path("collector.toml").to_str().unwrap(),
+        ],
     ));
     assert!(line.contains(pki.path("data").to_str().unwrap()), "{line}");
 }
@@ -185,13 +216,26 @@ fn a_query_with_a_syntax_error_points_at_the_character() {
     let dir = tempfile::tempdir().unwrap();
     let line = error_line(&run(
         "vigil-collector",
-        &["query", "--data", dir.path().to_str().unwrap(), r#"cpu{host="a",}x"#],
+        &[
+            "query",
+            "--data",
+            dir.path().to_str().unwrap(),
+            r#"cpu{host="a",}x"#,
+        ],
     ));
     assert!(line.contains("character 15"), "{line}");
 
     let line = error_line(&run(
         "vigil-collector",
-        &["query", "--data", "/nonexistent/vigil", "system_uptime_seconds"],
+        &[
+            "query",
+            "--data",
+            "/nonexistent/vigil",
+            "system_uptime_seconds",
+        ],
     ));
-    assert!(line.contains("'/nonexistent/vigil' does not exist"), "{line}");
+    assert!(
+        line.contains("'/nonexistent/vigil' does not exist"),
+        "{line}"
+    );
 }

@@ -42,23 +42,36 @@ async fn agent_samples_are_stored_under_the_host_and_client_of_its_certificate()
     let agent_shutdown = CancellationToken::new();
     let running_agent = tokio::spawn(agent.run(agent_shutdown.clone()));
 
-    let connected = wait_for(&mut collector.events, |e| matches!(e, IngestEvent::Connected { .. })).await;
+    let connected = wait_for(&mut collector.events, |e| {
+        matches!(e, IngestEvent::Connected { .. })
+    })
+    .await;
     let IngestEvent::Connected { inventory, .. } = connected else {
         unreachable!()
     };
     assert!(!inventory.os_name.is_empty(), "the inventory names the OS");
     assert!(inventory.memory_bytes > 0);
     for _ in 0..2 {
-        wait_for(&mut collector.events, |e| matches!(e, IngestEvent::Stored { .. })).await;
+        wait_for(&mut collector.events, |e| {
+            matches!(e, IngestEvent::Stored { .. })
+        })
+        .await;
     }
     agent_shutdown.cancel();
     running_agent.await.unwrap();
-    let goodbye = wait_for(&mut collector.events, |e| matches!(e, IngestEvent::Goodbye { .. })).await;
+    let goodbye = wait_for(&mut collector.events, |e| {
+        matches!(e, IngestEvent::Goodbye { .. })
+    })
+    .await;
     assert!(matches!(goodbye, IngestEvent::Goodbye { peer, .. } if peer.host == "web-01"));
 
     let found = collector
         .store
-        .select(&selector("system_cpu_utilization_ratio"), 0, now_ms() + 60_000)
+        .select(
+            &selector("system_cpu_utilization_ratio"),
+            0,
+            now_ms() + 60_000,
+        )
         .unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].labels.get("host"), Some("web-01"));
@@ -66,14 +79,29 @@ async fn agent_samples_are_stored_under_the_host_and_client_of_its_certificate()
     assert!(found[0].samples.len() >= 2, "{found:?}");
     for sample in &found[0].samples {
         assert!((0.0..=1.0).contains(&sample.value), "{sample:?}");
-        assert_eq!(sample.timestamp_ms % 1000, 0, "ticks land on the 1 s grid: {sample:?}");
+        assert_eq!(
+            sample.timestamp_ms % 1000,
+            0,
+            "ticks land on the 1 s grid: {sample:?}"
+        );
     }
     let filesystems = collector
         .store
-        .select(&selector(r#"system_filesystem_limit_bytes{host="web-01"}"#), 0, i64::MAX)
+        .select(
+            &selector(r#"system_filesystem_limit_bytes{host="web-01"}"#),
+            0,
+            i64::MAX,
+        )
         .unwrap();
-    assert!(!filesystems.is_empty(), "at least one filesystem is reported");
-    let record = collector.store.host_record("web-01").unwrap().expect("host record");
+    assert!(
+        !filesystems.is_empty(),
+        "at least one filesystem is reported"
+    );
+    let record = collector
+        .store
+        .host_record("web-01")
+        .unwrap()
+        .expect("host record");
     assert_eq!(record["client"], "acme-dental");
     collector.stop().await;
 }
@@ -97,7 +125,10 @@ async fn a_client_without_a_certificate_is_refused() {
             }
         },
     };
-    assert!(refused, "a client without a certificate must not get a stream");
+    assert!(
+        refused,
+        "a client without a certificate must not get a stream"
+    );
     assert!(collector.store.host_records().unwrap().is_empty());
     collector.stop().await;
 }
@@ -124,7 +155,10 @@ async fn a_certificate_from_another_ca_is_refused() {
             }
         },
     };
-    assert!(refused, "a certificate from another CA must not get a stream");
+    assert!(
+        refused,
+        "a certificate from another CA must not get a stream"
+    );
     assert!(collector.store.host_records().unwrap().is_empty());
     collector.stop().await;
 }
@@ -134,12 +168,20 @@ async fn a_batch_claiming_another_host_is_refused_and_never_stored_under_it() {
     let pki = Pki::new();
     let collector = RunningCollector::start(&pki.collector_config()).await;
     let files = pki.issue_agent("agent", "pc-07", "acme-dental");
-    let channel = connect(collector.grpc, &files.ca, Some(&files)).await.unwrap();
+    let channel = connect(collector.grpc, &files.ca, Some(&files))
+        .await
+        .unwrap();
     let mut stream = open_stream(channel).await.unwrap();
     stream.send(hello(42)).await;
     let now = now_ms();
     stream
-        .send(batch(1, "system_uptime_seconds", &[("host", "srv-01")], now, 5.0))
+        .send(batch(
+            1,
+            "system_uptime_seconds",
+            &[("host", "srv-01")],
+            now,
+            5.0,
+        ))
         .await;
     let reply = stream.next().await.unwrap().unwrap();
     let Some(Body::Reject(reject)) = reply.body else {
@@ -149,9 +191,14 @@ async fn a_batch_claiming_another_host_is_refused_and_never_stored_under_it() {
     assert!(reject.reason.contains("certificate"), "{}", reject.reason);
 
     // The stream goes on, and a clean batch is stored under the certificate's host.
-    stream.send(batch(2, "system_uptime_seconds", &[], now, 6.0)).await;
+    stream
+        .send(batch(2, "system_uptime_seconds", &[], now, 6.0))
+        .await;
     let reply = stream.next().await.unwrap().unwrap();
-    assert!(matches!(reply.body, Some(Body::Ack(pb::Ack { seq: 2 }))), "{reply:?}");
+    assert!(
+        matches!(reply.body, Some(Body::Ack(pb::Ack { seq: 2 }))),
+        "{reply:?}"
+    );
 
     let all = collector
         .store
@@ -177,12 +224,19 @@ async fn a_replayed_batch_is_stored_once() {
     let now = now_ms();
     for _attempt in 0..2 {
         // Same spool, same seq, on a fresh connection: as after a lost ack.
-        let channel = connect(collector.grpc, &files.ca, Some(&files)).await.unwrap();
+        let channel = connect(collector.grpc, &files.ca, Some(&files))
+            .await
+            .unwrap();
         let mut stream = open_stream(channel).await.unwrap();
         stream.send(hello(7)).await;
-        stream.send(batch(1, "service_up", &[("service", "sshd")], now, 1.0)).await;
+        stream
+            .send(batch(1, "service_up", &[("service", "sshd")], now, 1.0))
+            .await;
         let reply = stream.next().await.unwrap().unwrap();
-        assert!(matches!(reply.body, Some(Body::Ack(pb::Ack { seq: 1 }))), "{reply:?}");
+        assert!(
+            matches!(reply.body, Some(Body::Ack(pb::Ack { seq: 1 }))),
+            "{reply:?}"
+        );
     }
     let stored = collector
         .store
@@ -199,9 +253,13 @@ async fn malformed_and_oversized_batches_are_refused_while_other_agents_keep_rep
     let collector = RunningCollector::start(&pki.collector_config()).await;
     let good = pki.issue_agent("good", "pc-01", "acme-dental");
     let bad = pki.issue_agent("bad", "pc-02", "acme-dental");
-    let mut good_stream = open_stream(connect(collector.grpc, &good.ca, Some(&good)).await.unwrap())
-        .await
-        .unwrap();
+    let mut good_stream = open_stream(
+        connect(collector.grpc, &good.ca, Some(&good))
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
     good_stream.send(hello(1)).await;
     let mut bad_stream = open_stream(connect(collector.grpc, &bad.ca, Some(&bad)).await.unwrap())
         .await
@@ -210,7 +268,9 @@ async fn malformed_and_oversized_batches_are_refused_while_other_agents_keep_rep
     let now = now_ms();
 
     // Malformed: the agent is told why, and its stream stays open.
-    bad_stream.send(batch(1, "bad metric name", &[], now, 1.0)).await;
+    bad_stream
+        .send(batch(1, "bad metric name", &[], now, 1.0))
+        .await;
     let reply = bad_stream.next().await.unwrap().unwrap();
     let Some(Body::Reject(reject)) = reply.body else {
         panic!("expected a reject, got {reply:?}")
@@ -218,7 +278,9 @@ async fn malformed_and_oversized_batches_are_refused_while_other_agents_keep_rep
     assert!(reject.reason.contains("metric name"), "{}", reject.reason);
 
     // A sample from an hour in the future: refused with the reason.
-    bad_stream.send(batch(2, "m", &[], now + 3_600_000, 1.0)).await;
+    bad_stream
+        .send(batch(2, "m", &[], now + 3_600_000, 1.0))
+        .await;
     let reply = bad_stream.next().await.unwrap().unwrap();
     let Some(Body::Reject(reject)) = reply.body else {
         panic!("expected a reject, got {reply:?}")
@@ -230,7 +292,10 @@ async fn malformed_and_oversized_batches_are_refused_while_other_agents_keep_rep
     bad_stream
         .send(batch(3, "m", &[("job", huge_value.as_str())], now, 1.0))
         .await;
-    let status = bad_stream.next().await.expect_err("an oversized message ends the stream");
+    let status = bad_stream
+        .next()
+        .await
+        .expect_err("an oversized message ends the stream");
     assert!(
         status.message().contains("message refused") && status.message().contains("4194304"),
         "{status:?}"
@@ -239,10 +304,19 @@ async fn malformed_and_oversized_batches_are_refused_while_other_agents_keep_rep
     // Meanwhile the other agent is served as usual.
     for seq in 1..=3 {
         good_stream
-            .send(batch(seq, "system_uptime_seconds", &[], now + seq as i64 * 1000, 1.0))
+            .send(batch(
+                seq,
+                "system_uptime_seconds",
+                &[],
+                now + seq as i64 * 1000,
+                1.0,
+            ))
             .await;
         let reply = good_stream.next().await.unwrap().unwrap();
-        assert!(matches!(reply.body, Some(Body::Ack(pb::Ack { seq: s })) if s == seq), "{reply:?}");
+        assert!(
+            matches!(reply.body, Some(Body::Ack(pb::Ack { seq: s })) if s == seq),
+            "{reply:?}"
+        );
     }
     let bad_series = collector
         .store
@@ -265,7 +339,10 @@ async fn an_agent_resends_what_was_not_acknowledged_after_the_collector_restarts
     let spool = agent.spool();
     let agent_shutdown = CancellationToken::new();
     let running_agent = tokio::spawn(agent.run(agent_shutdown.clone()));
-    wait_for(&mut collector.events, |e| matches!(e, IngestEvent::Stored { .. })).await;
+    wait_for(&mut collector.events, |e| {
+        matches!(e, IngestEvent::Stored { .. })
+    })
+    .await;
     collector.stop().await;
 
     // While the collector is away, batches pile up in the agent's spool.
@@ -274,7 +351,9 @@ async fn an_agent_resends_what_was_not_acknowledged_after_the_collector_restarts
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), waiting).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .unwrap();
 
     // The same collector comes back on the same port with the same store.
     let mut config = config;
@@ -290,7 +369,10 @@ async fn an_agent_resends_what_was_not_acknowledged_after_the_collector_restarts
         .expect("the agent empties its spool after reconnecting");
     agent_shutdown.cancel();
     running_agent.await.unwrap();
-    wait_for(&mut collector.events, |e| matches!(e, IngestEvent::Goodbye { .. })).await;
+    wait_for(&mut collector.events, |e| {
+        matches!(e, IngestEvent::Goodbye { .. })
+    })
+    .await;
 
     // Every tick is there exactly once: timestamps are distinct and on the 1 s grid.
     let uptime = collector
