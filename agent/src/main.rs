@@ -108,7 +108,10 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
     }
 }
 
-async fn collect_forever(format: OutputFormat, interval: std::time::Duration) -> anyhow::Result<()> {
+async fn collect_forever(
+    format: OutputFormat,
+    interval: std::time::Duration,
+) -> anyhow::Result<()> {
     let mut collector = tokio::task::spawn_blocking(collect::HostCollector::new).await?;
     let inventory = collector.inventory(AGENT_VERSION);
     let shutdown = CancellationToken::new();

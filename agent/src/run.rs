@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn ticks_land_on_the_interval_grid() {
         let ten = Duration::from_secs(10);
-        assert_eq!(next_tick(1_000_003_000, ten), (1_000_010_000, Duration::from_millis(7_000)));
+        assert_eq!(
+            next_tick(1_000_003_000, ten),
+            (1_000_010_000, Duration::from_millis(7_000))
+        );
         // Exactly on a tick: the next one, never the same instant twice.
         assert_eq!(next_tick(1_000_010_000, ten).0, 1_000_020_000);
         assert_eq!(next_tick(59_999, Duration::from_secs(60)).0, 60_000);

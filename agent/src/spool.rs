@@ -107,7 +107,9 @@ impl Spool {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SpoolState> {
         // A panic while holding the lock leaves plain data behind; keep going with it.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -78,7 +78,9 @@ pub async fn run(
         write_configs(dir, &agent_id, grpc)?;
     }
     let say = |out: &mut (dyn Write + Send), line: String| -> Result<(), DemoError> {
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(DemoError::Output)
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(DemoError::Output)
     };
     say(out, format!("grpc: {grpc}"))?;
     say(out, format!("data: {}", dir.display()))?;
@@ -169,7 +171,11 @@ fn prepare_folder(dir: &Path, agent_id: &str, grpc: SocketAddr) -> Result<(), De
         ca
     };
     let server = ca.issue_server(
-        &["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()],
+        &[
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ],
         DEMO_CERT_VALIDITY,
     )?;
     write_file(&dir.join("collector.pem"), &server.cert_pem, false)?;
@@ -250,7 +256,13 @@ fn local_agent_id() -> String {
     let name = machine_name().unwrap_or_default();
     let cleaned: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
     if cleaned.is_empty() {
@@ -271,7 +283,10 @@ fn machine_name() -> Option<String> {
 
 fn shell_path(path: &Path) -> String {
     let text = path.display().to_string();
-    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
         text
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
@@ -290,7 +305,12 @@ fn describe(event: &IngestEvent) -> Option<String> {
             describe_inventory(inventory)
         ),
         IngestEvent::Stored { peer, batch } => {
-            format!("{clock}  {} batch {}: {}", peer.host, batch.seq, describe_batch(batch))
+            format!(
+                "{clock}  {} batch {}: {}",
+                peer.host,
+                batch.seq,
+                describe_batch(batch)
+            )
         }
         IngestEvent::Rejected { peer, seq, reason } => {
             format!("{clock}  {} batch {seq} refused: {reason}", peer.host)
@@ -348,7 +368,10 @@ fn describe_batch(batch: &Batch) -> String {
     if let Some(filesystem) = first_filesystem {
         let mountpoint = filesystem.labels.get("mountpoint").unwrap_or("?");
         let used = filesystem.samples.last().map(|sample| sample.value);
-        let limit = value("system_filesystem_limit_bytes", Some(("mountpoint", mountpoint)));
+        let limit = value(
+            "system_filesystem_limit_bytes",
+            Some(("mountpoint", mountpoint)),
+        );
         if let (Some(used), Some(limit)) = (used, limit) {
             if limit > 0.0 {
                 parts.push(format!("{mountpoint} {:.0} % full", used / limit * 100.0));

@@ -55,7 +55,10 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigFi
             Some(span) => {
                 let (line, column) = line_and_column(text, span.start);
                 let line_text = text.lines().nth(line - 1).unwrap_or("").trim();
-                format!(":{line}:{column}: {} (in `{line_text}`)", error.message().trim())
+                format!(
+                    ":{line}:{column}: {} (in `{line_text}`)",
+                    error.message().trim()
+                )
             }
             None => format!(": {}", error.message().trim()),
         };
@@ -91,8 +94,9 @@ pub fn deserialize_optional_duration<'de, D: serde::Deserializer<'de>>(
 
 /// `10s`, `5m`, `1h 30m`, `2d`: the duration syntax of every Vigil flag and config key.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|error| format!("{text:?} is not a duration ({error}); write e.g. \"10s\", \"5m\" or \"1h\""))
+    humantime::parse_duration(text.trim()).map_err(|error| {
+        format!("{text:?} is not a duration ({error}); write e.g. \"10s\", \"5m\" or \"1h\"")
+    })
 }
 
 #[cfg(test)]
@@ -111,16 +115,20 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_its_line() {
-        let error = parse::<Example>(Path::new("a.toml"), "name = \"x\"\ncolour = 3\n").unwrap_err();
+        let error =
+            parse::<Example>(Path::new("a.toml"), "name = \"x\"\ncolour = 3\n").unwrap_err();
         let text = error.to_string();
-        assert!(text.starts_with("config a.toml:2:1: unknown field `colour`"), "{text}");
+        assert!(
+            text.starts_with("config a.toml:2:1: unknown field `colour`"),
+            "{text}"
+        );
         assert!(!text.contains('\n'), "{text}");
     }
 
     #[test]
     fn a_bad_duration_says_what_would_work() {
-        let error =
-            parse::<Example>(Path::new("a.toml"), "name = \"x\"\ninterval = \"often\"\n").unwrap_err();
+        let error = parse::<Example>(Path::new("a.toml"), "name = \"x\"\ninterval = \"often\"\n")
+            .unwrap_err();
         let text = error.to_string();
         assert!(text.contains("a.toml:2:"), "{text}");
         assert!(text.contains("\"often\" is not a duration"), "{text}");
@@ -129,7 +137,9 @@ mod tests {
     #[test]
     fn a_missing_file_is_named() {
         let error = load::<Example>(Path::new("/nonexistent/vigil.toml")).unwrap_err();
-        assert!(error.to_string().starts_with("config /nonexistent/vigil.toml: cannot be read"));
+        assert!(error
+            .to_string()
+            .starts_with("config /nonexistent/vigil.toml: cannot be read"));
     }
 
     #[test]

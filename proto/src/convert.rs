@@ -276,7 +276,10 @@ impl TryFrom<pb::Batch> for Batch {
         let seq = batch.seq;
         let at_batch = |error: ValidationError| error.at(format!("batch {seq}"));
         if seq == 0 {
-            return Err(ValidationError::new("sequence number 0 is not valid (batches start at 1)").at(format!("batch {seq}")));
+            return Err(ValidationError::new(
+                "sequence number 0 is not valid (batches start at 1)",
+            )
+            .at(format!("batch {seq}")));
         }
         if batch.series.len() > MAX_SERIES_PER_BATCH {
             return Err(at_batch(ValidationError::new(format!(
@@ -361,7 +364,9 @@ impl TryFrom<pb::AgentMessage> for AgentMessage {
     fn try_from(message: pb::AgentMessage) -> Result<Self, Self::Error> {
         use pb::agent_message::Body;
         match message.body {
-            None => Err(ValidationError::new("empty message (no hello, batch or goodbye)")),
+            None => Err(ValidationError::new(
+                "empty message (no hello, batch or goodbye)",
+            )),
             Some(Body::Hello(hello)) => {
                 let inventory = hello
                     .inventory
@@ -477,10 +482,17 @@ mod tests {
     fn refuses_a_payload_that_claims_a_host() {
         let wire = pb::Batch {
             seq: 1,
-            series: vec![wire_series("system_uptime_seconds", &[("host", "other")], 1)],
+            series: vec![wire_series(
+                "system_uptime_seconds",
+                &[("host", "other")],
+                1,
+            )],
         };
         let error = Batch::try_from(wire).unwrap_err().to_string();
-        assert!(error.contains("series 0 (system_uptime_seconds)"), "{error}");
+        assert!(
+            error.contains("series 0 (system_uptime_seconds)"),
+            "{error}"
+        );
         assert!(error.contains("from the agent's certificate"), "{error}");
     }
 
@@ -494,13 +506,19 @@ mod tests {
             ],
         };
         let error = Batch::try_from(wire).unwrap_err().to_string();
-        assert!(error.starts_with("batch 3: series 1 (bad metric): metric name"), "{error}");
+        assert!(
+            error.starts_with("batch 3: series 1 (bad metric): metric name"),
+            "{error}"
+        );
 
         let wire = pb::Batch {
             seq: 3,
             series: vec![wire_series("ok", &[("9lives", "x")], 1)],
         };
-        assert!(Batch::try_from(wire).unwrap_err().to_string().contains("label name \"9lives\""));
+        assert!(Batch::try_from(wire)
+            .unwrap_err()
+            .to_string()
+            .contains("label name \"9lives\""));
     }
 
     #[test]
@@ -511,20 +529,29 @@ mod tests {
                 .map(|_| wire_series("m", &[], 0))
                 .collect(),
         };
-        assert!(Batch::try_from(too_many_series).unwrap_err().to_string().contains("over the limit"));
+        assert!(Batch::try_from(too_many_series)
+            .unwrap_err()
+            .to_string()
+            .contains("over the limit"));
 
         let too_many_samples = pb::Batch {
             seq: 1,
             series: vec![wire_series("m", &[], MAX_SAMPLES_PER_BATCH + 1)],
         };
-        assert!(Batch::try_from(too_many_samples).unwrap_err().to_string().contains("samples"));
+        assert!(Batch::try_from(too_many_samples)
+            .unwrap_err()
+            .to_string()
+            .contains("samples"));
 
         let long_value = "x".repeat(MAX_VALUE_BYTES + 1);
         let too_long = pb::Batch {
             seq: 1,
             series: vec![wire_series("m", &[("job", &long_value)], 1)],
         };
-        assert!(Batch::try_from(too_long).unwrap_err().to_string().contains("over the limit"));
+        assert!(Batch::try_from(too_long)
+            .unwrap_err()
+            .to_string()
+            .contains("over the limit"));
     }
 
     #[test]
@@ -533,9 +560,18 @@ mod tests {
             seq: 1,
             series: vec![wire_series("m", &[("a", "1"), ("a", "2")], 1)],
         };
-        assert!(Batch::try_from(wire).unwrap_err().to_string().contains("appears twice"));
-        let wire = pb::Batch { seq: 0, series: vec![] };
-        assert!(Batch::try_from(wire).unwrap_err().to_string().contains("sequence number 0"));
+        assert!(Batch::try_from(wire)
+            .unwrap_err()
+            .to_string()
+            .contains("appears twice"));
+        let wire = pb::Batch {
+            seq: 0,
+            series: vec![],
+        };
+        assert!(Batch::try_from(wire)
+            .unwrap_err()
+            .to_string()
+            .contains("sequence number 0"));
     }
 
     #[test]

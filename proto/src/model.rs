@@ -37,7 +37,9 @@ impl Labels {
 
     /// Builds a set from pairs in any order; a later pair with the same name replaces an
     /// earlier one.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         let mut labels = Self::new();
         for (name, value) in pairs {
             labels.insert(name, value);
@@ -176,8 +178,13 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CollectorMessage {
     /// Every batch up to and including `seq` is durable.
-    Ack { seq: u64 },
+    Ack {
+        seq: u64,
+    },
     /// Batch `seq` is refused for good; resending will not help.
-    Reject { seq: u64, reason: String },
+    Reject {
+        seq: u64,
+        reason: String,
+    },
     Config(AgentConfig),
 }

@@ -3,8 +3,8 @@
 //! It knows nothing of tokens or the network; it turns names into signed certificates.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,7 +50,8 @@ pub struct CertificateAuthority {
 
 impl std::fmt::Debug for CertificateAuthority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertificateAuthority").finish_non_exhaustive()
+        f.debug_struct("CertificateAuthority")
+            .finish_non_exhaustive()
     }
 }
 
@@ -226,14 +227,20 @@ mod tests {
         let error = CertificateAuthority::load(Path::new("/nonexistent/ca.pem"), Path::new("/x"))
             .unwrap_err()
             .to_string();
-        assert!(error.starts_with("reading CA certificate '/nonexistent/ca.pem'"), "{error}");
+        assert!(
+            error.starts_with("reading CA certificate '/nonexistent/ca.pem'"),
+            "{error}"
+        );
     }
 
     #[test]
     fn server_names_may_be_ip_addresses_or_dns_names() {
         let ca = CertificateAuthority::generate("Test CA").unwrap();
         let issued = ca
-            .issue_server(&["localhost".into(), "127.0.0.1".into()], Duration::from_secs(60))
+            .issue_server(
+                &["localhost".into(), "127.0.0.1".into()],
+                Duration::from_secs(60),
+            )
             .unwrap();
         assert!(issued.cert_pem.contains("BEGIN CERTIFICATE"));
         assert!(format!("{issued:?}").find("PRIVATE").is_none());

@@ -75,7 +75,9 @@ mod tests {
 
     fn der_of(pem: &str) -> Vec<u8> {
         use rustls::pki_types::{pem::PemObject, CertificateDer};
-        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+        CertificateDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .to_vec()
     }
 
     #[test]

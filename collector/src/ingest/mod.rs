@@ -128,7 +128,11 @@ impl pb::ingest_server::Ingest for IngestService {
             events: self.events.clone(),
             shutdown: self.shutdown.clone(),
         };
-        tokio::spawn(session.run(request.into_inner(), outbound_tx).instrument(span));
+        tokio::spawn(
+            session
+                .run(request.into_inner(), outbound_tx)
+                .instrument(span),
+        );
         Ok(Response::new(ReceiverStream::new(outbound_rx)))
     }
 }

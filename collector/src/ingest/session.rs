@@ -35,7 +35,8 @@ impl AgentSession {
             Ok(Ok(Some(message))) => match AgentMessage::try_from(message) {
                 Ok(AgentMessage::Hello(hello)) => hello,
                 Ok(_) => {
-                    return refuse(&outbound, "the first message of a stream must be a hello").await;
+                    return refuse(&outbound, "the first message of a stream must be a hello")
+                        .await;
                 }
                 Err(error) => return refuse(&outbound, &error.to_string()).await,
             },
@@ -53,7 +54,9 @@ impl AgentSession {
         if let Err(error) = self.record_hello(&hello).await {
             tracing::error!(%error, "storing the host's inventory failed");
             let _ = outbound
-                .send(Err(Status::unavailable("collector storage is failing; retry later")))
+                .send(Err(Status::unavailable(
+                    "collector storage is failing; retry later",
+                )))
                 .await;
             return;
         }
@@ -159,7 +162,9 @@ impl AgentSession {
             Err(join_error) => {
                 tracing::error!(seq, %join_error, "storing batch panicked");
                 let _ = outbound
-                    .send(Err(Status::internal("collector failed while storing the batch")))
+                    .send(Err(Status::internal(
+                        "collector failed while storing the batch",
+                    )))
                     .await;
                 return false;
             }

@@ -79,7 +79,10 @@ pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<rustls::ServerConfig>
         .map_err(|error| TlsError::Invalid {
             what: "server key",
             path: files.key.clone(),
-            reason: format!("does not match the certificate '{}': {error}", files.cert.display()),
+            reason: format!(
+                "does not match the certificate '{}': {error}",
+                files.cert.display()
+            ),
         })?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
