@@ -18,10 +18,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod config;
 pub mod demo;
 pub mod enroll;
 pub mod ingest;
+pub mod openmetrics;
 pub mod query;
 pub mod serve;
 pub mod store;

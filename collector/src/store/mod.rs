@@ -10,6 +10,7 @@
 //!
 //! Every method blocks on disk I/O; async callers run it on a blocking thread.
 
+pub mod chunk;
 mod error;
 mod keys;
 mod selector;

@@ -1,0 +1,1 @@
+//! Alert engine. (Being written.)

@@ -1,0 +1,1 @@
+//! OpenMetrics text parsing. (Being written.)
