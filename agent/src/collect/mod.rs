@@ -1,1 +1,76 @@
-//! Collection: one module per source of measurements. (Being written.)
+//! Collection: turns what this machine can tell about itself into catalog series, once per
+//! tick, without doing any I/O to the collector (that is `spool` and `ship`).
+//!
+//! The principal type is [`HostCollector`]: one long-lived set of sysinfo handles that
+//! [`HostCollector::collect`] samples into the `system_*` and `process_*` series of the metric
+//! catalog (docs in DESIGN.md), and that [`HostCollector::inventory`] describes as an
+//! [`Inventory`]. [`collect_once`] is what `vigil-agent collect --once` prints.
+//!
+//! Each source is one module; a source is made of metric families, and a family that fails is
+//! skipped and logged while the others still report. Modules, in reading order:
+//! - `host`: CPU, memory, filesystems, disk and network I/O, temperatures, processes and
+//!   the inventory, all through sysinfo.
+//! - `series`: how a family writes series for one tick (label limits, no duplicates).
+//! - `family`: failure isolation between families.
+//!
+//! SMART, services, backups and logs will be sibling sources of `host`.
+
+mod family;
+mod host;
+mod series;
+
+pub use host::HostCollector;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+use vigil_proto::model::{Inventory, Series};
+
+/// What this machine reports, as `vigil-agent collect --once --format json` prints it
+/// (pretty JSON of this struct).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CollectOnce {
+    pub inventory: Inventory,
+    pub series: Vec<Series>,
+}
+
+/// Collects one tick without a collector, for a technician checking what a machine reports.
+///
+/// Blocks for [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] (a few hundred milliseconds) first:
+/// CPU utilization is the difference between two readings, and a reading taken right after
+/// the first one would say nothing.
+pub fn collect_once(agent_version: &str) -> CollectOnce {
+    let mut collector = HostCollector::new();
+    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+    let series = collector.collect(unix_now_ms());
+    let inventory = collector.inventory(agent_version);
+    CollectOnce { inventory, series }
+}
+
+/// Milliseconds since the Unix epoch by the wall clock; 0 if the clock is before 1970.
+fn unix_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since_epoch| i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collect_once_serializes_inventory_and_series_at_one_timestamp() {
+        let report = collect_once("9.9.9-test");
+        let json = serde_json::to_value(&report).unwrap();
+
+        assert_eq!(json["inventory"]["agent_version"], "9.9.9-test");
+        let series = json["series"].as_array().unwrap();
+        assert!(series
+            .iter()
+            .any(|one| one["name"] == "system_cpu_utilization_ratio"));
+        let first_timestamp = &series[0]["samples"][0]["timestamp_ms"];
+        assert!(first_timestamp.as_i64().unwrap() > 0);
+        for one in series {
+            assert_eq!(&one["samples"][0]["timestamp_ms"], first_timestamp);
+        }
+    }
+}
