@@ -1,1 +1,0 @@
-//! OpenMetrics text parsing. (Being written.)
