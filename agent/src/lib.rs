@@ -9,6 +9,7 @@
 //!
 //! Modules, in reading order:
 //! - [`config`] — `agent.toml`.
+//! - [`enroll`] — joining a collector with a token; renewing the certificate.
 //! - [`collect`] — one module per source of measurements.
 //! - [`spool`] — batches waiting for the collector's ack.
 //! - [`ship`] — the gRPC stream, reconnects and backoff.
@@ -18,6 +19,7 @@
 
 pub mod collect;
 pub mod config;
+pub mod enroll;
 pub mod run;
 pub mod ship;
 pub mod spool;

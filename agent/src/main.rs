@@ -34,6 +34,25 @@ enum Command {
         #[arg(long, default_value = "10s", value_parser = vigil_proto::config_file::parse_duration)]
         interval: std::time::Duration,
     },
+    /// Join a collector with a join token: generate this machine's key, get its certificate,
+    /// write agent.toml. The key never leaves the machine.
+    Enroll {
+        /// The collector's ingest address, e.g. "https://msp.example:7443".
+        #[arg(long)]
+        collector: String,
+        /// The join token from 'vigil-collector token create'.
+        #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Folder for the key, certificates and agent.toml.
+        #[arg(long, default_value = default_config_dir())]
+        config_dir: PathBuf,
+        /// Name to enroll under [default: this machine's host name].
+        #[arg(long)]
+        hostname: Option<String>,
+        /// How long to wait for a technician's approval, if the token requires one.
+        #[arg(long, default_value = "1h", value_parser = vigil_proto::config_file::parse_duration)]
+        wait: std::time::Duration,
+    },
     /// Collect on the interval grid and stream to the collector until SIGTERM or Ctrl-C.
     Run {
         /// The agent's config file (agent.toml).
@@ -90,6 +109,43 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             } else {
                 collect_forever(format, interval).await
             }
+        }
+        Command::Enroll {
+            collector,
+            token,
+            config_dir,
+            hostname,
+            wait,
+        } => {
+            install_crypto_provider();
+            let token = token.parse()?;
+            let hostname = match hostname {
+                Some(hostname) => hostname,
+                None => {
+                    tokio::task::spawn_blocking(|| {
+                        collect::HostCollector::new()
+                            .inventory(AGENT_VERSION)
+                            .hostname
+                    })
+                    .await?
+                }
+            };
+            let options = vigil_agent::enroll::EnrollOptions {
+                collector_url: collector,
+                token,
+                config_dir,
+                hostname,
+                approval_wait: wait,
+                approval_poll: vigil_agent::enroll::APPROVAL_POLL,
+            };
+            let enrolled = vigil_agent::enroll::enroll(&options).await?;
+            println!(
+                "enrolled as '{}' of client '{}'; start reporting with: vigil-agent run --config {}",
+                enrolled.agent_id,
+                enrolled.client,
+                enrolled.config_path.display()
+            );
+            Ok(())
         }
         Command::Run { config } => {
             let config = AgentConfig::load(&config)?;
@@ -148,6 +204,15 @@ fn print_collection(report: &collect::CollectOnce, format: OutputFormat) -> anyh
         }
     }
     Ok(())
+}
+
+/// Where `enroll` writes by default: the service's configuration folder.
+const fn default_config_dir() -> &'static str {
+    if cfg!(windows) {
+        r"C:\ProgramData\Vigil\agent"
+    } else {
+        "/etc/vigil-agent"
+    }
 }
 
 /// rustls panics when more than one crypto provider is compiled in and none is chosen.

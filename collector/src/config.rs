@@ -24,6 +24,37 @@ pub struct CollectorConfig {
     pub store: StoreSection,
     #[serde(default)]
     pub agents: AgentsSection,
+    /// Enrollment of new agents. Without it, no enrollment listener runs and agents cannot
+    /// renew their certificates.
+    #[serde(default)]
+    pub enroll: Option<EnrollSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollSection {
+    /// Where agents with a join token enroll (no client certificate needed here).
+    /// Default: `0.0.0.0:7444`.
+    #[serde(default = "default_enroll_listen")]
+    pub listen: SocketAddr,
+    /// The CA certificate (PEM) that signs agent certificates.
+    pub ca_cert: PathBuf,
+    /// The CA's private key (PEM). Keep it mode 0600; it is never logged.
+    pub ca_key: PathBuf,
+    /// Lifetime of issued agent certificates, e.g. "30d". Agents renew at two thirds.
+    #[serde(
+        default = "default_cert_validity",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub cert_validity: Duration,
+}
+
+fn default_enroll_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 7444))
+}
+
+fn default_cert_validity() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -38,6 +69,17 @@ pub struct GrpcConfig {
     pub key: PathBuf,
     /// CA bundle (PEM) that agent certificates must chain to.
     pub client_ca: PathBuf,
+    /// Streams are closed after this long so the agent reconnects and its certificate is
+    /// checked again. Default: "1h".
+    #[serde(
+        default = "default_max_connection_age",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub max_connection_age: Duration,
+}
+
+fn default_max_connection_age() -> Duration {
+    Duration::from_secs(3600)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,12 +136,17 @@ impl CollectorConfig {
     }
 
     fn resolve_paths(&mut self, base: &Path) {
-        for path in [
+        let mut paths = vec![
             &mut self.data_dir,
             &mut self.grpc.cert,
             &mut self.grpc.key,
             &mut self.grpc.client_ca,
-        ] {
+        ];
+        if let Some(enroll) = &mut self.enroll {
+            paths.push(&mut enroll.ca_cert);
+            paths.push(&mut enroll.ca_key);
+        }
+        for path in paths {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
@@ -108,15 +155,34 @@ impl CollectorConfig {
 
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        for (key, path) in [
+        let mut files = vec![
             ("grpc.cert", &self.grpc.cert),
             ("grpc.key", &self.grpc.key),
             ("grpc.client_ca", &self.grpc.client_ca),
-        ] {
+        ];
+        if let Some(enroll) = &self.enroll {
+            files.push(("enroll.ca_cert", &enroll.ca_cert));
+            files.push(("enroll.ca_key", &enroll.ca_key));
+        }
+        for (key, path) in files {
             if let Err(error) = std::fs::metadata(path) {
                 problems.push(format!(
                     "{key} = '{}' cannot be read: {error}",
                     path.display()
+                ));
+            }
+        }
+        if self.grpc.max_connection_age < Duration::from_secs(10) {
+            problems.push(format!(
+                "grpc.max_connection_age = {:?} is too short (at least 10s)",
+                humantime::format_duration(self.grpc.max_connection_age).to_string()
+            ));
+        }
+        if let Some(enroll) = &self.enroll {
+            if enroll.cert_validity < Duration::from_secs(3600) {
+                problems.push(format!(
+                    "enroll.cert_validity = {:?} is too short (at least 1h)",
+                    humantime::format_duration(enroll.cert_validity).to_string()
                 ));
             }
         }

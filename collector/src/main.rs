@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vigil_collector::config::CollectorConfig;
 use vigil_collector::demo::{self, DemoOptions};
+use vigil_collector::enroll::admin;
 use vigil_collector::query::{self, OutputFormat};
 use vigil_collector::serve::Collector;
 use vigil_proto::config_file::parse_duration;
@@ -48,6 +49,21 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7443")]
         grpc: SocketAddr,
     },
+    /// The certificate authority that gives agents their identity.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// Join tokens for installing agents.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Enrolled hosts: list, approve, revoke.
+    Hosts {
+        #[command(subcommand)]
+        command: HostsCommand,
+    },
     /// Print stored series matching a Prometheus-style selector.
     Query {
         /// The collector's data directory (its `data_dir`).
@@ -60,6 +76,72 @@ enum Command {
         since: Duration,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create a CA and the collector's server certificate (keys written with mode 0600).
+    Init {
+        /// Folder for ca.pem, ca-key.pem, collector.pem and collector-key.pem.
+        #[arg(long, default_value = "/etc/vigil")]
+        dir: PathBuf,
+        /// The CA's name, e.g. "Vigil CA for Example MSP".
+        #[arg(long, default_value = "Vigil CA")]
+        name: String,
+        /// DNS name or IP address agents reach the collector at (repeat for several).
+        #[arg(long = "server-name", required = true)]
+        server_names: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a join token for one client; print it with the install command.
+    Create {
+        /// The collector's config file (its [enroll] section names the CA).
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+        /// The client the agents will belong to.
+        #[arg(long)]
+        client: String,
+        /// How long the token stays valid, e.g. "24h".
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        expires: Duration,
+        /// How many agents may enroll with it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// New agents wait until a technician runs 'hosts approve'.
+        #[arg(long)]
+        approve: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostsCommand {
+    /// Each enrolled host: client, enrolled, certificate expiry, revoked.
+    List {
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+    },
+    /// Agents waiting for approval.
+    Pending {
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+    },
+    /// Let a pending agent in.
+    Approve {
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+        /// The request id from 'hosts pending'.
+        request: String,
+    },
+    /// Cut a host off: its certificates are refused at once, open streams within seconds.
+    Revoke {
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+        /// The agent id (the host label).
+        host: String,
     },
 }
 
@@ -124,6 +206,73 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             demo::run(options, shutdown, &mut stdout).await?;
             Ok(())
         }
+        Command::Ca {
+            command:
+                CaCommand::Init {
+                    dir,
+                    name,
+                    server_names,
+                },
+        } => {
+            // The collector's own certificate is renewed by running this again in a new folder
+            // or with a future 'ca renew-server'; a year is a reasonable first term.
+            let files = admin::init_ca(
+                &dir,
+                &name,
+                &server_names,
+                Duration::from_secs(365 * 24 * 3600),
+            )?;
+            println!(
+                "wrote {} and {} (keep the key safe: it can issue certificates)",
+                files.ca_cert.display(),
+                files.ca_key.display()
+            );
+            println!(
+                "wrote {} and {} for {}",
+                files.server_cert.display(),
+                files.server_key.display(),
+                server_names.join(", ")
+            );
+            println!(
+                "in collector.toml:\n[grpc]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\n[enroll]\nca_cert = {:?}\nca_key = {:?}",
+                files.server_cert, files.server_key, files.ca_cert, files.ca_cert, files.ca_key
+            );
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    config,
+                    client,
+                    expires,
+                    uses,
+                    approve,
+                },
+        } => {
+            let loaded = CollectorConfig::load(&config)?;
+            let created = admin::create_token(&loaded, &config, &client, expires, uses, approve)?;
+            let expires_at = std::time::UNIX_EPOCH
+                + Duration::from_millis(created.record.expires_at_ms.max(0) as u64);
+            println!("{}", created.token);
+            eprintln!(
+                "join token for client '{client}': {} use{}, expires {}{}",
+                uses,
+                if uses == 1 { "" } else { "s" },
+                humantime::format_rfc3339_seconds(expires_at),
+                if approve {
+                    ", each new agent waits for 'hosts approve'"
+                } else {
+                    ""
+                }
+            );
+            eprintln!(
+                "on the client machine: vigil-agent install --collector https://<collector>:{} --token {}",
+                loaded.grpc.listen.port(),
+                created.token
+            );
+            Ok(())
+        }
+        Command::Hosts { command } => run_hosts(command),
         Command::Query {
             data,
             selector,
@@ -147,6 +296,58 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_hosts(command: HostsCommand) -> anyhow::Result<()> {
+    let data_dir = |config: &PathBuf| CollectorConfig::load(config).map(|c| c.data_dir);
+    match command {
+        HostsCommand::List { config } => {
+            let hosts = admin::list_hosts(&data_dir(&config)?)?;
+            if hosts.is_empty() {
+                eprintln!("no hosts enrolled yet; 'vigil-collector token create' starts one");
+            }
+            println!(
+                "{:<32} {:<24} {:<22} {:<22} STATE",
+                "HOST", "CLIENT", "ENROLLED", "CERT EXPIRES"
+            );
+            for host in hosts {
+                let time = |ms: i64| {
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
+                    )
+                    .to_string()
+                };
+                let state = match host.revoked_at_ms {
+                    Some(at) => format!("revoked {}", time(at)),
+                    None => "active".to_string(),
+                };
+                println!(
+                    "{:<32} {:<24} {:<22} {:<22} {state}",
+                    host.record.agent_id,
+                    host.record.client,
+                    time(host.record.enrolled_at_ms),
+                    time(host.record.cert_expires_at_ms)
+                );
+            }
+        }
+        HostsCommand::Pending { config } => {
+            for request in admin::pending(&data_dir(&config)?)? {
+                println!(
+                    "{}  {}  client '{}'",
+                    request.request_id, request.hostname, request.client
+                );
+            }
+        }
+        HostsCommand::Approve { config, request } => {
+            admin::approve(&data_dir(&config)?, &request)?;
+            println!("approved {request}: the agent gets its certificate at its next attempt");
+        }
+        HostsCommand::Revoke { config, host } => {
+            admin::revoke_host(&data_dir(&config)?, &host)?;
+            println!("revoked {host}: a running collector refuses it within a second");
+        }
+    }
+    Ok(())
 }
 
 /// SIGTERM (systemd stop) and Ctrl-C cancel the same token.

@@ -12,12 +12,14 @@
 //! - [`limits`] — the bounds the collector enforces on everything an agent sends.
 //! - [`convert`] — `From` domain → wire, `TryFrom` wire → domain with validation.
 //! - [`pb`] — the generated code.
+//! - [`join_token`] — the token an agent installer joins with.
 //! - [`config_file`] — how both binaries read their TOML files and report what is wrong.
 
 #![forbid(unsafe_code)]
 
 pub mod config_file;
 pub mod convert;
+pub mod join_token;
 pub mod limits;
 pub mod model;
 

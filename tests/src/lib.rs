@@ -48,6 +48,7 @@ impl Pki {
         let dir = tempfile::tempdir().expect("temporary folder");
         let ca = CertificateAuthority::generate("Test CA").expect("CA");
         std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(dir.path().join("ca-key.pem"), ca.key_pem()).unwrap();
         let server = ca
             .issue_server(&["localhost".into(), "127.0.0.1".into()], VALIDITY)
             .expect("server certificate");
@@ -80,6 +81,17 @@ impl Pki {
     /// A collector config on port 0 with its store in this folder.
     pub fn collector_config(&self) -> CollectorConfig {
         let text = "data_dir = \"data\"\n[grpc]\nlisten = \"127.0.0.1:0\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n";
+        let path = self.path("collector.toml");
+        std::fs::write(&path, text).unwrap();
+        CollectorConfig::load(&path).expect("collector config")
+    }
+
+    /// A collector config with enrollment on a loopback port and certificates valid for
+    /// `cert_validity`.
+    pub fn collector_config_with_enrollment(&self, cert_validity: &str) -> CollectorConfig {
+        let text = format!(
+            "data_dir = \"data\"\n[grpc]\nlisten = \"127.0.0.1:0\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n[enroll]\nlisten = \"127.0.0.1:0\"\nca_cert = \"ca.pem\"\nca_key = \"ca-key.pem\"\ncert_validity = \"{cert_validity}\"\n"
+        );
         let path = self.path("collector.toml");
         std::fs::write(&path, text).unwrap();
         CollectorConfig::load(&path).expect("collector config")
@@ -119,6 +131,8 @@ pub struct AgentFiles {
 /// A collector serving on a loopback port in this process.
 pub struct RunningCollector {
     pub grpc: SocketAddr,
+    /// The enrollment listener, when the config has one.
+    pub enroll: Option<SocketAddr>,
     pub store: vigil_collector::store::Store,
     pub events: tokio::sync::broadcast::Receiver<vigil_collector::ingest::IngestEvent>,
     shutdown: CancellationToken,
@@ -133,11 +147,13 @@ impl RunningCollector {
             .await
             .expect("collector binds");
         let grpc = collector.grpc_addr();
+        let enroll = collector.enroll_addr();
         let store = collector.store().clone();
         let events = collector.events();
         let serving = tokio::spawn(collector.run());
         Self {
             grpc,
+            enroll,
             store,
             events,
             shutdown,

@@ -139,6 +139,49 @@ impl CertificateAuthority {
         self.sign_new_key(&subject, params, validity)
     }
 
+    /// SHA-256 of the CA certificate (DER): what a join token carries so that an agent can
+    /// tell the real collector from a man in the middle at its first contact.
+    pub fn fingerprint(&self) -> Result<[u8; 32], CaError> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let der = CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).map_err(|error| {
+            CaError::Issue {
+                subject: "CA".into(),
+                reason: format!("reading back the CA certificate: {error}"),
+            }
+        })?;
+        Ok(sha256(der.as_ref()))
+    }
+
+    /// Signs a certificate for the key in `csr_der` (PKCS#10, DER). Only the key is taken
+    /// from the request: the subject (agent id, client), usages and validity are the CA's
+    /// decision. The request's signature proves the agent holds the private key.
+    pub fn sign_agent_csr(
+        &self,
+        csr_der: &[u8],
+        agent_id: &str,
+        client: &str,
+        validity: Duration,
+    ) -> Result<String, CaError> {
+        let request = rcgen::CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
+            .map_err(|error| CaError::Issue {
+                subject: agent_id.to_string(),
+                reason: format!("the certificate signing request is not valid: {error}"),
+            })?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = distinguished_name(agent_id, Some(client));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(&mut params, validity);
+        let cert = params
+            .signed_by(&request.public_key, &self.issuer)
+            .map_err(|error| CaError::Issue {
+                subject: agent_id.to_string(),
+                reason: error.to_string(),
+            })?;
+        Ok(cert.pem())
+    }
+
     /// An agent certificate naming the agent id and its client, with a key generated here.
     /// Enrollment proper signs a CSR instead, so the key never leaves the agent; this is for
     /// the demo and tests.
@@ -176,6 +219,14 @@ impl CertificateAuthority {
     }
 }
 
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 fn distinguished_name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, common_name);
@@ -185,10 +236,13 @@ fn distinguished_name(common_name: &str, organization: Option<&str>) -> Distingu
     name
 }
 
-/// Valid from a minute ago (clocks drift) for `validity`.
+/// How far before its issue a certificate's validity starts, for clocks that drift.
+pub const BACKDATE: Duration = Duration::from_secs(60);
+
+/// Valid from [`BACKDATE`] ago for `validity`.
 fn set_validity(params: &mut CertificateParams, validity: Duration) {
     let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::minutes(1);
+    params.not_before = now - BACKDATE;
     params.not_after = now + validity;
 }
 

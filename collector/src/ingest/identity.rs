@@ -10,6 +10,11 @@ pub struct PeerIdentity {
     pub host: String,
     /// The client the host belongs to: the certificate subject's organization.
     pub client: String,
+    /// When the certificate was issued (its start of validity, less the CA's backdating),
+    /// ms since the Unix epoch. Revocation refuses certificates issued before it.
+    pub issued_at_ms: i64,
+    /// End of the certificate's validity, ms since the Unix epoch.
+    pub expires_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,7 +38,14 @@ impl PeerIdentity {
         let client = first_string(subject.iter_organization(), "organization (O)")?;
         check_name("common name (CN)", &host)?;
         check_name("organization (O)", &client)?;
-        Ok(Self { host, client })
+        let validity = cert.validity();
+        let backdate_ms = crate::enroll::ca::BACKDATE.as_millis() as i64;
+        Ok(Self {
+            host,
+            client,
+            issued_at_ms: validity.not_before.timestamp() * 1000 + backdate_ms,
+            expires_at_ms: validity.not_after.timestamp() * 1000,
+        })
     }
 }
 

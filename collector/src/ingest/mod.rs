@@ -13,6 +13,8 @@ pub mod identity;
 pub mod session;
 pub mod tls;
 
+use crate::enroll::revocation::RevocationList;
+use crate::enroll::service::RenewalService;
 use crate::store::Store;
 use identity::PeerIdentity;
 use std::net::SocketAddr;
@@ -66,6 +68,9 @@ pub struct IngestSettings {
     pub agent_interval: Option<Duration>,
     /// How far ahead of the collector's clock a sample may be before the batch is refused.
     pub max_clock_skew: Duration,
+    /// Streams are closed after this long, so the agent reconnects and its certificate is
+    /// checked again at the handshake. Default: 1 h.
+    pub max_connection_age: Duration,
 }
 
 impl Default for IngestSettings {
@@ -73,6 +78,7 @@ impl Default for IngestSettings {
         Self {
             agent_interval: None,
             max_clock_skew: Duration::from_secs(300),
+            max_connection_age: Duration::from_secs(3600),
         }
     }
 }
@@ -82,16 +88,23 @@ impl Default for IngestSettings {
 pub struct IngestService {
     store: Store,
     settings: IngestSettings,
+    revocations: RevocationList,
     events: broadcast::Sender<IngestEvent>,
     shutdown: CancellationToken,
 }
 
 impl IngestService {
-    pub fn new(store: Store, settings: IngestSettings, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        store: Store,
+        settings: IngestSettings,
+        revocations: RevocationList,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (events, _) = broadcast::channel(1024);
         Self {
             store,
             settings,
+            revocations,
             events,
             shutdown,
         }
@@ -125,6 +138,7 @@ impl pb::ingest_server::Ingest for IngestService {
             peer,
             store: self.store.clone(),
             settings: self.settings.clone(),
+            revocations: self.revocations.clone(),
             events: self.events.clone(),
             shutdown: self.shutdown.clone(),
         };
@@ -142,6 +156,7 @@ pub struct IngestServer {
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     service: IngestService,
+    renewal: Option<RenewalService>,
 }
 
 impl IngestServer {
@@ -155,7 +170,14 @@ impl IngestServer {
             listener,
             tls,
             service,
+            renewal: None,
         })
+    }
+
+    /// Also serves certificate renewal to the agents connected here.
+    pub fn with_renewal(mut self, renewal: RenewalService) -> Self {
+        self.renewal = Some(renewal);
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -169,7 +191,12 @@ impl IngestServer {
     /// Serves until `shutdown` is cancelled, then lets open sessions finish their current
     /// batch and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), tonic::transport::Error> {
-        let connections = tls::accept_verified(self.listener, self.tls, shutdown.clone());
+        let connections = tls::accept_verified(
+            self.listener,
+            self.tls,
+            self.service.revocations.clone(),
+            shutdown.clone(),
+        );
         let incoming = ReceiverStream::new(connections).map(Ok::<_, std::io::Error>);
         let service = pb::ingest_server::IngestServer::new(self.service)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -178,6 +205,7 @@ impl IngestServer {
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .add_service(service)
+            .add_optional_service(self.renewal.map(pb::renewal_server::RenewalServer::new))
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
     }

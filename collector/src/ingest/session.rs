@@ -7,6 +7,7 @@
 
 use super::identity::PeerIdentity;
 use super::{IngestEvent, IngestSettings};
+use crate::enroll::revocation::{RevocationList, RELOAD_INTERVAL};
 use crate::store::{AppendOutcome, SeriesSamples, Store, WriterId};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,6 +26,7 @@ pub struct AgentSession {
     pub peer: PeerIdentity,
     pub store: Store,
     pub settings: IngestSettings,
+    pub revocations: RevocationList,
     pub events: broadcast::Sender<IngestEvent>,
     pub shutdown: CancellationToken,
 }
@@ -81,10 +83,28 @@ impl AgentSession {
             }
         }
 
+        let closing_time = tokio::time::Instant::now() + self.settings.max_connection_age;
+        let mut revocation_check = tokio::time::interval(RELOAD_INTERVAL);
         loop {
             let message = tokio::select! {
                 // Shutting down: stop taking batches; what was acked is already on disk.
                 _ = self.shutdown.cancelled() => break,
+                // Certificates are checked at the handshake only: old streams are closed so
+                // the agent reconnects and is checked again.
+                _ = tokio::time::sleep_until(closing_time) => {
+                    tracing::info!("closing a stream that reached its maximum age");
+                    break;
+                }
+                _ = revocation_check.tick() => {
+                    if self.revocations.is_revoked(&self.peer) {
+                        tracing::warn!("closing the stream of a revoked host");
+                        let _ = outbound
+                            .send(Err(Status::permission_denied("this host's certificate is revoked")))
+                            .await;
+                        break;
+                    }
+                    continue;
+                }
                 message = inbound.message() => message,
             };
             let message = match message {

@@ -6,6 +6,7 @@
 //! loop or anyone else's handshake.
 
 use super::identity::PeerIdentity;
+use crate::enroll::revocation::RevocationList;
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use std::io;
@@ -76,6 +77,38 @@ pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<rustls::ServerConfig>
         .map_err(|error| TlsError::Config(error.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
+        .map_err(|error| TlsError::Invalid {
+            what: "server key",
+            path: files.key.clone(),
+            reason: format!(
+                "does not match the certificate '{}': {error}",
+                files.cert.display()
+            ),
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The enrollment listener's configuration: server authentication only (agents arrive
+/// without a certificate), TLS 1.3, and the CA certificate sent along with the server's so
+/// an agent can check it against the fingerprint in its join token.
+pub fn enrollment_server_config(
+    files: &ServerTlsFiles,
+    ca_cert: &Path,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut chain = load_certs(&files.cert, "server certificate")?;
+    for ca in load_certs(ca_cert, "CA certificate")? {
+        if !chain.contains(&ca) {
+            chain.push(ca);
+        }
+    }
+    let key = load_key(&files.key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|error| TlsError::Config(error.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
         .map_err(|error| TlsError::Invalid {
             what: "server key",
             path: files.key.clone(),
@@ -180,15 +213,55 @@ impl AsyncWrite for AgentConnection {
 }
 
 /// Accepts TCP connections until `shutdown`, completes each TLS handshake in its own task
-/// and yields the verified connections. Refused handshakes are logged and dropped here; they
-/// never reach tonic.
+/// and yields the verified, unrevoked agent connections. Refused handshakes are logged and
+/// dropped here; they never reach tonic.
 pub fn accept_verified(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    revocations: RevocationList,
     shutdown: CancellationToken,
 ) -> mpsc::Receiver<AgentConnection> {
-    let (verified_tx, verified_rx) = mpsc::channel(64);
+    accept_with(
+        listener,
+        config,
+        shutdown,
+        move |stream, remote| match peer_identity(&stream) {
+            Ok(peer) if revocations.is_revoked(&peer) => {
+                tracing::warn!(%remote, host = %peer.host, "refusing a revoked certificate");
+                None
+            }
+            Ok(peer) => {
+                tracing::debug!(%remote, host = %peer.host, client = %peer.client, "agent connected");
+                Some(AgentConnection { stream, peer })
+            }
+            Err(error) => {
+                tracing::warn!(%remote, %error, "refusing agent certificate");
+                None
+            }
+        },
+    )
+}
+
+/// Like [`accept_verified`] for a listener without client certificates (enrollment).
+pub fn accept_any(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<TlsStream<TcpStream>> {
+    accept_with(listener, config, shutdown, |stream, _| Some(stream))
+}
+
+/// The accept loop: one task per handshake, each bounded by [`HANDSHAKE_TIMEOUT`]; `admit`
+/// decides what a completed handshake becomes.
+fn accept_with<T: Send + 'static>(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    shutdown: CancellationToken,
+    admit: impl Fn(TlsStream<TcpStream>, std::net::SocketAddr) -> Option<T> + Send + Sync + 'static,
+) -> mpsc::Receiver<T> {
+    let (admitted_tx, admitted_rx) = mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let admit = Arc::new(admit);
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = tokio::select! {
@@ -204,23 +277,22 @@ pub fn accept_verified(
                 },
             };
             let acceptor = acceptor.clone();
-            let verified_tx = verified_tx.clone();
+            let admitted_tx = admitted_tx.clone();
+            let admit = admit.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
                     Ok(Err(error)) => tracing::info!(%remote, %error, "TLS handshake refused"),
-                    Ok(Ok(stream)) => match peer_identity(&stream) {
-                        Ok(peer) => {
-                            tracing::debug!(%remote, host = %peer.host, client = %peer.client, "agent connected");
-                            let _ = verified_tx.send(AgentConnection { stream, peer }).await;
+                    Ok(Ok(stream)) => {
+                        if let Some(admitted) = admit(stream, remote) {
+                            let _ = admitted_tx.send(admitted).await;
                         }
-                        Err(error) => tracing::warn!(%remote, %error, "refusing agent certificate"),
-                    },
+                    }
                 }
             });
         }
     });
-    verified_rx
+    admitted_rx
 }
 
 fn peer_identity(
