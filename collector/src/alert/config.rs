@@ -1,0 +1,934 @@
+//! The rules file: TOML that tunes, disables or adds alert rules on top of the built-in pack.
+//! Without a file the pack runs as it is. Every problem is reported at once, one line each,
+//! with the file, line and column, what is wrong and how to fix it; a file with any problem
+//! is refused whole.
+//!
+//! ```toml
+//! [forecast]                        # horizons of every forecast rule unless it sets its own
+//! warn_horizon = "10d"
+//! critical_horizon = "3d"
+//!
+//! [rules.CpuSaturated]              # a built-in rule, switched off
+//! enabled = false
+//!
+//! [rules.FilesystemFullForecast]    # a built-in rule, tuned
+//! warn_horizon = "14d"
+//!
+//! [rules.InletTooHot]               # a new rule
+//! kind = "threshold"
+//! metric = "system_temperature_celsius"
+//! match = { sensor = "inlet" }
+//! above = { warning = 35, critical = 40 }
+//! for = "10m"
+//! category = "overheating"
+//! summary = "inlet air on {host} at {value}; check the room's cooling"
+//! ```
+
+use crate::alert::pack::METRIC_CATALOG;
+use crate::alert::rule::{
+    Change, Creep, Direction, FailureKind, Flapping, Forecast, HostSilent, Rule, RuleKind, RuleSet,
+    SeriesSilent, Severity, Signal, Staleness, Threshold, Unit,
+};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+use vigil_proto::config_file::{self, parse_duration, ConfigFileError};
+use vigil_proto::model::Labels;
+
+const KINDS: &[&str] = &[
+    "threshold",
+    "forecast",
+    "change",
+    "staleness",
+    "flapping",
+    "creep",
+    "host_silent",
+    "series_silent",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    forecast: Option<ForecastDefaults>,
+    #[serde(default)]
+    rules: BTreeMap<Spanned<String>, RuleTable>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForecastDefaults {
+    warn_horizon: Option<Spanned<String>>,
+    critical_horizon: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Levels {
+    warning: Option<f64>,
+    critical: Option<f64>,
+    emergency: Option<f64>,
+}
+
+/// One `[rules.NAME]` table. Every field is optional; which ones apply depends on the kind.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleTable {
+    enabled: Option<bool>,
+    kind: Option<Spanned<String>>,
+    metric: Option<Spanned<OneOrMany>>,
+    #[serde(rename = "match")]
+    matchers: Option<BTreeMap<String, String>>,
+    divide_by: Option<Spanned<String>>,
+    above: Option<Spanned<Levels>>,
+    below: Option<Spanned<Levels>>,
+    clear: Option<Spanned<f64>>,
+    #[serde(rename = "for")]
+    pending_for: Option<Spanned<String>>,
+    clear_for: Option<Spanned<String>>,
+    warn_horizon: Option<Spanned<String>>,
+    critical_horizon: Option<Spanned<String>>,
+    min_history: Option<Spanned<String>>,
+    exhausted_at: Option<Spanned<f64>>,
+    direction: Option<Spanned<String>>,
+    window: Option<Spanned<String>>,
+    escalate_after: Option<Spanned<u32>>,
+    quiet_for: Option<Spanned<String>>,
+    max_age: Option<Spanned<String>>,
+    count: Option<Spanned<u32>>,
+    after: Option<Spanned<String>>,
+    severity: Option<Spanned<String>>,
+    relative_to: Option<Spanned<BTreeMap<String, String>>>,
+    explained_by: Option<Spanned<String>>,
+    rise: Option<Spanned<f64>>,
+    unit: Option<Spanned<String>>,
+    category: Option<Spanned<String>>,
+    summary: Option<Spanned<String>>,
+}
+
+/// Reads a rules file and applies it to the built-in pack.
+pub fn load_rules(path: &Path) -> Result<RuleSet, ConfigFileError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigFileError::invalid(
+            path,
+            vec![format!(
+                "cannot be read: {error}; check the path, or leave the option out to use the \
+                 built-in rules"
+            )],
+        )
+    })?;
+    parse_rules(path, &text)
+}
+
+/// Parses rules-file text as if read from `path` (used in messages only).
+pub fn parse_rules(path: &Path, text: &str) -> Result<RuleSet, ConfigFileError> {
+    let file: RulesFile = config_file::parse(path, text)?;
+    let mut problems = Problems {
+        path,
+        text,
+        lines: Vec::new(),
+    };
+    let mut rules = RuleSet::builtin();
+    let defaults = forecast_defaults(file.forecast.as_ref(), &mut problems);
+    if let Some((warn, critical)) = defaults {
+        for rule in &mut rules.rules {
+            if let RuleKind::Forecast(forecast) = &mut rule.kind {
+                forecast.warn_horizon = warn;
+                forecast.critical_horizon = critical;
+            }
+        }
+    }
+    let mut disabled = Vec::new();
+    for (name, table) in &file.rules {
+        let span = name.span();
+        let name = name.get_ref();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            problems.at(
+                span,
+                format!(
+                    "rule name {name:?} must be letters, digits and underscores, e.g. \
+                     InletTooHot"
+                ),
+            );
+            continue;
+        }
+        if table.enabled == Some(false) {
+            if rules.get(name).is_none() && table.kind.is_none() {
+                problems.unknown_rule(span, name, &rules);
+            }
+            disabled.push(name.clone());
+            continue;
+        }
+        match rules.position(name) {
+            Some(index) => {
+                if let Some(kind) = &table.kind {
+                    let builtin_kind = rules.rules[index].kind.name();
+                    if kind.get_ref() != builtin_kind {
+                        problems.at(
+                            kind.span(),
+                            format!(
+                                "rules.{name}.kind: {name} is a built-in {builtin_kind} rule and \
+                                 cannot become {}; give the new rule another name",
+                                kind.get_ref()
+                            ),
+                        );
+                        continue;
+                    }
+                }
+                let mut rule = rules.rules[index].clone();
+                apply(&mut rule, name, table, &mut problems);
+                rules.rules[index] = rule;
+            }
+            None => {
+                let Some(kind) = &table.kind else {
+                    problems.unknown_rule(span, name, &rules);
+                    continue;
+                };
+                if let Some(rule) = new_rule(name, kind, table, defaults, &mut problems) {
+                    rules.rules.push(rule);
+                }
+            }
+        }
+    }
+    rules.rules.retain(|rule| !disabled.contains(&rule.name));
+    if problems.lines.is_empty() {
+        Ok(rules)
+    } else {
+        Err(ConfigFileError {
+            path: path.to_path_buf(),
+            problems: problems.lines,
+        })
+    }
+}
+
+/// Problems found after parsing, each with its place in the file.
+struct Problems<'a> {
+    path: &'a Path,
+    text: &'a str,
+    lines: Vec<String>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, span: std::ops::Range<usize>, message: String) {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        self.lines.push(format!(
+            "config {}:{line}:{column}: {message}",
+            self.path.display()
+        ));
+    }
+
+    fn unknown_rule(&mut self, span: std::ops::Range<usize>, name: &str, rules: &RuleSet) {
+        let names: Vec<&str> = rules.rules.iter().map(|r| r.name.as_str()).collect();
+        let hint = match closest(name, &names) {
+            Some(close) => format!("did you mean {close}? "),
+            None => String::new(),
+        };
+        self.at(
+            span,
+            format!(
+                "rules.{name}: there is no built-in rule {name}; {hint}to add a new rule, set \
+                 its kind (one of {})",
+                KINDS.join(", ")
+            ),
+        );
+    }
+
+    fn duration(
+        &mut self,
+        field: &str,
+        value: &Spanned<String>,
+        allow_zero: bool,
+    ) -> Option<Duration> {
+        match parse_duration(value.get_ref()) {
+            Ok(duration) if duration.is_zero() && !allow_zero => {
+                self.at(
+                    value.span(),
+                    format!("{field} = \"0s\" is impossible here; it must be longer than zero"),
+                );
+                None
+            }
+            Ok(duration) if duration > Duration::from_secs(366 * 86_400) => {
+                self.at(
+                    value.span(),
+                    format!(
+                        "{field} = {:?} is longer than a year; write a duration such as \"7d\"",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+            Ok(duration) => Some(duration),
+            Err(message) => {
+                self.at(value.span(), format!("{field}: {message}"));
+                None
+            }
+        }
+    }
+}
+
+fn forecast_defaults(
+    defaults: Option<&ForecastDefaults>,
+    problems: &mut Problems,
+) -> Option<(Duration, Duration)> {
+    let defaults = defaults?;
+    let warn = match &defaults.warn_horizon {
+        Some(value) => problems.duration("forecast.warn_horizon", value, false)?,
+        None => crate::alert::pack::WARN_HORIZON,
+    };
+    let critical = match &defaults.critical_horizon {
+        Some(value) => problems.duration("forecast.critical_horizon", value, false)?,
+        None => crate::alert::pack::CRITICAL_HORIZON,
+    };
+    if critical > warn {
+        let span = defaults
+            .critical_horizon
+            .as_ref()
+            .or(defaults.warn_horizon.as_ref())
+            .map(|s| s.span())
+            .unwrap_or(0..0);
+        problems.at(
+            span,
+            "forecast.critical_horizon is longer than forecast.warn_horizon; the critical \
+             horizon must be the nearer one (e.g. warn \"7d\", critical \"2d\")"
+                .to_owned(),
+        );
+        return None;
+    }
+    Some((warn, critical))
+}
+
+/// Fields that only some kinds read, for "does not apply" messages.
+fn fields_set(table: &RuleTable) -> Vec<(&'static str, std::ops::Range<usize>)> {
+    let mut set = Vec::new();
+    macro_rules! spanned {
+        ($($field:ident => $name:literal),*) => {
+            $(if let Some(value) = &table.$field { set.push(($name, value.span())); })*
+        };
+    }
+    spanned!(
+        metric => "metric", divide_by => "divide_by", above => "above", below => "below",
+        clear => "clear", warn_horizon => "warn_horizon", critical_horizon => "critical_horizon",
+        min_history => "min_history", exhausted_at => "exhausted_at", direction => "direction",
+        window => "window", escalate_after => "escalate_after", quiet_for => "quiet_for",
+        max_age => "max_age", count => "count", after => "after", severity => "severity",
+        relative_to => "relative_to", explained_by => "explained_by", rise => "rise",
+        unit => "unit"
+    );
+    set
+}
+
+fn applicable_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "threshold" => &["metric", "divide_by", "above", "below", "clear", "unit"],
+        "forecast" => &[
+            "metric",
+            "divide_by",
+            "warn_horizon",
+            "critical_horizon",
+            "min_history",
+            "exhausted_at",
+            "direction",
+            "unit",
+        ],
+        "change" => &["metric", "window", "escalate_after", "quiet_for"],
+        "staleness" => &["metric", "max_age"],
+        "flapping" => &["metric", "window", "count", "severity"],
+        "creep" => &["metric", "relative_to", "explained_by", "rise"],
+        "host_silent" => &["after"],
+        "series_silent" => &["metric", "after", "severity"],
+        _ => &[],
+    }
+}
+
+/// Applies a table's fields to `rule`, reporting fields that do not fit its kind.
+fn apply(rule: &mut Rule, name: &str, table: &RuleTable, problems: &mut Problems) {
+    let kind_name = rule.kind.name();
+    let applicable = applicable_fields(kind_name);
+    for (field, span) in fields_set(table) {
+        if !applicable.contains(&field) {
+            problems.at(
+                span,
+                format!(
+                    "rules.{name}.{field} does not apply to {kind_name} rules; their fields \
+                     are: for, clear_for, summary, category, {}",
+                    applicable.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(value) = &table.pending_for {
+        if let Some(duration) = problems.duration(&format!("rules.{name}.for"), value, true) {
+            rule.pending_for = duration;
+        }
+    }
+    if let Some(value) = &table.clear_for {
+        if let Some(duration) = problems.duration(&format!("rules.{name}.clear_for"), value, true) {
+            rule.clear_for = duration;
+        }
+    }
+    if let Some(value) = &table.summary {
+        rule.summary = value.get_ref().clone();
+    }
+    if let Some(value) = &table.category {
+        match FailureKind::parse(value.get_ref()) {
+            Some(category) => rule.category = Some(category),
+            None => problems.at(
+                value.span(),
+                format!(
+                    "rules.{name}.category = {:?} is not a failure kind; use one of {}",
+                    value.get_ref(),
+                    FailureKind::ALL.map(|k| k.as_str()).join(", ")
+                ),
+            ),
+        }
+    }
+    let field = |f: &str| format!("rules.{name}.{f}");
+    let signal = signal_from(name, table, problems);
+    match &mut rule.kind {
+        RuleKind::Threshold(threshold) => {
+            if let Some(signal) = signal {
+                threshold.signal = signal;
+            }
+            if let Some((direction, levels)) = levels_from(name, table, problems) {
+                threshold.direction = direction;
+                threshold.levels = levels;
+            }
+            if let Some(clear) = &table.clear {
+                threshold.clear = Some(*clear.get_ref());
+            }
+            if let Some(unit) = unit_from(name, table, problems) {
+                threshold.unit = unit;
+            }
+            check_clear(name, table, threshold, problems);
+        }
+        RuleKind::Forecast(forecast) => {
+            if let Some(signal) = signal {
+                forecast.signal = signal;
+            }
+            if let Some(value) = &table.warn_horizon {
+                if let Some(d) = problems.duration(&field("warn_horizon"), value, false) {
+                    forecast.warn_horizon = d;
+                }
+            }
+            if let Some(value) = &table.critical_horizon {
+                if let Some(d) = problems.duration(&field("critical_horizon"), value, false) {
+                    forecast.critical_horizon = d;
+                }
+            }
+            if forecast.critical_horizon > forecast.warn_horizon {
+                let span = table
+                    .critical_horizon
+                    .as_ref()
+                    .or(table.warn_horizon.as_ref())
+                    .map(|s| s.span())
+                    .unwrap_or(0..0);
+                problems.at(
+                    span,
+                    format!(
+                        "rules.{name}: critical_horizon is longer than warn_horizon; the \
+                         critical horizon must be the nearer one (e.g. warn \"7d\", critical \
+                         \"2d\")"
+                    ),
+                );
+            }
+            if let Some(value) = &table.min_history {
+                if let Some(d) = problems.duration(&field("min_history"), value, false) {
+                    forecast.min_history = d;
+                }
+            }
+            if let Some(value) = &table.exhausted_at {
+                forecast.exhausted_at = *value.get_ref();
+            }
+            if let Some(value) = &table.direction {
+                match value.get_ref().as_str() {
+                    "above" => forecast.direction = Direction::Above,
+                    "below" => forecast.direction = Direction::Below,
+                    other => problems.at(
+                        value.span(),
+                        format!(
+                            "{} = {other:?}: use \"above\" (the value rises to exhaustion, like \
+                             used space) or \"below\" (it falls, like available memory)",
+                            field("direction")
+                        ),
+                    ),
+                }
+            }
+            if let Some(unit) = unit_from(name, table, problems) {
+                forecast.unit = unit;
+            }
+        }
+        RuleKind::Change(change) => {
+            if let Some(signal) = signal {
+                change.signal = signal;
+            }
+            if let Some(value) = &table.window {
+                if let Some(d) = problems.duration(&field("window"), value, false) {
+                    change.window = d;
+                }
+            }
+            if let Some(value) = &table.quiet_for {
+                if let Some(d) = problems.duration(&field("quiet_for"), value, false) {
+                    change.quiet_for = d;
+                }
+            }
+            if let Some(value) = &table.escalate_after {
+                change.escalate_after = *value.get_ref();
+            }
+        }
+        RuleKind::Staleness(staleness) => {
+            if let Some(signal) = signal {
+                staleness.signal = signal;
+            }
+            if let Some(value) = &table.max_age {
+                if let Some(d) = problems.duration(&field("max_age"), value, false) {
+                    staleness.max_age = d;
+                }
+            }
+        }
+        RuleKind::Flapping(flapping) => {
+            if let Some(signal) = signal {
+                flapping.signal = signal;
+            }
+            if let Some(value) = &table.window {
+                if let Some(d) = problems.duration(&field("window"), value, false) {
+                    flapping.window = d;
+                }
+            }
+            if let Some(value) = &table.count {
+                if *value.get_ref() < 2 {
+                    problems.at(
+                        value.span(),
+                        format!(
+                            "{} = {}: flapping needs at least 2 drops; use a threshold rule \
+                             on the metric to alert on one",
+                            field("count"),
+                            value.get_ref()
+                        ),
+                    );
+                }
+                flapping.count = *value.get_ref();
+            }
+            if let Some(severity) = severity_from(name, table, problems) {
+                flapping.severity = severity;
+            }
+        }
+        RuleKind::Creep(creep) => {
+            if let Some(signal) = signal {
+                creep.signal = signal;
+            }
+            if let Some(value) = &table.relative_to {
+                creep.relative_to = Some(Labels::from_pairs(value.get_ref().clone()));
+            }
+            if let Some(value) = &table.explained_by {
+                if check_metric(
+                    &field("explained_by"),
+                    value.get_ref(),
+                    value.span(),
+                    problems,
+                ) {
+                    creep.explained_by = Some(value.get_ref().clone());
+                }
+            }
+            if let Some(value) = &table.rise {
+                creep.rise = *value.get_ref();
+            }
+        }
+        RuleKind::HostSilent(silent) => {
+            if let Some(value) = &table.after {
+                if let Some(d) = problems.duration(&field("after"), value, false) {
+                    silent.after = d;
+                }
+            }
+        }
+        RuleKind::SeriesSilent(silent) => {
+            if let Some(signal) = signal {
+                silent.signal = signal;
+            }
+            if let Some(value) = &table.after {
+                if let Some(d) = problems.duration(&field("after"), value, false) {
+                    silent.after = d;
+                }
+            }
+            if let Some(severity) = severity_from(name, table, problems) {
+                silent.severity = severity;
+            }
+        }
+    }
+}
+
+/// A new rule of the kind named in its table, with the kind's defaults for what it omits.
+fn new_rule(
+    name: &str,
+    kind: &Spanned<String>,
+    table: &RuleTable,
+    defaults: Option<(Duration, Duration)>,
+    problems: &mut Problems,
+) -> Option<Rule> {
+    let minutes = |n: u64| Duration::from_secs(60 * n);
+    let signal = || Signal {
+        metrics: Vec::new(),
+        matchers: Labels::new(),
+        divide_by: None,
+    };
+    let (warn, critical) = defaults.unwrap_or((
+        crate::alert::pack::WARN_HORIZON,
+        crate::alert::pack::CRITICAL_HORIZON,
+    ));
+    let (kind_value, summary) = match kind.get_ref().as_str() {
+        "threshold" => (
+            RuleKind::Threshold(Threshold {
+                signal: signal(),
+                direction: Direction::Above,
+                levels: Vec::new(),
+                clear: None,
+                unit: Unit::Plain,
+            }),
+            "{rule} on {host}: {value} (threshold {threshold})",
+        ),
+        "forecast" => (
+            RuleKind::Forecast(Forecast {
+                signal: signal(),
+                exhausted_at: 1.0,
+                direction: Direction::Above,
+                warn_horizon: warn,
+                critical_horizon: critical,
+                min_history: Duration::from_secs(2 * 86_400),
+                unit: Unit::Plain,
+            }),
+            "{rule} on {host}: limit reached in ~{time_left} (range {range}) {basis}",
+        ),
+        "change" => (
+            RuleKind::Change(Change {
+                signal: signal(),
+                window: Duration::from_secs(7 * 86_400),
+                escalate_after: 3,
+                quiet_for: Duration::from_secs(7 * 86_400),
+            }),
+            "{rule} on {host}: {changes}",
+        ),
+        "staleness" => (
+            RuleKind::Staleness(Staleness {
+                signal: signal(),
+                max_age: Duration::from_secs(36 * 3600),
+            }),
+            "{rule} on {host}: last success {age} ago ({expected})",
+        ),
+        "flapping" => (
+            RuleKind::Flapping(Flapping {
+                signal: signal(),
+                window: Duration::from_secs(6 * 3600),
+                count: 3,
+                severity: Severity::Warning,
+            }),
+            "{rule} on {host}: down {count} times in {span}",
+        ),
+        "creep" => (
+            RuleKind::Creep(Creep {
+                signal: signal(),
+                relative_to: None,
+                explained_by: None,
+                rise: 5.0,
+            }),
+            "{rule} on {host}: {rise} above its usual level at the same load",
+        ),
+        "host_silent" => (
+            RuleKind::HostSilent(HostSilent {
+                after: minutes(5),
+                site_share: 0.5,
+                site_min_hosts: 3,
+            }),
+            "{rule}: {host} silent for {silent_for}",
+        ),
+        "series_silent" => (
+            RuleKind::SeriesSilent(SeriesSilent {
+                signal: signal(),
+                after: minutes(10),
+                severity: Severity::Critical,
+            }),
+            "{rule} on {host}: no samples for {silent_for}",
+        ),
+        other => {
+            let hint = closest(other, KINDS)
+                .map(|close| format!("did you mean {close:?}? "))
+                .unwrap_or_default();
+            problems.at(
+                kind.span(),
+                format!(
+                    "rules.{name}.kind = {other:?} is not a rule kind; {hint}use one of {}",
+                    KINDS.join(", ")
+                ),
+            );
+            return None;
+        }
+    };
+    let mut rule = Rule {
+        name: name.to_owned(),
+        category: None,
+        summary: summary.to_owned(),
+        pending_for: minutes(5),
+        clear_for: minutes(5),
+        kind: kind_value,
+    };
+    let before = problems.lines.len();
+    apply(&mut rule, name, table, problems);
+    if problems.lines.len() > before {
+        return None;
+    }
+    let span = kind.span();
+    match &rule.kind {
+        RuleKind::HostSilent(_) => {}
+        other => {
+            if other.signal().is_none_or(|s| s.metrics.is_empty()) {
+                problems.at(
+                    span.clone(),
+                    format!("rules.{name}: a {} rule needs a metric", other.name()),
+                );
+                return None;
+            }
+        }
+    }
+    if let RuleKind::Threshold(threshold) = &rule.kind {
+        if threshold.levels.is_empty() {
+            problems.at(
+                span,
+                format!(
+                    "rules.{name}: a threshold rule needs `above` or `below` with at least one \
+                     level, e.g. above = {{ warning = 80, critical = 90 }}"
+                ),
+            );
+            return None;
+        }
+    }
+    Some(rule)
+}
+
+fn signal_from(name: &str, table: &RuleTable, problems: &mut Problems) -> Option<Signal> {
+    let metric = table.metric.as_ref()?;
+    let metrics = match metric.get_ref() {
+        OneOrMany::One(one) => vec![one.clone()],
+        OneOrMany::Many(many) => many.clone(),
+    };
+    let mut ok = !metrics.is_empty();
+    if metrics.is_empty() {
+        problems.at(
+            metric.span(),
+            format!("rules.{name}.metric is empty; name at least one metric"),
+        );
+    }
+    for one in &metrics {
+        ok &= check_metric(
+            &format!("rules.{name}.metric"),
+            one,
+            metric.span(),
+            problems,
+        );
+    }
+    let divide_by = match &table.divide_by {
+        Some(value) => {
+            ok &= check_metric(
+                &format!("rules.{name}.divide_by"),
+                value.get_ref(),
+                value.span(),
+                problems,
+            );
+            Some(value.get_ref().clone())
+        }
+        None => None,
+    };
+    let matchers = table
+        .matchers
+        .as_ref()
+        .map(|m| Labels::from_pairs(m.clone()))
+        .unwrap_or_default();
+    ok.then_some(Signal {
+        metrics,
+        matchers,
+        divide_by,
+    })
+}
+
+fn check_metric(
+    field: &str,
+    metric: &str,
+    span: std::ops::Range<usize>,
+    problems: &mut Problems,
+) -> bool {
+    if METRIC_CATALOG.contains(&metric) {
+        return true;
+    }
+    let hint = closest(metric, METRIC_CATALOG)
+        .map(|close| format!("did you mean {close:?}? "))
+        .unwrap_or_default();
+    problems.at(
+        span,
+        format!("{field}: unknown metric {metric:?}; {hint}the agent reports the metrics of the catalog in DESIGN.md"),
+    );
+    false
+}
+
+fn levels_from(
+    name: &str,
+    table: &RuleTable,
+    problems: &mut Problems,
+) -> Option<(Direction, Vec<(Severity, f64)>)> {
+    let (direction, levels) = match (&table.above, &table.below) {
+        (Some(above), Some(below)) => {
+            problems.at(
+                below.span(),
+                format!("rules.{name}: set either `above` or `below`, not both"),
+            );
+            let _ = above;
+            return None;
+        }
+        (Some(above), None) => (Direction::Above, above),
+        (None, Some(below)) => (Direction::Below, below),
+        (None, None) => return None,
+    };
+    let set = levels.get_ref();
+    let list: Vec<(Severity, f64)> = [
+        (Severity::Warning, set.warning),
+        (Severity::Critical, set.critical),
+        (Severity::Emergency, set.emergency),
+    ]
+    .into_iter()
+    .filter_map(|(severity, level)| level.map(|l| (severity, l)))
+    .collect();
+    if list.is_empty() {
+        problems.at(
+            levels.span(),
+            format!("rules.{name}: give at least one level, e.g. {{ warning = 80 }}"),
+        );
+        return None;
+    }
+    let ordered = list.windows(2).all(|w| match direction {
+        Direction::Above => w[0].1 <= w[1].1,
+        Direction::Below => w[0].1 >= w[1].1,
+    });
+    if !ordered {
+        problems.at(
+            levels.span(),
+            format!(
+                "rules.{name}: levels must get more severe in the direction of the rule \
+                 (for `above`, warning ≤ critical ≤ emergency)"
+            ),
+        );
+        return None;
+    }
+    Some((direction, list))
+}
+
+fn check_clear(name: &str, table: &RuleTable, threshold: &Threshold, problems: &mut Problems) {
+    let (Some(clear), Some(mildest)) = (
+        threshold.clear,
+        threshold
+            .levels
+            .iter()
+            .map(|(_, l)| *l)
+            .reduce(|a, b| match threshold.direction {
+                Direction::Above => a.min(b),
+                Direction::Below => a.max(b),
+            }),
+    ) else {
+        return;
+    };
+    let wrong_side = match threshold.direction {
+        Direction::Above => clear > mildest,
+        Direction::Below => clear < mildest,
+    };
+    if wrong_side {
+        let span = table
+            .clear
+            .as_ref()
+            .map(|c| c.span())
+            .or(table.above.as_ref().map(|a| a.span()))
+            .or(table.below.as_ref().map(|b| b.span()))
+            .unwrap_or(0..0);
+        problems.at(
+            span,
+            format!(
+                "rules.{name}.clear = {clear} is on the wrong side of the level {mildest}; the \
+                 clear level is where a firing alert resolves, so it lies before the trigger"
+            ),
+        );
+    }
+}
+
+fn unit_from(name: &str, table: &RuleTable, problems: &mut Problems) -> Option<Unit> {
+    let value = table.unit.as_ref()?;
+    let unit = match value.get_ref().as_str() {
+        "ratio" => Unit::Ratio,
+        "celsius" => Unit::Celsius,
+        "bytes" => Unit::Bytes,
+        "percent" => Unit::Percent,
+        "plain" => Unit::Plain,
+        other => {
+            problems.at(
+                value.span(),
+                format!(
+                    "rules.{name}.unit = {other:?}: use ratio, celsius, bytes, percent or plain"
+                ),
+            );
+            return None;
+        }
+    };
+    Some(unit)
+}
+
+fn severity_from(name: &str, table: &RuleTable, problems: &mut Problems) -> Option<Severity> {
+    let value = table.severity.as_ref()?;
+    match Severity::parse(value.get_ref()) {
+        Some(severity) => Some(severity),
+        None => {
+            problems.at(
+                value.span(),
+                format!(
+                    "rules.{name}.severity = {:?}: use warning, critical or emergency",
+                    value.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// The candidate closest to `word` by edit distance, if close enough to be a typo.
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

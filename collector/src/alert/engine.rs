@@ -1,0 +1,986 @@
+//! The [`Engine`]: binds arriving series to the rules that read them, keeps one alert
+//! instance per (rule, host, labels), judges each instance when its samples arrive
+//! (thresholds, counters, flapping, creep) or on the evaluation schedule (forecasts,
+//! silence, staleness), and reports every state change as a [`Transition`].
+//!
+//! The engine has no clock and does no I/O: callers pass the time. Live, `now` is the wall
+//! clock and samples are observed as they arrive; in backtest, `now` is the time of the
+//! samples being replayed. Its whole state is a serde [`Snapshot`], so a collector restart
+//! loses no pending time and repeats no alert.
+
+use crate::alert::kinds::{self, silence::Reporting, KindState, Verdict};
+use crate::alert::lifecycle::{Change, Condition, Lifecycle, Phase};
+use crate::alert::rule::{FailureKind, HostSilent, Rule, RuleKind, RuleSet, Severity};
+use crate::alert::summary;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use vigil_proto::model::{Labels, Sample};
+
+/// Timing the engine applies to every rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineSettings {
+    /// A sample older than this on arrival is late (an agent's spool draining): it feeds
+    /// histories but opens no alert by itself.
+    pub late_after_ms: i64,
+    /// After a restore, hosts are not judged silent for this long: the collector was away,
+    /// not them.
+    pub restart_grace_ms: i64,
+    /// How often [`Engine::evaluate`] is meant to be called.
+    pub evaluation_interval_ms: i64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            late_after_ms: 120_000,
+            restart_grace_ms: 300_000,
+            evaluation_interval_ms: 60_000,
+        }
+    }
+}
+
+/// A series known to the engine, for [`Engine::observe_series`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesId(u32);
+
+/// Whether an alert started or stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+/// One state change of one alert instance: it fired, its severity rose (reported as firing
+/// again with the new severity), or it resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    pub ts_ms: i64,
+    pub host: String,
+    pub client: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub state: AlertState,
+    pub summary: String,
+    /// The labels that tell this instance apart (mountpoint, device, service …).
+    pub labels: Labels,
+    pub category: Option<FailureKind>,
+}
+
+/// An alert instance that is pending or firing, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenAlert {
+    pub rule: String,
+    pub host: String,
+    pub labels: Labels,
+    pub firing: bool,
+    pub severity: Option<Severity>,
+    pub summary: Option<String>,
+    pub acknowledged_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InstanceKey {
+    rule: usize,
+    host: String,
+    labels: Labels,
+}
+
+/// Series related to an instance's own (its limit, its reference, its explaining metric),
+/// found once and remembered.
+#[derive(Debug, Clone, Default)]
+struct Links {
+    denominator: Option<SeriesId>,
+    reference: Option<SeriesId>,
+    explaining: Option<SeriesId>,
+    /// The full labels of the instance's own series, to derive the related ones from.
+    own_labels: Option<Labels>,
+}
+
+#[derive(Debug, Clone)]
+struct Instance {
+    key: InstanceKey,
+    client: String,
+    state: KindState,
+    life: Lifecycle,
+    links: Links,
+}
+
+#[derive(Debug, Clone)]
+struct SeriesEntry {
+    name: String,
+    labels: Labels,
+    host: usize,
+    last: Option<Sample>,
+    /// Instances that read this series.
+    bindings: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct HostEntry {
+    name: String,
+    client: String,
+    last_seen_ms: Option<i64>,
+    interval_ms: i64,
+    offline: bool,
+    /// Its instances of host-silence rules.
+    silence: Vec<usize>,
+}
+
+impl HostEntry {
+    fn reporting(&self) -> Option<Reporting> {
+        Some(Reporting {
+            last_seen_ms: self.last_seen_ms?,
+            interval_ms: self.interval_ms,
+            offline: self.offline,
+        })
+    }
+}
+
+/// Sampling interval assumed until a host's own is measured.
+const DEFAULT_INTERVAL_MS: i64 = 60_000;
+/// Hosts whose silence began within this of each other fell silent together.
+const SITE_SPREAD_MS: i64 = 120_000;
+
+/// The alert engine. See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    rules: RuleSet,
+    settings: EngineSettings,
+    series: Vec<SeriesEntry>,
+    series_ids: HashMap<(String, Labels), SeriesId>,
+    instances: Vec<Instance>,
+    instance_ids: HashMap<InstanceKey, usize>,
+    hosts: Vec<HostEntry>,
+    host_ids: HashMap<String, usize>,
+    /// Hosts are not judged silent before this time.
+    grace_until_ms: i64,
+}
+
+impl Engine {
+    pub fn new(rules: RuleSet) -> Self {
+        Self::with_settings(rules, EngineSettings::default())
+    }
+
+    pub fn with_settings(rules: RuleSet, settings: EngineSettings) -> Self {
+        Self {
+            rules,
+            settings,
+            series: Vec::new(),
+            series_ids: HashMap::new(),
+            instances: Vec::new(),
+            instance_ids: HashMap::new(),
+            hosts: Vec::new(),
+            host_ids: HashMap::new(),
+            grace_until_ms: i64::MIN,
+        }
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// The id of the series `name{labels}` (labels include `host` and `client`), binding it
+    /// to the rules that read it on first sight.
+    pub fn series_id(&mut self, name: &str, labels: &Labels) -> SeriesId {
+        if let Some(&id) = self.series_ids.get(&(name.to_owned(), labels.clone())) {
+            return id;
+        }
+        let id = SeriesId(self.series.len() as u32);
+        let host = self.host_index(
+            labels.get("host").unwrap_or_default(),
+            labels.get("client").unwrap_or_default(),
+        );
+        self.series.push(SeriesEntry {
+            name: name.to_owned(),
+            labels: labels.clone(),
+            host,
+            last: None,
+            bindings: Vec::new(),
+        });
+        self.series_ids
+            .insert((name.to_owned(), labels.clone()), id);
+        for rule_index in 0..self.rules.rules.len() {
+            let rule = &self.rules.rules[rule_index];
+            let Some(signal) = rule.kind.signal() else {
+                continue;
+            };
+            if !signal.matches(name, labels) {
+                continue;
+            }
+            let mut instance_labels = Labels::new();
+            for (label, value) in labels.iter() {
+                if label != "host" && label != "client" && signal.matchers.get(label).is_none() {
+                    instance_labels.insert(label, value);
+                }
+            }
+            let instance = self.instance_index(rule_index, host, instance_labels);
+            if self.instances[instance].links.own_labels.is_none() {
+                self.instances[instance].links.own_labels = Some(labels.clone());
+            }
+            self.series[id.0 as usize].bindings.push(instance);
+        }
+        id
+    }
+
+    fn host_index(&mut self, name: &str, client: &str) -> usize {
+        if let Some(&index) = self.host_ids.get(name) {
+            return index;
+        }
+        let index = self.hosts.len();
+        self.hosts.push(HostEntry {
+            name: name.to_owned(),
+            client: client.to_owned(),
+            last_seen_ms: None,
+            interval_ms: DEFAULT_INTERVAL_MS,
+            offline: false,
+            silence: Vec::new(),
+        });
+        self.host_ids.insert(name.to_owned(), index);
+        for rule_index in 0..self.rules.rules.len() {
+            if matches!(self.rules.rules[rule_index].kind, RuleKind::HostSilent(_)) {
+                let instance = self.instance_index(rule_index, index, Labels::new());
+                self.hosts[index].silence.push(instance);
+            }
+        }
+        index
+    }
+
+    fn instance_index(&mut self, rule: usize, host: usize, labels: Labels) -> usize {
+        let key = InstanceKey {
+            rule,
+            host: self.hosts[host].name.clone(),
+            labels,
+        };
+        if let Some(&index) = self.instance_ids.get(&key) {
+            return index;
+        }
+        let index = self.instances.len();
+        self.instances.push(Instance {
+            key: key.clone(),
+            client: self.hosts[host].client.clone(),
+            state: KindState::new(&self.rules.rules[rule].kind),
+            life: Lifecycle::default(),
+            links: Links::default(),
+        });
+        self.instance_ids.insert(key, index);
+        index
+    }
+
+    /// Observes one sample that arrives now; `labels` carry `__name__`, `host` and `client`.
+    pub fn observe(&mut self, labels: &Labels, sample: Sample) -> Vec<Transition> {
+        let name = labels.get("__name__").unwrap_or_default().to_owned();
+        let series_labels =
+            Labels::from_pairs(labels.iter().filter(|(label, _)| *label != "__name__"));
+        let id = self.series_id(&name, &series_labels);
+        let mut out = Vec::new();
+        self.observe_series(id, sample, sample.timestamp_ms, &mut out);
+        out
+    }
+
+    /// Observes one sample of a known series that arrived at `arrival_ms`, appending the
+    /// state changes it causes to `out`.
+    pub fn observe_series(
+        &mut self,
+        id: SeriesId,
+        sample: Sample,
+        arrival_ms: i64,
+        out: &mut Vec<Transition>,
+    ) {
+        let index = id.0 as usize;
+        let entry = &mut self.series[index];
+        if entry
+            .last
+            .is_none_or(|last| sample.timestamp_ms >= last.timestamp_ms)
+        {
+            entry.last = Some(sample);
+        }
+        let host = entry.host;
+        self.host_arrival(host, arrival_ms, out);
+        let late = arrival_ms - sample.timestamp_ms > self.settings.late_after_ms;
+        for binding in 0..self.series[index].bindings.len() {
+            let instance = self.series[index].bindings[binding];
+            let verdict = self.observe_instance(instance, index, sample, arrival_ms);
+            if let (Some(verdict), false) = (verdict, late) {
+                self.step(instance, sample.timestamp_ms, verdict, out);
+            }
+        }
+    }
+
+    /// A host sent something at `arrival_ms`: it is not silent, and not offline.
+    fn host_arrival(&mut self, host: usize, arrival_ms: i64, out: &mut Vec<Transition>) {
+        let entry = &mut self.hosts[host];
+        entry.offline = false;
+        match entry.last_seen_ms {
+            Some(last) if arrival_ms > last => {
+                let gap = (arrival_ms - last).clamp(1_000, 3_600_000);
+                entry.interval_ms = (entry.interval_ms * 9 + gap) / 10;
+                entry.last_seen_ms = Some(arrival_ms);
+            }
+            Some(_) => return,
+            None => entry.last_seen_ms = Some(arrival_ms),
+        }
+        for silence in 0..self.hosts[host].silence.len() {
+            let instance = self.hosts[host].silence[silence];
+            if self.instances[instance].life.is_firing() {
+                self.step(instance, arrival_ms, None, out);
+            }
+        }
+    }
+
+    /// Feeds a sample to one instance; `Some(verdict)` when the kind judges on samples.
+    fn observe_instance(
+        &mut self,
+        instance: usize,
+        series: usize,
+        sample: Sample,
+        now_ms: i64,
+    ) -> Option<Option<Verdict>> {
+        let rule_index = self.instances[instance].key.rule;
+        let firing = self.instances[instance].life.is_firing();
+        let value = sample.value;
+        let ts = sample.timestamp_ms;
+        match &self.rules.rules[rule_index].kind {
+            RuleKind::Threshold(rule) => {
+                let rule = rule.clone();
+                let value = self.signal_value(instance, &rule.signal.divide_by, value)?;
+                let KindState::Threshold(state) = &mut self.instances[instance].state else {
+                    return None;
+                };
+                Some(kinds::threshold::judge(&rule, state, value, firing))
+            }
+            RuleKind::Forecast(rule) => {
+                let rule = rule.clone();
+                let value = self.signal_value(instance, &rule.signal.divide_by, value)?;
+                let KindState::Forecast(state) = &mut self.instances[instance].state else {
+                    return None;
+                };
+                kinds::forecast::observe(&rule, state, ts, value);
+                None
+            }
+            RuleKind::Change(rule) => {
+                let rule = rule.clone();
+                let metric = self.series[series].name.clone();
+                let KindState::Change(state) = &mut self.instances[instance].state else {
+                    return None;
+                };
+                kinds::change::observe(state, &metric, ts, value);
+                Some(kinds::change::judge(&rule, state, ts))
+            }
+            RuleKind::Staleness(rule) => {
+                let rule = rule.clone();
+                let KindState::Staleness(state) = &mut self.instances[instance].state else {
+                    return None;
+                };
+                kinds::staleness::observe(state, value);
+                Some(kinds::staleness::judge(&rule, state, ts))
+            }
+            RuleKind::Flapping(rule) => {
+                let rule = rule.clone();
+                let KindState::Flapping(state) = &mut self.instances[instance].state else {
+                    return None;
+                };
+                kinds::flapping::observe(state, ts, value);
+                Some(kinds::flapping::judge(&rule, state, ts))
+            }
+            RuleKind::Creep(rule) => {
+                let rule = rule.clone();
+                let reference = match &rule.relative_to {
+                    Some(_) => self.related_value(instance, Related::Reference, ts),
+                    None => None,
+                };
+                let explaining = match &rule.explained_by {
+                    Some(_) => self.related_value(instance, Related::Explaining, ts),
+                    None => None,
+                };
+                let relative = value - reference.unwrap_or(0.0);
+                let KindState::Creep(state) = &mut self.instances[instance].state else {
+                    return None;
+                };
+                kinds::creep::observe(&rule, state, ts, value, relative, explaining.unwrap_or(0.0))
+            }
+            RuleKind::SeriesSilent(rule) => {
+                let rule = rule.clone();
+                let reporting = self.hosts[self.series[series].host].reporting();
+                let KindState::SeriesSilent(state) = &mut self.instances[instance].state else {
+                    return None;
+                };
+                state.last_ms = Some(state.last_ms.map_or(ts, |last| last.max(ts)));
+                let reporting = reporting?;
+                Some(kinds::silence::judge_series(
+                    &rule, state, &reporting, now_ms,
+                ))
+            }
+            RuleKind::HostSilent(_) => None,
+        }
+    }
+
+    /// The signal's value: `value` itself, or divided by the latest sample of the
+    /// `divide_by` metric of the same host, client and instance labels.
+    fn signal_value(
+        &mut self,
+        instance: usize,
+        divide_by: &Option<String>,
+        value: f64,
+    ) -> Option<f64> {
+        if divide_by.is_none() {
+            return Some(value);
+        }
+        let denominator = self.related_value(instance, Related::Denominator, i64::MAX)?;
+        (denominator > 0.0).then(|| value / denominator)
+    }
+
+    /// Latest value of a series related to `instance`, if it has reported within the last
+    /// 15 minutes before `now_ms`.
+    fn related_value(&mut self, instance: usize, related: Related, now_ms: i64) -> Option<f64> {
+        let cached = match related {
+            Related::Denominator => self.instances[instance].links.denominator,
+            Related::Reference => self.instances[instance].links.reference,
+            Related::Explaining => self.instances[instance].links.explaining,
+        };
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let (name, labels) = self.related_key(instance, related)?;
+                let id = *self.series_ids.get(&(name, labels))?;
+                let links = &mut self.instances[instance].links;
+                match related {
+                    Related::Denominator => links.denominator = Some(id),
+                    Related::Reference => links.reference = Some(id),
+                    Related::Explaining => links.explaining = Some(id),
+                }
+                id
+            }
+        };
+        let last = self.series[id.0 as usize].last?;
+        (now_ms == i64::MAX || now_ms - last.timestamp_ms <= 900_000).then_some(last.value)
+    }
+
+    fn related_key(&self, instance: usize, related: Related) -> Option<(String, Labels)> {
+        let inst = &self.instances[instance];
+        let rule = &self.rules.rules[inst.key.rule];
+        let own = inst.links.own_labels.as_ref()?;
+        let mut base = inst.key.labels.clone();
+        base.insert("host", inst.key.host.clone());
+        base.insert("client", inst.client.clone());
+        match (&rule.kind, related) {
+            (kind, Related::Denominator) => {
+                let name = kind.signal()?.divide_by.clone()?;
+                Some((name, base))
+            }
+            (RuleKind::Creep(creep), Related::Reference) => {
+                let mut labels = own.clone();
+                for (label, value) in creep.relative_to.as_ref()?.iter() {
+                    labels.insert(label, value);
+                }
+                Some((creep.signal.metrics.first()?.clone(), labels))
+            }
+            (RuleKind::Creep(creep), Related::Explaining) => {
+                let labels = Labels::from_pairs([
+                    ("host", inst.key.host.as_str()),
+                    ("client", inst.client.as_str()),
+                ]);
+                Some((creep.explained_by.clone()?, labels))
+            }
+            _ => None,
+        }
+    }
+
+    /// Judges every instance whose rule runs on the schedule: forecasts, silence,
+    /// staleness, and the expiry of counter and flapping events. Call every
+    /// [`EngineSettings::evaluation_interval_ms`].
+    pub fn evaluate(&mut self, now_ms: i64) -> Vec<Transition> {
+        let mut out = Vec::new();
+        let site_silent = self.judge_sites(now_ms, &mut out);
+        for instance in 0..self.instances.len() {
+            let rule_index = self.instances[instance].key.rule;
+            let firing = self.instances[instance].life.is_firing();
+            let pending_ms = self.rules.rules[rule_index].pending_for.as_millis() as i64;
+            let verdict = match &self.rules.rules[rule_index].kind {
+                RuleKind::Forecast(rule) => {
+                    let rule = rule.clone();
+                    let KindState::Forecast(state) = &mut self.instances[instance].state else {
+                        continue;
+                    };
+                    kinds::forecast::evaluate(&rule, state, now_ms, firing, pending_ms)
+                }
+                RuleKind::Change(rule) => {
+                    let rule = rule.clone();
+                    let KindState::Change(state) = &mut self.instances[instance].state else {
+                        continue;
+                    };
+                    kinds::change::judge(&rule, state, now_ms)
+                }
+                RuleKind::Staleness(rule) => {
+                    let KindState::Staleness(state) = &self.instances[instance].state else {
+                        continue;
+                    };
+                    kinds::staleness::judge(rule, state, now_ms)
+                }
+                RuleKind::Flapping(rule) => {
+                    let rule = rule.clone();
+                    let KindState::Flapping(state) = &mut self.instances[instance].state else {
+                        continue;
+                    };
+                    kinds::flapping::judge(&rule, state, now_ms)
+                }
+                RuleKind::SeriesSilent(rule) => {
+                    let KindState::SeriesSilent(state) = &self.instances[instance].state else {
+                        continue;
+                    };
+                    let host = self.host_ids.get(&self.instances[instance].key.host);
+                    match host.and_then(|&h| self.hosts[h].reporting()) {
+                        Some(reporting) => {
+                            kinds::silence::judge_series(rule, state, &reporting, now_ms)
+                        }
+                        None => None,
+                    }
+                }
+                RuleKind::HostSilent(rule) => {
+                    let host_name = &self.instances[instance].key.host;
+                    if host_name.is_empty() {
+                        // Site instances were judged above.
+                        continue;
+                    }
+                    let host = self.host_ids.get(host_name).copied();
+                    match host.and_then(|h| self.hosts[h].reporting()) {
+                        Some(_) if now_ms < self.grace_until_ms => None,
+                        Some(_) if host.is_some_and(|h| site_silent.contains(&h)) => None,
+                        Some(reporting) => kinds::silence::judge_host(rule, &reporting, now_ms),
+                        None => None,
+                    }
+                }
+                RuleKind::Threshold(_) | RuleKind::Creep(_) => continue,
+            };
+            self.step(instance, now_ms, verdict, &mut out);
+        }
+        out
+    }
+
+    /// Finds clients most of whose hosts fell silent together and judges their site
+    /// alerts; returns the hosts whose own silence alerts the site alert replaces.
+    fn judge_sites(&mut self, now_ms: i64, out: &mut Vec<Transition>) -> Vec<usize> {
+        let mut replaced = Vec::new();
+        for rule_index in 0..self.rules.rules.len() {
+            let RuleKind::HostSilent(rule) = &self.rules.rules[rule_index].kind else {
+                continue;
+            };
+            let rule = rule.clone();
+            let mut clients: Vec<String> = self.hosts.iter().map(|h| h.client.clone()).collect();
+            clients.sort();
+            clients.dedup();
+            for client in clients {
+                let hosts: Vec<usize> = (0..self.hosts.len())
+                    .filter(|&h| self.hosts[h].client == client && !self.hosts[h].name.is_empty())
+                    .collect();
+                let together = self.silent_together(&rule, &hosts, now_ms);
+                let needed = (rule.site_share * hosts.len() as f64).ceil() as usize;
+                let site_down = now_ms >= self.grace_until_ms
+                    && hosts.len() >= rule.site_min_hosts
+                    && together.len() >= needed.max(rule.site_min_hosts);
+                let key = InstanceKey {
+                    rule: rule_index,
+                    host: String::new(),
+                    labels: Labels::from_pairs([("client", client.as_str())]),
+                };
+                let existing = self.instance_ids.get(&key).copied();
+                if !site_down && existing.is_none() {
+                    continue;
+                }
+                let instance = match existing {
+                    Some(instance) => instance,
+                    None => {
+                        let index = self.instances.len();
+                        self.instances.push(Instance {
+                            key: key.clone(),
+                            client: client.clone(),
+                            state: KindState::HostSilent(Default::default()),
+                            life: Lifecycle::default(),
+                            links: Links::default(),
+                        });
+                        self.instance_ids.insert(key, index);
+                        index
+                    }
+                };
+                let verdict = site_down.then(|| {
+                    let names: Vec<&str> = together
+                        .iter()
+                        .map(|&h| self.hosts[h].name.as_str())
+                        .collect();
+                    Verdict::new(Severity::Critical)
+                        .with(
+                            "silent_for",
+                            summary::duration(
+                                together
+                                    .iter()
+                                    .filter_map(|&h| self.hosts[h].last_seen_ms)
+                                    .map(|seen| (now_ms - seen) as f64)
+                                    .fold(0.0, f64::max),
+                            ),
+                        )
+                        .with(
+                            "last_seen",
+                            format!("{} of {} hosts", names.len(), hosts.len()),
+                        )
+                });
+                if site_down {
+                    replaced.extend(together);
+                }
+                self.step_site(instance, now_ms, verdict, hosts.len(), out);
+            }
+        }
+        replaced
+    }
+
+    /// The largest group of `hosts` that are silent and whose silence began within
+    /// [`SITE_SPREAD_MS`] of each other.
+    fn silent_together(&self, rule: &HostSilent, hosts: &[usize], now_ms: i64) -> Vec<usize> {
+        let mut silent: Vec<(i64, usize)> = hosts
+            .iter()
+            .filter_map(|&h| {
+                let reporting = self.hosts[h].reporting()?;
+                reporting
+                    .is_silent(rule, now_ms)
+                    .then_some((reporting.last_seen_ms, h))
+            })
+            .collect();
+        silent.sort();
+        let mut best: &[(i64, usize)] = &[];
+        let mut start = 0;
+        for end in 0..silent.len() {
+            while silent[end].0 - silent[start].0 > SITE_SPREAD_MS {
+                start += 1;
+            }
+            if end + 1 - start > best.len() {
+                best = &silent[start..=end];
+            }
+        }
+        best.iter().map(|&(_, h)| h).collect()
+    }
+
+    fn step_site(
+        &mut self,
+        instance: usize,
+        now_ms: i64,
+        verdict: Option<Verdict>,
+        n_hosts: usize,
+        out: &mut Vec<Transition>,
+    ) {
+        let condition = verdict.map(|verdict| {
+            let client = &self.instances[instance].client;
+            let silent = verdict
+                .vars
+                .iter()
+                .find(|(name, _)| *name == "last_seen")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let silent_for = verdict
+                .vars
+                .iter()
+                .find(|(name, _)| *name == "silent_for")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            Condition {
+                severity: verdict.severity,
+                summary: format!(
+                    "site of client {client} unreachable: {silent} silent together for \
+                     {silent_for} ({n_hosts} hosts known); check the site's internet link \
+                     or power"
+                ),
+                pending_for_ms: 0,
+            }
+        });
+        let change = self.instances[instance]
+            .life
+            .step(now_ms, condition.as_ref(), 0);
+        if let Some(change) = change {
+            let mut transition = self.transition(instance, now_ms, change);
+            transition.rule = "SiteUnreachable".to_owned();
+            out.push(transition);
+        }
+    }
+
+    /// Steps an instance's lifecycle with a verdict and reports the change, if any.
+    fn step(
+        &mut self,
+        instance: usize,
+        now_ms: i64,
+        verdict: Option<Verdict>,
+        out: &mut Vec<Transition>,
+    ) {
+        let rule = &self.rules.rules[self.instances[instance].key.rule];
+        let condition = verdict.map(|verdict| self.condition(instance, rule, verdict));
+        let clear_for_ms = rule.clear_for.as_millis() as i64;
+        let change = self.instances[instance]
+            .life
+            .step(now_ms, condition.as_ref(), clear_for_ms);
+        if let Some(change) = change {
+            out.push(self.transition(instance, now_ms, change));
+        }
+    }
+
+    fn condition(&self, instance: usize, rule: &Rule, verdict: Verdict) -> Condition {
+        let inst = &self.instances[instance];
+        let mut vars: Vec<(&str, String)> = vec![
+            ("host", inst.key.host.clone()),
+            ("client", inst.client.clone()),
+            ("rule", rule.name.clone()),
+            (
+                "for",
+                summary::duration(rule.pending_for.as_millis() as f64),
+            ),
+        ];
+        for (label, value) in inst.key.labels.iter() {
+            vars.push((label, value.to_owned()));
+        }
+        vars.extend(verdict.vars.iter().map(|(n, v)| (*n, v.clone())));
+        Condition {
+            severity: verdict.severity,
+            summary: summary::render(&rule.summary, &vars),
+            pending_for_ms: verdict
+                .pending_for_ms
+                .unwrap_or(rule.pending_for.as_millis() as i64),
+        }
+    }
+
+    fn transition(&self, instance: usize, now_ms: i64, change: Change) -> Transition {
+        let inst = &self.instances[instance];
+        let rule = &self.rules.rules[inst.key.rule];
+        let (state, severity, summary) = match change {
+            Change::Fired { severity, summary } | Change::Escalated { severity, summary } => {
+                (AlertState::Firing, severity, summary)
+            }
+            Change::Resolved { severity, summary } => (AlertState::Resolved, severity, summary),
+        };
+        Transition {
+            ts_ms: now_ms,
+            host: inst.key.host.clone(),
+            client: inst.client.clone(),
+            rule: rule.name.clone(),
+            severity,
+            state,
+            summary,
+            labels: inst.key.labels.clone(),
+            category: rule.category,
+        }
+    }
+
+    /// A host announced a clean shutdown or sleep: until it reports again it is offline,
+    /// and its silence is not an alert.
+    pub fn host_goodbye(&mut self, host: &str) {
+        if let Some(&index) = self.host_ids.get(host) {
+            self.hosts[index].offline = true;
+        }
+    }
+
+    /// Records that a person acknowledged the firing alert of `rule` on `host` with
+    /// `labels`. Returns whether there was such an alert.
+    pub fn acknowledge(
+        &mut self,
+        rule: &str,
+        host: &str,
+        labels: &Labels,
+        by: &str,
+        now_ms: i64,
+    ) -> bool {
+        let Some(rule) = self.rules.position(rule) else {
+            return false;
+        };
+        let key = InstanceKey {
+            rule,
+            host: host.to_owned(),
+            labels: labels.clone(),
+        };
+        match self.instance_ids.get(&key) {
+            Some(&instance) => self.instances[instance].life.acknowledge(by, now_ms),
+            None => false,
+        }
+    }
+
+    /// Alerts that are pending or firing.
+    pub fn open_alerts(&self) -> Vec<OpenAlert> {
+        self.instances
+            .iter()
+            .filter_map(|inst| {
+                let rule = &self.rules.rules[inst.key.rule];
+                let (firing, severity, summary, acknowledged_by) = match &inst.life.phase {
+                    Phase::Inactive => return None,
+                    Phase::Pending { .. } => (false, None, None, None),
+                    Phase::Firing {
+                        severity,
+                        summary,
+                        acknowledged,
+                        ..
+                    } => (
+                        true,
+                        Some(*severity),
+                        Some(summary.clone()),
+                        acknowledged.as_ref().map(|a| a.by.clone()),
+                    ),
+                };
+                Some(OpenAlert {
+                    rule: rule.name.clone(),
+                    host: inst.key.host.clone(),
+                    labels: inst.key.labels.clone(),
+                    firing,
+                    severity,
+                    summary,
+                    acknowledged_by,
+                })
+            })
+            .collect()
+    }
+
+    /// Everything the engine remembers, for a store to keep across restarts.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            version: SNAPSHOT_VERSION,
+            hosts: self
+                .hosts
+                .iter()
+                .map(|host| HostSnapshot {
+                    host: host.name.clone(),
+                    client: host.client.clone(),
+                    last_seen_ms: host.last_seen_ms,
+                    interval_ms: host.interval_ms,
+                    offline: host.offline,
+                })
+                .collect(),
+            series: self
+                .series
+                .iter()
+                .map(|series| SeriesSnapshot {
+                    name: series.name.clone(),
+                    labels: series.labels.clone(),
+                    last: series.last,
+                })
+                .collect(),
+            instances: self
+                .instances
+                .iter()
+                .map(|inst| InstanceSnapshot {
+                    rule: self.rules.rules[inst.key.rule].name.clone(),
+                    host: inst.key.host.clone(),
+                    client: inst.client.clone(),
+                    labels: inst.key.labels.clone(),
+                    state: inst.state.clone(),
+                    life: inst.life.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds an engine from a snapshot under `rules` (which may have changed since:
+    /// instances of rules that are gone, or whose kind changed, start afresh). Hosts get
+    /// [`EngineSettings::restart_grace_ms`] from `now_ms` before any is called silent.
+    pub fn restore(rules: RuleSet, snapshot: Snapshot, now_ms: i64) -> Self {
+        Self::restore_with_settings(rules, EngineSettings::default(), snapshot, now_ms)
+    }
+
+    pub fn restore_with_settings(
+        rules: RuleSet,
+        settings: EngineSettings,
+        snapshot: Snapshot,
+        now_ms: i64,
+    ) -> Self {
+        let mut engine = Self::with_settings(rules, settings);
+        engine.grace_until_ms = now_ms + settings.restart_grace_ms;
+        for host in snapshot.hosts {
+            let index = engine.host_index(&host.host, &host.client);
+            let entry = &mut engine.hosts[index];
+            entry.last_seen_ms = host.last_seen_ms;
+            entry.interval_ms = host.interval_ms;
+            entry.offline = host.offline;
+        }
+        for series in snapshot.series {
+            let id = engine.series_id(&series.name, &series.labels);
+            engine.series[id.0 as usize].last = series.last;
+        }
+        for saved in snapshot.instances {
+            let Some(rule) = engine.rules.position(&saved.rule) else {
+                continue;
+            };
+            if !saved.state.fits(&engine.rules.rules[rule].kind) {
+                continue;
+            }
+            // Site alerts have no host of their own.
+            if !saved.host.is_empty() {
+                engine.host_index(&saved.host, &saved.client);
+            }
+            let key = InstanceKey {
+                rule,
+                host: saved.host.clone(),
+                labels: saved.labels.clone(),
+            };
+            let index = match engine.instance_ids.get(&key) {
+                Some(&index) => index,
+                None => {
+                    let index = engine.instances.len();
+                    engine.instances.push(Instance {
+                        key: key.clone(),
+                        client: saved.client.clone(),
+                        state: saved.state.clone(),
+                        life: Lifecycle::default(),
+                        links: Links::default(),
+                    });
+                    engine.instance_ids.insert(key, index);
+                    index
+                }
+            };
+            engine.instances[index].state = saved.state;
+            engine.instances[index].life = saved.life;
+        }
+        engine
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Related {
+    Denominator,
+    Reference,
+    Explaining,
+}
+
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// The engine's whole state, serde-serialisable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    pub hosts: Vec<HostSnapshot>,
+    pub series: Vec<SeriesSnapshot>,
+    pub instances: Vec<InstanceSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSnapshot {
+    pub host: String,
+    pub client: String,
+    pub last_seen_ms: Option<i64>,
+    pub interval_ms: i64,
+    pub offline: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSnapshot {
+    pub name: String,
+    pub labels: Labels,
+    pub last: Option<Sample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSnapshot {
+    pub rule: String,
+    pub host: String,
+    pub client: String,
+    pub labels: Labels,
+    pub state: KindState,
+    pub life: Lifecycle,
+}
+
+#[cfg(test)]
+mod tests;

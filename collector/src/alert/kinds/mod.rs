@@ -1,0 +1,88 @@
+//! Per-kind state and judgement: one file per rule kind, each keeping what its rule needs to
+//! remember about one alert instance and saying, from that, whether the condition holds now.
+//!
+//! A kind never touches the alert lifecycle or formats a whole summary: it returns a
+//! [`Verdict`] (severity and the values its summary template can use), and the
+//! [`crate::alert::Engine`] steps the lifecycle with it.
+
+pub mod change;
+pub mod creep;
+pub mod flapping;
+pub mod forecast;
+pub mod silence;
+pub mod staleness;
+pub mod threshold;
+
+use crate::alert::rule::{RuleKind, Severity};
+use serde::{Deserialize, Serialize};
+
+/// A condition that holds, before its summary is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub severity: Severity,
+    /// Values for the rule's summary template, e.g. `("time_left", "4 d")`.
+    pub vars: Vec<(&'static str, String)>,
+    /// Overrides the rule's pending time (forecasts confirm longer when more time is left).
+    pub pending_for_ms: Option<i64>,
+}
+
+impl Verdict {
+    pub fn new(severity: Severity) -> Self {
+        Self {
+            severity,
+            vars: Vec::new(),
+            pending_for_ms: None,
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.vars.push((name, value.into()));
+        self
+    }
+}
+
+/// What one alert instance remembers, by rule kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum KindState {
+    Threshold(threshold::ThresholdState),
+    Forecast(Box<forecast::ForecastState>),
+    Change(change::ChangeState),
+    Staleness(staleness::StalenessState),
+    Flapping(flapping::FlappingState),
+    Creep(Box<creep::CreepState>),
+    HostSilent(silence::HostSilentState),
+    SeriesSilent(silence::SeriesSilentState),
+}
+
+impl KindState {
+    /// Fresh state for an instance of a rule of this kind.
+    pub fn new(kind: &RuleKind) -> Self {
+        match kind {
+            RuleKind::Threshold(_) => KindState::Threshold(Default::default()),
+            RuleKind::Forecast(_) => KindState::Forecast(Default::default()),
+            RuleKind::Change(_) => KindState::Change(Default::default()),
+            RuleKind::Staleness(_) => KindState::Staleness(Default::default()),
+            RuleKind::Flapping(_) => KindState::Flapping(Default::default()),
+            RuleKind::Creep(_) => KindState::Creep(Default::default()),
+            RuleKind::HostSilent(_) => KindState::HostSilent(Default::default()),
+            RuleKind::SeriesSilent(_) => KindState::SeriesSilent(Default::default()),
+        }
+    }
+
+    /// Whether this state belongs to a rule of `kind` (a rules file may have changed a
+    /// rule's kind between a snapshot and its restore).
+    pub fn fits(&self, kind: &RuleKind) -> bool {
+        matches!(
+            (self, kind),
+            (KindState::Threshold(_), RuleKind::Threshold(_))
+                | (KindState::Forecast(_), RuleKind::Forecast(_))
+                | (KindState::Change(_), RuleKind::Change(_))
+                | (KindState::Staleness(_), RuleKind::Staleness(_))
+                | (KindState::Flapping(_), RuleKind::Flapping(_))
+                | (KindState::Creep(_), RuleKind::Creep(_))
+                | (KindState::HostSilent(_), RuleKind::HostSilent(_))
+                | (KindState::SeriesSilent(_), RuleKind::SeriesSilent(_))
+        )
+    }
+}
