@@ -12,6 +12,7 @@
 //! - [`enroll`] — the certificate authority behind every identity.
 //! - [`ingest`] — the gRPC edge — TLS, identity, per-agent sessions.
 //! - [`store`] — time series and host records on sled.
+//! - [`policy`] — client contracts: what an alert means to each client, and when it is due.
 //! - [`query`] — `vigil-collector query`.
 //! - [`serve`] — the collector's lifecycle, shared by `serve` and `demo`.
 //! - [`demo`] — a collector and an agent in one process with a throwaway CA.
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod enroll;
 pub mod ingest;
 pub mod openmetrics;
+pub mod policy;
 pub mod query;
 pub mod serve;
 pub mod store;

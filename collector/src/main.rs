@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_collector::config::CollectorConfig;
 use vigil_collector::demo::{self, DemoOptions};
 use vigil_collector::enroll::admin;
+use vigil_collector::policy::Policy;
 use vigil_collector::query::{self, OutputFormat};
 use vigil_collector::serve::Collector;
 use vigil_proto::config_file::parse_duration;
@@ -76,6 +77,11 @@ enum Command {
         since: Duration,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
+    },
+    /// Client contracts (policy files): what each client's contract makes of an alert.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
 }
 
@@ -142,6 +148,16 @@ enum HostsCommand {
         config: PathBuf,
         /// The agent id (the host label).
         host: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a client's policy file and say in plain words what it means; exits non-zero
+    /// with every problem (file, line, fix) if it is not valid.
+    Check {
+        /// e.g. deploy/policies/dental-practice.toml.
+        file: PathBuf,
     },
 }
 
@@ -273,6 +289,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Hosts { command } => run_hosts(command),
+        Command::Policy { command } => run_policy(command),
         Command::Query {
             data,
             selector,
@@ -387,5 +404,22 @@ fn init_logging(format: LogFormat) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// `policy …`: reads the file here, at the edge; the policy room only parses the text.
+fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|error| {
+                anyhow::anyhow!(
+                    "policy {}: cannot be read: {error}; check the path (examples in deploy/policies/)",
+                    file.display()
+                )
+            })?;
+            let policy = Policy::parse(&file, &text)?;
+            print!("{}: valid\n{}", file.display(), policy.summary());
+            Ok(())
+        }
     }
 }
