@@ -78,10 +78,12 @@ fn run() -> Result<(), Box<dyn Error>> {
                     .ok_or("--samples-per-chunk needs a positive number")?;
             }
             _ if path.is_none() => path = Some(PathBuf::from(arg)),
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "unexpected argument '{arg}'; usage: chunk_sizes FILE.om [--samples-per-chunk N]"
             )
-            .into()),
+                .into())
+            }
         }
     }
     let path = path.ok_or("usage: chunk_sizes FILE.om [--samples-per-chunk N]")?;

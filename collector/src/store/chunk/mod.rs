@@ -16,8 +16,8 @@
 //! byte 0      format version (high 4 bits, now 1) | timestamps coded (bit 3) | value mode (bits 0-2)
 //! varint      number of samples, 1..=MAX_SAMPLES
 //! varint      first timestamp (zigzag)
-//! varint      last minus first timestamp, when there are two samples or more
-//! varint      reference interval, when timestamps are coded
+//! varint      regular timestamps: the interval, when there are two samples or more;
+//!             coded timestamps: last minus first timestamp, then the reference interval
 //! ...         the value mode's header (see `values`)
 //! ...         range-coded payload: interval residuals (when coded), then values;
 //!             absent when timestamps are regular and the value constant
@@ -112,12 +112,22 @@ pub fn encode(samples: &[Sample]) -> Result<Vec<u8>, ChunkError> {
     let timestamps: Vec<i64> = samples.iter().map(|s| s.timestamp_ms).collect();
     let values: Vec<f64> = samples.iter().map(|s| s.value).collect();
     let timestamp_plan = TimestampPlan::new(&timestamps);
-    let smallest = values::candidates(&values)
-        .iter()
-        .map(|value_plan| write_chunk(&timestamps, &values, timestamp_plan, value_plan))
-        .min_by_key(Vec::len)
-        .expect("there is always a value plan");
-    Ok(smallest)
+    let mut smallest: Option<Vec<u8>> = None;
+    for value_plan in values::candidates(&values) {
+        if let Some(best) = &smallest {
+            if value_plan.payload_lower_bound(&values) >= best.len() {
+                continue;
+            }
+        }
+        let chunk = write_chunk(&timestamps, &values, timestamp_plan, &value_plan);
+        if smallest
+            .as_ref()
+            .is_none_or(|best| chunk.len() < best.len())
+        {
+            smallest = Some(chunk);
+        }
+    }
+    Ok(smallest.expect("there is always a value plan"))
 }
 
 fn write_chunk(
@@ -128,20 +138,13 @@ fn write_chunk(
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + timestamps.len());
     let coded_flag = match timestamp_plan {
-        TimestampPlan::Regular => 0,
+        TimestampPlan::Regular { .. } => 0,
         TimestampPlan::Coded { .. } => TIMESTAMPS_CODED,
     };
     out.push(FORMAT_VERSION << 4 | coded_flag | value_plan.mode().code());
     varint::write_u64(&mut out, timestamps.len() as u64);
-    let first_ms = timestamps[0];
-    let last_ms = timestamps[timestamps.len() - 1];
-    varint::write_i64(&mut out, first_ms);
-    if timestamps.len() >= 2 {
-        varint::write_u64(&mut out, last_ms.wrapping_sub(first_ms) as u64);
-    }
-    if let TimestampPlan::Coded { reference_interval } = timestamp_plan {
-        varint::write_u64(&mut out, reference_interval);
-    }
+    varint::write_i64(&mut out, timestamps[0]);
+    timestamp_plan.write_header(timestamps, &mut out);
     value_plan.write_header(values, &mut out);
     if coded_flag == 0 && !value_plan.has_payload() {
         return out;
@@ -181,7 +184,7 @@ impl Corrupt {
 
 fn decode_samples(header: &Header<'_>) -> Result<Vec<Sample>, Corrupt> {
     let n = header.n_samples;
-    let mut decoder = (header.timestamp_plan != TimestampPlan::Regular
+    let mut decoder = (matches!(header.timestamp_plan, TimestampPlan::Coded { .. })
         || header.values.has_payload())
     .then(|| RangeDecoder::new(header.payload));
     if decoder.is_none() && !header.payload.is_empty() {
@@ -248,28 +251,12 @@ impl<'a> Header<'a> {
         }
         let n_samples = n_samples as usize;
         let first_ms = reader.i64()?;
-        let last_ms = if n_samples >= 2 {
-            let span = reader.u64()?;
-            if span < (n_samples - 1) as u64 {
-                return Err(Corrupt("span too short for strictly increasing timestamps"));
-            }
-            i64::try_from(i128::from(first_ms) + i128::from(span))
-                .map_err(|_| Corrupt("last timestamp beyond the i64 range"))?
-        } else {
-            first_ms
-        };
-        let timestamp_plan = if tag & TIMESTAMPS_CODED != 0 {
-            if n_samples < 3 {
-                return Err(Corrupt(
-                    "coded timestamps in a chunk of fewer than 3 samples",
-                ));
-            }
-            TimestampPlan::Coded {
-                reference_interval: reader.u64()?,
-            }
-        } else {
-            TimestampPlan::Regular
-        };
+        let (timestamp_plan, last_ms) = TimestampPlan::read_header(
+            tag & TIMESTAMPS_CODED != 0,
+            n_samples,
+            first_ms,
+            &mut reader,
+        )?;
         let values = ValueHeader::read(value_mode, &mut reader)?;
         Ok(Header {
             n_samples,

@@ -12,18 +12,16 @@ use super::range_coder::{Bit, RangeDecoder, RangeEncoder};
 
 /// Bits of the length tree: lengths 1..=64 are coded as 0..=63.
 const LENGTH_TREE_BITS: u32 = 6;
-/// Contexts for the length: the previous residual's length, exact up to 15, then in ranges.
-const N_LENGTH_CONTEXTS: usize = 23;
+/// Contexts for the length: whether the previous residual was zero, one, or larger. Finer
+/// contexts (the previous length exactly, or by octave) cost more in learning, over a
+/// chunk's few hundred residuals, than they save.
+const N_LENGTH_CONTEXTS: usize = 3;
 /// Mantissa bits under the leading one that are coded adaptively; the rest are direct.
 const ADAPTIVE_MANTISSA_BITS: u32 = 2;
 
 /// The previous residual's length (0 for zero) as a context index.
 fn length_context(length: u32) -> usize {
-    if length < 16 {
-        length as usize
-    } else {
-        (16 + (length - 16) / 8) as usize
-    }
+    length.min(2) as usize
 }
 
 /// Adaptive state for one stream of residuals. Encoder and decoder each build a fresh one

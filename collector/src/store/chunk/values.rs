@@ -172,6 +172,26 @@ impl ValuePlan {
         }
     }
 
+    /// Bytes this plan's values take at the least, cheaply computed, so that the encoder can
+    /// skip coding a plan that cannot beat one it already has. For xor, the bits stored
+    /// directly between each XOR's outer ones are a floor no model gets under.
+    pub fn payload_lower_bound(&self, values: &[f64]) -> usize {
+        match self {
+            ValuePlan::Constant { .. } | ValuePlan::Fraction { .. } => 0,
+            ValuePlan::Xor => {
+                let n_direct_bits: usize = values
+                    .windows(2)
+                    .map(|pair| pair[0].to_bits() ^ pair[1].to_bits())
+                    .filter(|&xor| xor != 0)
+                    .map(|xor| {
+                        (64 - xor.leading_zeros() - xor.trailing_zeros()).saturating_sub(2) as usize
+                    })
+                    .sum();
+                n_direct_bits / 8
+            }
+        }
+    }
+
     /// Whether this mode codes anything into the range-coded payload.
     pub fn has_payload(&self) -> bool {
         !matches!(self, ValuePlan::Constant { .. })
