@@ -84,6 +84,8 @@ pub struct ShipConfig {
 enum StreamEnd {
     Shutdown,
     ClosedByCollector,
+    /// The certificate was renewed; reconnect at once to use it.
+    Renewed,
 }
 
 pub struct Shipper {
@@ -105,6 +107,7 @@ impl Shipper {
                 Ok(StreamEnd::ClosedByCollector) => {
                     tracing::info!("collector closed the stream; reconnecting");
                 }
+                Ok(StreamEnd::Renewed) => continue,
                 Err(error) if error.needs_attention() => {
                     tracing::error!(%error, "shipping to the collector failed")
                 }
@@ -172,6 +175,27 @@ impl Shipper {
             _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
             channel = self.connect() => channel?,
         };
+        match renewal_due(&self.config.cert) {
+            Ok(false) => {}
+            Ok(true) => {
+                let renewed = crate::enroll::renew(
+                    channel.clone(),
+                    &self.config.cert,
+                    &self.config.key,
+                    &self.inventory.hostname,
+                )
+                .await;
+                match renewed {
+                    Ok(()) => {
+                        tracing::info!(cert = %self.config.cert.display(), "certificate renewed");
+                        return Ok(StreamEnd::Renewed);
+                    }
+                    // The old certificate still works until it expires; try again next time.
+                    Err(error) => tracing::warn!(%error, "renewing the certificate failed"),
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot tell when the certificate expires"),
+        }
         let mut client = IngestClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -298,6 +322,20 @@ impl Shipper {
         }
         Ok(StreamEnd::Shutdown)
     }
+}
+
+/// Whether the certificate at `path` has passed two thirds of its life.
+pub fn renewal_due(path: &std::path::Path) -> Result<bool, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let der =
+        CertificateDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (_, cert) =
+        X509Certificate::from_der(der.as_ref()).map_err(|e| format!("{}: {e}", path.display()))?;
+    let not_before = cert.validity().not_before.timestamp();
+    let not_after = cert.validity().not_after.timestamp();
+    let renew_at = not_before + (not_after - not_before) * 2 / 3;
+    Ok(crate::run::now_ms() / 1000 >= renew_at)
 }
 
 /// Exponential backoff with jitter: a random delay between a quarter of and the whole of

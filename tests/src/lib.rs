@@ -63,9 +63,20 @@ impl Pki {
 
     /// Issues an agent certificate and writes `<file_stem>.pem` and `<file_stem>-key.pem`.
     pub fn issue_agent(&self, file_stem: &str, agent_id: &str, client: &str) -> AgentFiles {
+        self.issue_agent_valid_for(file_stem, agent_id, client, VALIDITY)
+    }
+
+    /// Like [`Pki::issue_agent`], valid for `validity` from now.
+    pub fn issue_agent_valid_for(
+        &self,
+        file_stem: &str,
+        agent_id: &str,
+        client: &str,
+        validity: Duration,
+    ) -> AgentFiles {
         let issued = self
             .ca
-            .issue_agent(agent_id, client, VALIDITY)
+            .issue_agent(agent_id, client, validity)
             .expect("agent certificate");
         let cert = self.path(&format!("{file_stem}.pem"));
         let key = self.path(&format!("{file_stem}-key.pem"));

@@ -293,3 +293,37 @@ async fn a_revoked_host_is_cut_off_on_its_live_stream_and_refused_at_reconnect()
     assert!(refused, "a revoked certificate is refused at the handshake");
     collector.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_renews_its_certificate_when_two_thirds_of_its_life_have_passed() {
+    let pki = Pki::new();
+    let (mut collector, _config) = collector_with_enrollment(&pki).await;
+    // Valid for 20 s after a 60 s backdate: two thirds of its life are already over.
+    let files = pki.issue_agent_valid_for("agent", "kiosk-1", "acme", Duration::from_secs(20));
+    assert!(vigil_agent::ship::renewal_due(&files.cert).unwrap());
+    let old_cert = std::fs::read_to_string(&files.cert).unwrap();
+    let agent = Agent::new(pki.agent_config(&files, collector.grpc, 1));
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(agent.run(shutdown.clone()));
+    let stored = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Ok(IngestEvent::Stored { peer, .. }) = collector.events.recv().await {
+                return peer;
+            }
+        }
+    })
+    .await
+    .expect("the agent reports after renewing");
+    assert_eq!(
+        (stored.host.as_str(), stored.client.as_str()),
+        ("kiosk-1", "acme")
+    );
+    shutdown.cancel();
+    running.await.unwrap();
+    assert_ne!(std::fs::read_to_string(&files.cert).unwrap(), old_cert);
+    assert!(
+        !vigil_agent::ship::renewal_due(&files.cert).unwrap(),
+        "the new certificate is fresh"
+    );
+    collector.stop().await;
+}

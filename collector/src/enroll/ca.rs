@@ -299,4 +299,48 @@ mod tests {
         assert!(issued.cert_pem.contains("BEGIN CERTIFICATE"));
         assert!(format!("{issued:?}").find("PRIVATE").is_none());
     }
+
+    fn shared_ca() -> &'static CertificateAuthority {
+        static CA: std::sync::OnceLock<CertificateAuthority> = std::sync::OnceLock::new();
+        CA.get_or_init(|| CertificateAuthority::generate("Test CA").unwrap())
+    }
+
+    #[test]
+    fn a_csr_gets_the_identity_the_ca_chooses_not_the_one_it_asks_for() {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = distinguished_name("srv-01", Some("other-client"));
+        let csr = params.serialize_request(&key).unwrap();
+        let pem = shared_ca()
+            .sign_agent_csr(csr.der(), "pc-07", "acme", Duration::from_secs(60))
+            .unwrap();
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let identity = crate::ingest::identity::PeerIdentity::from_certificate(&der).unwrap();
+        assert_eq!(
+            (identity.host.as_str(), identity.client.as_str()),
+            ("pc-07", "acme")
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_are_refused_as_a_csr(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            proptest::prop_assert!(shared_ca()
+                .sign_agent_csr(&bytes, "a", "b", Duration::from_secs(60))
+                .is_err());
+        }
+
+        #[test]
+        fn a_damaged_csr_is_refused_or_signed_for_the_chosen_identity_only(flip in 0usize..4096) {
+            let key = KeyPair::generate().unwrap();
+            let csr = CertificateParams::default().serialize_request(&key).unwrap();
+            let mut bytes = csr.der().to_vec();
+            let index = flip % bytes.len();
+            bytes[index] ^= 1 << (flip % 8);
+            if let Ok(pem) = shared_ca().sign_agent_csr(&bytes, "pc-01", "acme", Duration::from_secs(60)) {
+                proptest::prop_assert!(pem.contains("BEGIN CERTIFICATE"));
+            }
+        }
+    }
 }

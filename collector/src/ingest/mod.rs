@@ -10,6 +10,7 @@
 //! of the collector domain types only.
 
 pub mod identity;
+pub mod limits;
 pub mod session;
 pub mod tls;
 
@@ -71,6 +72,8 @@ pub struct IngestSettings {
     /// Streams are closed after this long, so the agent reconnects and its certificate is
     /// checked again at the handshake. Default: 1 h.
     pub max_connection_age: Duration,
+    /// Rate and cardinality limits per stream.
+    pub limits: limits::StreamLimits,
 }
 
 impl Default for IngestSettings {
@@ -79,6 +82,7 @@ impl Default for IngestSettings {
             agent_interval: None,
             max_clock_skew: Duration::from_secs(300),
             max_connection_age: Duration::from_secs(3600),
+            limits: limits::StreamLimits::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! sends it again after reconnecting.
 
 use super::identity::PeerIdentity;
+use super::limits::{BatchRate, SeriesBudget};
 use super::{IngestEvent, IngestSettings};
 use crate::enroll::revocation::{RevocationList, RELOAD_INTERVAL};
 use crate::store::{AppendOutcome, SeriesSamples, Store, WriterId};
@@ -84,6 +85,8 @@ impl AgentSession {
         }
 
         let closing_time = tokio::time::Instant::now() + self.settings.max_connection_age;
+        let mut rate = BatchRate::new(self.settings.limits);
+        let mut series_budget = SeriesBudget::default();
         let mut revocation_check = tokio::time::interval(RELOAD_INTERVAL);
         loop {
             let message = tokio::select! {
@@ -120,7 +123,12 @@ impl AgentSession {
             };
             let keep_going = match message.body {
                 Some(pb::agent_message::Body::Batch(batch)) => {
-                    self.handle_batch(&writer, batch, &outbound).await
+                    let waited = rate.admit().await;
+                    if !waited.is_zero() {
+                        tracing::debug!(?waited, "slowing an agent that sends too fast");
+                    }
+                    self.handle_batch(&writer, batch, &mut series_budget, &outbound)
+                        .await
                 }
                 body => self.handle_other(pb::AgentMessage { body }).await,
             };
@@ -134,9 +142,24 @@ impl AgentSession {
     }
 
     /// Returns whether the stream should go on.
-    async fn handle_batch(&self, writer: &WriterId, wire: pb::Batch, outbound: &Outbound) -> bool {
+    async fn handle_batch(
+        &self,
+        writer: &WriterId,
+        wire: pb::Batch,
+        series_budget: &mut SeriesBudget,
+        outbound: &Outbound,
+    ) -> bool {
         let seq = wire.seq;
-        let batch = match Batch::try_from(wire).and_then(|batch| self.check_clock(batch)) {
+        let limit = self.settings.limits.max_series_per_host;
+        let checked = Batch::try_from(wire)
+            .and_then(|batch| self.check_clock(batch))
+            .and_then(|batch| {
+                series_budget
+                    .admit(&batch, limit)
+                    .map(|()| batch)
+                    .map_err(ValidationError::new)
+            });
+        let batch = match checked {
             Ok(batch) => batch,
             Err(error) => {
                 let reason = error.to_string();
