@@ -5,27 +5,32 @@
 //! chunk and where it lives; this module knows nothing of series, keys or sled.
 //!
 //! The format descends from Gorilla's (Prometheus' XOR chunks, kept in [`gorilla`] as the
-//! baseline) and is smaller by using what monitoring values are: timestamps on a grid cost
-//! nothing, and values that are integers, decimals or tick ratios are coded as integers
-//! (see `fractions` and `values`). Everything after the header is one range-coded stream
-//! whose models adapt as they go (`range_coder`, `residuals`).
+//! baseline) and is smaller by using what monitoring data is: timestamps on a grid cost
+//! nothing (`timestamps`), and values that are integers, decimals or tick ratios are coded
+//! as integers over one denominator (`fractions`, `values`), XOR being the fallback.
+//! Everything after the header is one range-coded stream whose models adapt as they go
+//! (`range_coder`, `residuals`). The encoder codes each plan that fits the samples and keeps
+//! the smallest; the decoder follows what the header says.
 //!
 //! # Layout
 //!
 //! ```text
-//! byte 0      format version (high 4 bits, now 1) | timestamps coded (bit 3) | value mode (bits 0-2)
-//! varint      number of samples, 1..=MAX_SAMPLES
-//! varint      first timestamp (zigzag)
-//! varint      regular timestamps: the interval, when there are two samples or more;
-//!             coded timestamps: last minus first timestamp, then the reference interval
-//! ...         the value mode's header (see `values`)
-//! ...         range-coded payload: interval residuals (when coded), then values;
-//!             absent when timestamps are regular and the value constant
+//! byte 0    format version (high 4 bits, now 1) | timestamps coded (bit 3) | value mode (bits 0-2:
+//!           0 constant, 1 xor, 2-5 fraction by delta / delta of delta, without / with exceptions)
+//! varint    number of samples, 1..=MAX_SAMPLES
+//! varint    first timestamp (zigzag)
+//! varint    regular timestamps: the interval (absent for a single sample);
+//!           coded timestamps: last minus first timestamp, the reference interval, then one
+//!           byte for what timestamps are predicted from (0 the previous one, 1 the grid)
+//! varint    constant and xor: the first value's bits, byte-swapped (round numbers are short);
+//!           fraction: denominator, step, remainder, first k (zigzag)
+//! ...       range-coded payload: timestamp residuals (when coded), then values;
+//!           absent when timestamps are regular and the value constant
 //! ```
 //!
-//! Decoding checks the payload ends exactly where the encoder ended it, so truncated or
-//! extended chunks are refused; flipped bits usually are, but the format has no checksum
-//! (sled checksums what it stores).
+//! Decoding checks that the payload ends exactly where the encoder ended it, so truncated
+//! or extended chunks are refused; flipped bits usually are too, but the format has no
+//! checksum of its own — integrity on disk is the store's concern.
 
 pub mod gorilla;
 
