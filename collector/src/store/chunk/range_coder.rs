@@ -17,6 +17,8 @@ const MAX_RATE: u8 = 5;
 
 /// Bytes the encoder emits beyond the renormalizations: the final state of `low`.
 const FLUSH_BYTES: usize = 4;
+/// Direct bits are coded this many at a time (at most 16, so the range stays above 2^8).
+const DIRECT_GROUP_BITS: u32 = 16;
 
 /// One adaptive binary decision: the probability that the next bit is 0, and how many bits it
 /// has seen (which sets how fast it still moves).
@@ -98,13 +100,17 @@ impl RangeEncoder {
         }
     }
 
-    /// The low `n_bits` of `value`, most significant first, each at probability 1/2.
+    /// The low `n_bits` of `value`, each bit at probability 1/2. They go in groups of up to
+    /// DIRECT_GROUP_BITS, one multiplication each rather than a step per bit: the range
+    /// (at least 2^24) is split into 2^k equal parts, wasting under 2^k / 2^24 of it.
     pub fn encode_direct(&mut self, value: u64, n_bits: u32) {
-        for shift in (0..n_bits).rev() {
-            self.range >>= 1;
-            if (value >> shift) & 1 == 1 {
-                self.low += u64::from(self.range);
-            }
+        let mut n_left = n_bits;
+        while n_left > 0 {
+            let n_group = n_left.min(DIRECT_GROUP_BITS);
+            n_left -= n_group;
+            let group = (value >> n_left) as u32 & ((1 << n_group) - 1);
+            self.range >>= n_group;
+            self.low += u64::from(group) * u64::from(self.range);
             while self.range < TOP {
                 self.range <<= 8;
                 self.shift_low();
@@ -169,6 +175,8 @@ pub struct RangeDecoder<'a> {
     range: u32,
     code: u32,
     n_missing: usize,
+    /// Symbols that no encoder could have produced.
+    n_invalid: usize,
 }
 
 impl<'a> RangeDecoder<'a> {
@@ -179,6 +187,7 @@ impl<'a> RangeDecoder<'a> {
             range: u32::MAX,
             code: 0,
             n_missing: 0,
+            n_invalid: 0,
         };
         for _ in 0..FLUSH_BYTES {
             decoder.code = (decoder.code << 8) | u32::from(decoder.next_byte());
@@ -223,13 +232,20 @@ impl<'a> RangeDecoder<'a> {
 
     pub fn decode_direct(&mut self, n_bits: u32) -> u64 {
         let mut value = 0u64;
-        for _ in 0..n_bits {
-            self.range >>= 1;
-            let bit = self.code >= self.range;
-            if bit {
-                self.code -= self.range;
+        let mut n_left = n_bits;
+        while n_left > 0 {
+            let n_group = n_left.min(DIRECT_GROUP_BITS);
+            n_left -= n_group;
+            self.range >>= n_group;
+            let mut group = self.code / self.range;
+            let max_group = (1 << n_group) - 1;
+            if group > max_group {
+                // Only a corrupt stream lands in the sliver the encoder leaves unused.
+                self.n_invalid += 1;
+                group = max_group;
             }
-            value = (value << 1) | u64::from(bit);
+            self.code -= group * self.range;
+            value = (value << n_group) | u64::from(group);
             self.normalize();
         }
         value
@@ -244,16 +260,19 @@ impl<'a> RangeDecoder<'a> {
         (node - (1 << n_bits)) as u32
     }
 
-    /// Whether the decoder has already run past the end of its bytes: a stream that does
-    /// this is corrupt, and callers check it inside loops to stop early on garbage.
-    pub fn ran_past_end(&self) -> bool {
-        self.n_missing > 0
+    /// Whether the decoder has run past the end of its bytes or decoded what no encoder
+    /// writes: the stream is corrupt, and callers check this inside loops to stop early.
+    pub fn has_failed(&self) -> bool {
+        self.n_missing > 0 || self.n_invalid > 0
     }
 
     /// Whether the stream ended exactly as an encoder ends one: every byte read, none
-    /// missing, and the code back at 0.
+    /// missing or invalid, and the code back at 0.
     pub fn finished_cleanly(&self) -> bool {
-        self.n_missing == 0 && self.position == self.bytes.len() && self.code == 0
+        self.n_missing == 0
+            && self.n_invalid == 0
+            && self.position == self.bytes.len()
+            && self.code == 0
     }
 }
 

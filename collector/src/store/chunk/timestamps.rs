@@ -276,7 +276,7 @@ impl TimestampPlan {
                     }
                     predictor.observe(predicted, timestamp);
                     timestamps[index] = timestamp;
-                    if decoder.ran_past_end() {
+                    if decoder.has_failed() {
                         return Err(Corrupt("timestamps run past the end"));
                     }
                 }

@@ -300,7 +300,7 @@ impl ValueHeader {
                 for value in &mut values[1..] {
                     previous ^= model.decode(decoder)?;
                     *value = f64::from_bits(previous);
-                    if decoder.ran_past_end() {
+                    if decoder.has_failed() {
                         return Err(Corrupt("values run past the end"));
                     }
                 }
@@ -330,7 +330,7 @@ impl ValueHeader {
                         *value = fractions::value_of(numerator as i64, denominator);
                         n_regular += 1;
                     }
-                    if decoder.ran_past_end() {
+                    if decoder.has_failed() {
                         return Err(Corrupt("values run past the end"));
                     }
                 }
