@@ -40,6 +40,7 @@ mod residuals;
 mod timestamps;
 mod values;
 mod varint;
+mod xor;
 
 #[cfg(test)]
 mod tests;
@@ -66,12 +67,16 @@ pub struct ChunkSummary {
     pub last_ms: i64,
 }
 
+/// Why samples do not become a chunk, or bytes do not become samples.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
+    /// [`encode`] got no samples.
     #[error("no samples to encode; a chunk holds at least one")]
     Empty,
+    /// [`encode`] got more than [`MAX_SAMPLES`].
     #[error("{n_samples} samples do not fit in one chunk (at most {max}); split them")]
     TooManySamples { n_samples: usize, max: usize },
+    /// Sample `index` (of the slice given to [`encode`]) is not after the one before it.
     #[error(
         "sample {index} at {timestamp_ms} ms does not come after the one before it at \
          {previous_ms} ms; a chunk needs strictly increasing timestamps"
@@ -81,8 +86,13 @@ pub enum ChunkError {
         previous_ms: i64,
         timestamp_ms: i64,
     },
-    #[error("chunk format version {version} is unknown to this collector (it reads version {FORMAT_VERSION}); was it written by a newer one?")]
+    /// The chunk's first byte names a format version this code does not read.
+    #[error(
+        "chunk format version {version} is unknown to this collector (it reads version \
+         {FORMAT_VERSION}); was it written by a newer one?"
+    )]
     UnknownVersion { version: u8 },
+    /// The bytes are not a chunk as [`encode`] writes them: cut short, extended or damaged.
     #[error("corrupt chunk of {n_bytes} bytes: {reason}")]
     Corrupt {
         n_bytes: usize,
@@ -94,7 +104,9 @@ pub enum ChunkError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Corrupt(&'static str);
 
-/// Compresses samples with strictly increasing timestamps into one chunk.
+/// Compresses samples with strictly increasing timestamps into one chunk, losslessly: of
+/// the ways to code them that fit, the smallest. Refuses an empty slice, more than
+/// [`MAX_SAMPLES`], and the first sample whose timestamp is not after the one before.
 pub fn encode(samples: &[Sample]) -> Result<Vec<u8>, ChunkError> {
     if samples.is_empty() {
         return Err(ChunkError::Empty);

@@ -317,6 +317,21 @@ fn arbitrary_floats_get_xor_mode() {
 }
 
 #[test]
+fn xor_mode_is_smaller_than_gorilla_on_arbitrary_floats() {
+    let values: Vec<f64> = (0..720).map(|i| (i as f64 * 0.01).sin() * 100.0).collect();
+    let samples = on_grid(&values);
+    let ours = assert_round_trips(&samples);
+    assert_eq!(value_mode(&ours), ValueMode::Xor);
+    let theirs = gorilla::encode(&samples);
+    assert!(
+        ours.len() * 10 < theirs.len() * 9,
+        "{} vs {}",
+        ours.len(),
+        theirs.len()
+    );
+}
+
+#[test]
 fn a_constant_series_gets_constant_mode_and_no_payload() {
     let bytes = assert_round_trips(&on_grid(&[1.0; 720]));
     assert_eq!(value_mode(&bytes), ValueMode::Constant);
