@@ -47,7 +47,7 @@ mod tests;
 
 use range_coder::{RangeDecoder, RangeEncoder};
 use timestamps::TimestampPlan;
-use values::{ValueHeader, ValueMode, ValuePlan};
+use values::{OverBudget, ValueHeader, ValueMode, ValuePlan};
 use vigil_proto::model::Sample;
 
 /// The format version this code writes and reads.
@@ -131,20 +131,17 @@ pub fn encode(samples: &[Sample]) -> Result<Vec<u8>, ChunkError> {
     let timestamp_plan = TimestampPlan::new(&timestamps);
     let mut smallest: Option<Vec<u8>> = None;
     for value_plan in values::candidates(&values) {
-        if let Some(best) = &smallest {
-            if value_plan.payload_lower_bound(&values) >= best.len() {
-                continue;
+        let budget = smallest.as_ref().map_or(usize::MAX, Vec::len);
+        if !value_plan.may_fit(&values, budget) {
+            continue;
+        }
+        if let Ok(chunk) = write_chunk(&timestamps, &values, timestamp_plan, &value_plan, budget) {
+            if chunk.len() < budget {
+                smallest = Some(chunk);
             }
         }
-        let chunk = write_chunk(&timestamps, &values, timestamp_plan, &value_plan);
-        if smallest
-            .as_ref()
-            .is_none_or(|best| chunk.len() < best.len())
-        {
-            smallest = Some(chunk);
-        }
     }
-    Ok(smallest.expect("there is always a value plan"))
+    Ok(smallest.expect("the first plan has no budget to exceed"))
 }
 
 fn write_chunk(
@@ -152,7 +149,8 @@ fn write_chunk(
     values: &[f64],
     timestamp_plan: TimestampPlan,
     value_plan: &ValuePlan,
-) -> Vec<u8> {
+    budget: usize,
+) -> Result<Vec<u8>, OverBudget> {
     let mut out = Vec::with_capacity(32 + timestamps.len());
     let coded_flag = match timestamp_plan {
         TimestampPlan::Regular { .. } => 0,
@@ -164,12 +162,12 @@ fn write_chunk(
     timestamp_plan.write_header(timestamps, &mut out);
     value_plan.write_header(values, &mut out);
     if coded_flag == 0 && !value_plan.has_payload() {
-        return out;
+        return Ok(out);
     }
     let mut encoder = RangeEncoder::new(out);
     timestamp_plan.encode(timestamps, &mut encoder);
-    value_plan.encode(values, &mut encoder);
-    encoder.finish()
+    value_plan.encode(values, &mut encoder, budget)?;
+    Ok(encoder.finish())
 }
 
 /// Decodes a chunk. Never panics, whatever the bytes: what does not decode is

@@ -147,6 +147,11 @@ impl RangeEncoder {
         self.low = (self.low & 0x00FF_FFFF) << 8;
     }
 
+    /// Bytes written so far, header included; the finished stream is longer.
+    pub fn n_bytes_written(&self) -> usize {
+        self.out.len()
+    }
+
     fn emit(&mut self, byte: u8) {
         if self.wrote_first {
             self.out.push(byte);

@@ -82,12 +82,12 @@ pub fn candidates(values: &[f64]) -> Vec<ValuePlan> {
     }
     let mut plans = Vec::with_capacity(3);
     if let Some(fraction_plan) = FractionPlan::new(values) {
-        let with_predictor = |predictor| ValuePlan::Fraction {
-            plan: fraction_plan.clone(),
-            predictor,
-        };
-        plans.push(with_predictor(Predictor::Delta));
-        plans.push(with_predictor(Predictor::DeltaOfDelta));
+        for predictor in [Predictor::Delta, Predictor::DeltaOfDelta] {
+            plans.push(ValuePlan::Fraction {
+                plan: fraction_plan.clone(),
+                predictor,
+            });
+        }
     }
     plans.push(ValuePlan::Xor);
     plans
@@ -173,22 +173,24 @@ impl ValuePlan {
         }
     }
 
-    /// Bytes this plan's values take at the least, cheaply computed, so that the encoder can
-    /// skip coding a plan that cannot beat one it already has. For xor, the bits stored
-    /// directly between each XOR's outer ones are a floor no model gets under.
-    pub fn payload_lower_bound(&self, values: &[f64]) -> usize {
+    /// Whether coding this plan could plausibly come out under `budget` bytes. Only xor is
+    /// ever ruled out: by the bits it must store directly plus four for each change (its
+    /// flag and window counts take about that even when they are regular), a guess that
+    /// spares coding xor for whole numbers and decimals, where it never wins by much.
+    pub fn may_fit(&self, values: &[f64], budget: usize) -> bool {
         match self {
-            ValuePlan::Constant { .. } | ValuePlan::Fraction { .. } => 0,
+            ValuePlan::Constant { .. } | ValuePlan::Fraction { .. } => true,
             ValuePlan::Xor => {
-                let n_direct_bits: usize = values
+                let n_bits: usize = values
                     .windows(2)
                     .map(|pair| pair[0].to_bits() ^ pair[1].to_bits())
                     .filter(|&xor| xor != 0)
                     .map(|xor| {
-                        (64 - xor.leading_zeros() - xor.trailing_zeros()).saturating_sub(2) as usize
+                        let width = 64 - xor.leading_zeros() - xor.trailing_zeros();
+                        width.saturating_sub(2) as usize + 4
                     })
                     .sum();
-                n_direct_bits / 8
+                n_bits / 8 < budget
             }
         }
     }
@@ -198,7 +200,15 @@ impl ValuePlan {
         !matches!(self, ValuePlan::Constant { .. })
     }
 
-    pub fn encode(&self, values: &[f64], encoder: &mut RangeEncoder) {
+    /// Codes the values, giving up once the output reaches `budget` bytes: the encoder
+    /// already has a chunk that small, and coding the rest would only confirm this plan
+    /// loses.
+    pub fn encode(
+        &self,
+        values: &[f64],
+        encoder: &mut RangeEncoder,
+        budget: usize,
+    ) -> Result<(), OverBudget> {
         match self {
             ValuePlan::Constant { .. } => {}
             ValuePlan::Xor => {
@@ -208,6 +218,9 @@ impl ValuePlan {
                     let bits = value.to_bits();
                     model.encode(encoder, previous ^ bits);
                     previous = bits;
+                    if encoder.n_bytes_written() >= budget {
+                        return Err(OverBudget);
+                    }
                 }
             }
             ValuePlan::Fraction { plan, predictor } => {
@@ -226,11 +239,19 @@ impl ValuePlan {
                         }
                         None => encoder.encode_direct(value.to_bits(), 64),
                     }
+                    if encoder.n_bytes_written() >= budget {
+                        return Err(OverBudget);
+                    }
                 }
             }
         }
+        Ok(())
     }
 }
+
+/// A plan's coding stopped because it could not come out smaller than one already made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget;
 
 /// The value header as read back, ready to decode the payload.
 #[derive(Debug, Clone, Copy, PartialEq)]
