@@ -13,6 +13,7 @@
 //! - [`ingest`] — the gRPC edge — TLS, identity, per-agent sessions.
 //! - [`store`] — time series and host records on sled.
 //! - [`policy`] — client contracts: what an alert means to each client, and when it is due.
+//! - [`notify`] — the durable outbox and delivery by webhook, Alertmanager, Slack, Teams, PagerDuty and email.
 //! - [`query`] — `vigil-collector query`.
 //! - [`serve`] — the collector's lifecycle, shared by `serve` and `demo`.
 //! - [`demo`] — a collector and an agent in one process with a throwaway CA.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod enroll;
 pub mod ingest;
+pub mod notify;
 pub mod openmetrics;
 pub mod policy;
 pub mod query;

@@ -1,0 +1,155 @@
+//! The receivers: one module per kind, each turning a [`Delivery`] into its receiver's
+//! format (a pure function, tested against golden shapes) and sending it.
+//!
+//! [`Channels`] builds every configured channel once, with one shared HTTP client; a
+//! [`Channel`] sends one delivery and answers `Ok` or a [`SendError`] that says whether a
+//! later attempt may succeed (a 503, a refused connection) or not (a 400, a bad address).
+//!
+//! Modules: [`http`] (posting and judging responses), [`webhook`], [`alertmanager`],
+//! [`slack`], [`teams`], [`pagerduty`], [`email`].
+
+pub mod email;
+pub mod http;
+pub mod webhook;
+
+use super::config::{read_secret, ChannelConfig, NotifySection};
+use super::message::Delivery;
+use super::NotifyError;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Why one attempt failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    /// What happened, naming the URL or server without secrets, e.g.
+    /// `HTTP 503 from https://hooks.example/…`.
+    pub detail: String,
+    /// The receiver refused the message itself: the same message will never be accepted.
+    pub permanent: bool,
+}
+
+impl SendError {
+    pub fn retry(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// What every channel may need besides its own settings.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub http: reqwest::Client,
+    /// The collector's web address, for links.
+    pub external_url: Option<String>,
+    pub timeout: std::time::Duration,
+}
+
+/// One configured channel, ready to send.
+#[derive(Debug)]
+pub struct Channel {
+    pub name: String,
+    pub kind: &'static str,
+    sender: Sender,
+}
+
+#[derive(Debug)]
+enum Sender {
+    Webhook(webhook::Webhook),
+    Email(email::Email),
+}
+
+impl Channel {
+    pub fn build(config: &ChannelConfig, context: &Context) -> Result<Self, NotifyError> {
+        let name = config.name().to_string();
+        let kind = config.kind();
+        let fail = |detail: String| NotifyError::Channel {
+            channel: format!("{kind} '{name}'"),
+            detail,
+        };
+        let sender = match config {
+            ChannelConfig::Webhook(c) => {
+                let key = read_secret(
+                    "hmac_key",
+                    c.hmac_key.as_ref(),
+                    c.hmac_key_file.as_ref(),
+                    c.hmac_key_env.as_ref(),
+                )
+                .map_err(fail)?;
+                Sender::Webhook(webhook::Webhook::new(&c.url, key, context.clone()).map_err(fail)?)
+            }
+            ChannelConfig::Email(c) => Sender::Email(email::Email::new(c, context).map_err(fail)?),
+            other => {
+                return Err(fail(format!(
+                    "channels of type '{}' are not supported yet",
+                    other.kind()
+                )))
+            }
+        };
+        Ok(Channel { name, kind, sender })
+    }
+
+    /// `webhook 'ops'`, as messages name a channel.
+    pub fn label(&self) -> String {
+        format!("{} '{}'", self.kind, self.name)
+    }
+
+    /// One attempt at delivering `delivery`; `now_ms` dates signatures.
+    pub async fn send(&self, delivery: &Delivery, now_ms: i64) -> Result<(), SendError> {
+        match &self.sender {
+            Sender::Webhook(c) => c.send(delivery, &self.name, now_ms).await,
+            Sender::Email(c) => c.send(delivery).await,
+        }
+    }
+}
+
+/// Every configured channel by name.
+#[derive(Debug, Default)]
+pub struct Channels {
+    by_name: BTreeMap<String, Arc<Channel>>,
+}
+
+impl Channels {
+    /// Builds every channel of `section`; the first that cannot be built is the error.
+    pub fn build(section: &NotifySection) -> Result<Self, NotifyError> {
+        let http = reqwest::Client::builder()
+            .timeout(section.timeout)
+            .user_agent(concat!("vigil-collector/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| NotifyError::Channel {
+                channel: "notify".into(),
+                detail: format!("cannot build the HTTP client: {error}"),
+            })?;
+        let context = Context {
+            http,
+            external_url: section.external_url.clone(),
+            timeout: section.timeout,
+        };
+        let mut by_name = BTreeMap::new();
+        for config in &section.channels {
+            let channel = Channel::build(config, &context)?;
+            by_name.insert(channel.name.clone(), Arc::new(channel));
+        }
+        Ok(Self { by_name })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Channel>> {
+        self.by_name.get(name).cloned()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Channel>> {
+        self.by_name.values()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}

@@ -1,0 +1,299 @@
+//! The alert as delivered ([`AlertMessage`]) and one delivery of it to one channel
+//! ([`Delivery`]), both as they are kept in the outbox (JSON) and handed to channels.
+//!
+//! An alert message carries everything a receiver needs without asking back: the engine's
+//! view (rule, host, labels, summary) and the contract's (client, host role, contract
+//! severity, response due, policy version). Its [`fingerprint`] names the alert instance for
+//! good — PagerDuty's `dedup_key`, Alertmanager's identity, the email thread, the id
+//! technicians acknowledge.
+
+use crate::alert::{AlertState, Transition};
+use crate::policy::Classification;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Whether the alert is firing or has resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert, as every channel renders it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertMessage {
+    /// 16 hex digits naming the alert instance (client, host, rule, labels) for good.
+    pub fingerprint: String,
+    pub status: AlertStatus,
+    pub client: String,
+    pub host: String,
+    /// The engine's rule, e.g. `filesystem_full_forecast`.
+    pub rule: String,
+    /// The labels that tell the instance apart (mountpoint, device, service…).
+    pub labels: BTreeMap<String, String>,
+    /// What a technician reads first.
+    pub summary: String,
+    /// The engine's severity, before the contract.
+    pub engine_severity: String,
+    /// The contract's severity: notice, warning, critical, emergency.
+    pub contract_severity: String,
+    /// The host's role under the contract, if it has one.
+    pub host_role: Option<String>,
+    /// When this episode of the alert began firing (ms since the epoch).
+    pub starts_at_ms: i64,
+    /// When this transition happened: the first firing, a rise in severity, the resolve.
+    pub at_ms: i64,
+    /// When it resolved, for a resolved alert.
+    pub ends_at_ms: Option<i64>,
+    /// When a response is due under the contract.
+    pub response_due_ms: Option<i64>,
+    /// The contract version that classified the alert, e.g. 3, and its digest.
+    pub policy_version: u64,
+    pub policy_digest: String,
+    /// Why the contract classified it so, one sentence per step.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+impl AlertMessage {
+    /// The message for `transition` as classified. `starts_at_ms` is when the episode began
+    /// firing: the transition's own time for a firing, the recorded start for a resolve.
+    pub fn from_transition(
+        transition: &Transition,
+        classification: &Classification,
+        starts_at_ms: i64,
+    ) -> Self {
+        let labels: BTreeMap<String, String> = transition
+            .labels
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        let status = match transition.state {
+            AlertState::Firing => AlertStatus::Firing,
+            AlertState::Resolved => AlertStatus::Resolved,
+        };
+        AlertMessage {
+            fingerprint: fingerprint(
+                &transition.client,
+                &transition.host,
+                &transition.rule,
+                &labels,
+            ),
+            status,
+            client: transition.client.clone(),
+            host: transition.host.clone(),
+            rule: transition.rule.clone(),
+            labels,
+            summary: transition.summary.clone(),
+            engine_severity: transition.severity.as_str().to_string(),
+            contract_severity: classification.contract_severity.as_str().to_string(),
+            host_role: classification.host_role.clone(),
+            starts_at_ms,
+            at_ms: transition.ts_ms,
+            ends_at_ms: (status == AlertStatus::Resolved).then_some(transition.ts_ms),
+            response_due_ms: (classification.response_due != Timestamp::MAX)
+                .then(|| classification.response_due.as_millisecond()),
+            policy_version: classification.policy_version.version,
+            policy_digest: classification.policy_version.digest.clone(),
+            reasons: classification.reasons.clone(),
+        }
+    }
+
+    /// A one-line title, e.g. `[emergency] srv-01 (dental): C: full in ~2 d`.
+    pub fn title(&self) -> String {
+        match self.status {
+            AlertStatus::Firing => format!(
+                "[{}] {} ({}): {}",
+                self.contract_severity, self.host, self.client, self.summary
+            ),
+            AlertStatus::Resolved => format!(
+                "[resolved] {} ({}): {}",
+                self.host, self.client, self.summary
+            ),
+        }
+    }
+
+    pub fn is_emergency(&self) -> bool {
+        self.contract_severity == "emergency"
+    }
+}
+
+/// 16 hex digits of the SHA-256 of client, host, rule and labels: the same alert instance
+/// always has the same fingerprint, on every collector and across restarts.
+pub fn fingerprint(
+    client: &str,
+    host: &str,
+    rule: &str,
+    labels: &BTreeMap<String, String>,
+) -> String {
+    let mut text = format!("{client}\u{0}{host}\u{0}{rule}");
+    for (name, value) in labels {
+        text.push('\u{0}');
+        text.push_str(name);
+        text.push('=');
+        text.push_str(value);
+    }
+    hex(&sha256(text.as_bytes())[..8])
+}
+
+pub(crate) fn sha256(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// An instant as RFC 3339, as Alertmanager and most receivers expect.
+pub(crate) fn rfc3339(ms: i64) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|at| at.to_string())
+        .unwrap_or_else(|_| "0001-01-01T00:00:00Z".to_string())
+}
+
+/// Why a delivery exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "purpose", rename_all = "snake_case")]
+pub enum Purpose {
+    /// One alert transition, at once.
+    Alert,
+    /// The client's morning digest: every alert that waited for business hours.
+    Digest { client: String, at_ms: i64 },
+    /// An emergency nobody acknowledged within its response time.
+    Escalation,
+    /// `vigil-collector notify test`.
+    Test,
+}
+
+/// One message to one channel, as kept in the outbox until it is delivered or dead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The idempotency key: the same on every attempt, sent to receivers that take one, and
+    /// the delivery's file name.
+    pub key: String,
+    /// The configured channel's name.
+    pub channel: String,
+    #[serde(flatten)]
+    pub purpose: Purpose,
+    /// One alert, or a digest's many.
+    pub alerts: Vec<AlertMessage>,
+    pub created_ms: i64,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Not before this instant.
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+    /// When it was delivered (in `sent/`) or given up (in `dead/`).
+    #[serde(default)]
+    pub finished_ms: Option<i64>,
+}
+
+impl Delivery {
+    /// The key of one transition's delivery to one channel: the same transition enqueued
+    /// twice (a pipeline replaying after a crash) lands on the same file.
+    pub fn key_for(
+        purpose: &str,
+        fingerprint: &str,
+        status: AlertStatus,
+        at_ms: i64,
+        channel: &str,
+    ) -> String {
+        let text = format!(
+            "{purpose}\u{0}{fingerprint}\u{0}{}\u{0}{at_ms}\u{0}{channel}",
+            status.as_str()
+        );
+        format!("{purpose}-{}", hex(&sha256(text.as_bytes())[..12]))
+    }
+
+    /// The delivery of one alert message to one channel, due at `now_ms`.
+    pub fn single(message: &AlertMessage, channel: &str, now_ms: i64) -> Delivery {
+        Delivery {
+            key: Delivery::key_for(
+                "alert",
+                &message.fingerprint,
+                message.status,
+                message.at_ms,
+                channel,
+            ),
+            channel: channel.to_string(),
+            purpose: Purpose::Alert,
+            alerts: vec![message.clone()],
+            created_ms: now_ms,
+            attempts: 0,
+            next_attempt_ms: now_ms,
+            last_error: None,
+            finished_ms: None,
+        }
+    }
+
+    /// The status a multi-alert message reports: firing if any alert still is.
+    pub fn status(&self) -> AlertStatus {
+        if self
+            .alerts
+            .iter()
+            .any(|alert| alert.status == AlertStatus::Firing)
+        {
+            AlertStatus::Firing
+        } else {
+            AlertStatus::Resolved
+        }
+    }
+
+    /// The client every alert of the delivery belongs to (a digest is per client).
+    pub fn client(&self) -> &str {
+        self.alerts
+            .first()
+            .map(|alert| alert.client.as_str())
+            .unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_depends_on_labels_but_not_their_order_of_insertion() {
+        let mut a = BTreeMap::new();
+        a.insert("mountpoint".to_string(), "/".to_string());
+        a.insert("device".to_string(), "sda".to_string());
+        let mut b = BTreeMap::new();
+        b.insert("device".to_string(), "sda".to_string());
+        b.insert("mountpoint".to_string(), "/".to_string());
+        let first = fingerprint("dental", "srv-01", "disk_full", &a);
+        assert_eq!(first, fingerprint("dental", "srv-01", "disk_full", &b));
+        assert_eq!(first.len(), 16);
+        b.insert("mountpoint".to_string(), "/data".to_string());
+        assert_ne!(first, fingerprint("dental", "srv-01", "disk_full", &b));
+    }
+
+    #[test]
+    fn a_delivery_key_is_the_same_for_the_same_transition_and_channel() {
+        let one = Delivery::key_for("alert", "abcd", AlertStatus::Firing, 5, "ops");
+        assert_eq!(
+            one,
+            Delivery::key_for("alert", "abcd", AlertStatus::Firing, 5, "ops")
+        );
+        assert_ne!(
+            one,
+            Delivery::key_for("alert", "abcd", AlertStatus::Firing, 5, "mail")
+        );
+        assert_ne!(
+            one,
+            Delivery::key_for("alert", "abcd", AlertStatus::Resolved, 5, "ops")
+        );
+    }
+}
