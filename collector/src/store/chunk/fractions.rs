@@ -4,11 +4,12 @@
 //! denominator `d` shared by the whole chunk and an integer `m` per value — and integers
 //! compress far better than XORed floats.
 //!
-//! The denominator is found, not guessed from a list: the smallest denominator of each value
-//! comes from the continued fraction of its exact binary value, and the chunk's denominator
-//! is their least common multiple. Every numerator is then checked with exactly the
-//! division the decoder performs; a value that does not come back bit for bit (NaN, ±Inf,
-//! −0.0, a float with no small fraction behind it) is left as an exception.
+//! The denominator grows value by value to the least common multiple of what each needs: a
+//! power of ten when one works (most values were printed as decimals), else the smallest
+//! denominator among the convergents of the value's continued fraction — which finds tick
+//! ratios and `f32` fractions without a list of guesses. Every numerator is then checked
+//! with exactly the division the decoder performs; a value that does not come back bit for
+//! bit (NaN, ±Inf, −0.0, a float with no small fraction behind it) is left as an exception.
 
 /// Largest denominator a chunk may use. It covers 12 decimals, every dyadic fraction of an
 /// `f32` above 2^-16, and tick ratios of any real CPU count; beyond it numerators grow too
