@@ -1,11 +1,11 @@
 //! The binary range coder under every chunk payload: adaptive bits ([`Bit`]) that learn their
-//! probability as they are coded, bit trees over them, and direct bits that cost exactly one
-//! bit each. The carry handling is LZMA's; the probabilities have 15 bits and adapt fast at
+//! probability as they are coded, bit trees over them, and direct bits that cost one bit
+//! each. The carry handling is LZMA's; the probabilities have 15 bits and adapt fast at
 //! first and then slower (a count per bit picks the rate), because a chunk holds only a few
-//! hundred samples and the learning is a large part of what a short stream costs.
+//! hundred samples and learning is part of what a short stream costs.
 //!
-//! This layer knows nothing of samples: the models in `residuals` and `values` decide which
-//! bits to code and under which context.
+//! This layer knows nothing of samples: the models in `residuals`, `timestamps`, `values`
+//! and `xor` decide which bits to code and under which context.
 
 /// Probabilities are fixed-point fractions of this many bits.
 const PROB_BITS: u32 = 15;
