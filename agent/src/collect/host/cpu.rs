@@ -10,9 +10,33 @@ use sysinfo::System;
 
 /// Takes a new CPU reading. Utilization is computed between this reading and the previous
 /// one; sysinfo ignores a call less than [`sysinfo::MINIMUM_CPU_UPDATE_INTERVAL`] after the
-/// last and keeps the previous value.
+/// last and keeps the previous value. Under Wine it does nothing: sysinfo's refresh there
+/// calls `PdhEnumObjectsA`, which Wine does not implement and which aborts the process
+/// (no panic to catch), so the CPU family reports itself unavailable instead.
 pub(super) fn refresh_cpu_usage(system: &mut System) {
-    system.refresh_cpu_usage();
+    if !running_under_wine() {
+        system.refresh_cpu_usage();
+    }
+}
+
+/// Whether this Windows build runs under Wine rather than Windows. Wine's prefixes carry
+/// its own configuration tool, which no Windows installation has.
+fn running_under_wine() -> bool {
+    #[cfg(windows)]
+    {
+        static UNDER_WINE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *UNDER_WINE.get_or_init(|| {
+            let system_root = std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into());
+            std::path::Path::new(&system_root)
+                .join("system32")
+                .join("winecfg.exe")
+                .exists()
+        })
+    }
+    #[cfg(not(windows))]
+    {
+        false
+    }
 }
 
 /// Refreshes and writes the share of time all logical CPUs were busy since the last tick.
@@ -20,6 +44,11 @@ pub(super) fn collect_cpu_utilization(
     system: &mut System,
     sink: &mut SeriesSink,
 ) -> Result<(), FamilyError> {
+    if running_under_wine() {
+        return Err(FamilyError::unavailable(
+            "CPU usage needs Windows performance counters (PDH), which Wine does not implement",
+        ));
+    }
     refresh_cpu_usage(system);
     if system.cpus().is_empty() {
         return Err(FamilyError::unavailable(
