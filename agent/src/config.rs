@@ -1,6 +1,13 @@
 //! `agent.toml`: what `vigil-agent run` reads. Every key but the collector's address and the
 //! TLS files has a default; relative paths resolve against the config file's folder.
+//!
+//! Where the agent keeps its state (the spool) is `state_dir`. Installed agents name the
+//! system's folder for it ([`system_state_dir`]: `/var/lib/vigil-agent` on Linux,
+//! `%ProgramData%\Vigil\agent` on Windows); when the key is left out, the state lives in
+//! `state/` beside the config file, so that every config — a demo folder, a test — has a
+//! spool of its own and two agents never share one.
 
+use crate::spool::SpoolLimits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +29,11 @@ pub struct AgentConfig {
     )]
     pub interval: Duration,
     pub tls: TlsSection,
+    /// The folder for the agent's state: the spool of unacknowledged batches lives in
+    /// `<state_dir>/spool`. Default: `state` beside this file; installed agents set the
+    /// system's folder (see [`system_state_dir`]).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub spool: SpoolSection,
 }
@@ -40,17 +52,39 @@ pub struct TlsSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpoolSection {
-    /// Batches kept while the collector is unreachable; the oldest are dropped (and counted)
-    /// beyond this. Default: 8640, a day at 10 s.
-    #[serde(default = "default_max_batches")]
-    pub max_batches: usize,
+    /// The most the spool may hold while the collector is unreachable, in MiB of encoded
+    /// batches; beyond it the oldest are dropped, and counted. Default: 64 (about a week of
+    /// a typical machine at 10 s).
+    #[serde(default = "default_spool_max_size_mib")]
+    pub max_size_mib: u64,
 }
 
 impl Default for SpoolSection {
     fn default() -> Self {
         Self {
-            max_batches: default_max_batches(),
+            max_size_mib: default_spool_max_size_mib(),
         }
+    }
+}
+
+impl SpoolSection {
+    pub fn limits(&self) -> SpoolLimits {
+        SpoolLimits {
+            max_bytes: self.max_size_mib.saturating_mul(1024 * 1024),
+        }
+    }
+}
+
+/// The system's folder for the agent's state, which installers write into `state_dir`:
+/// `/var/lib/vigil-agent` on Linux and other Unix systems, `%ProgramData%\Vigil\agent` on
+/// Windows.
+pub fn system_state_dir() -> PathBuf {
+    if cfg!(windows) {
+        let program_data =
+            std::env::var_os("ProgramData").unwrap_or_else(|| r"C:\ProgramData".into());
+        PathBuf::from(program_data).join("Vigil").join("agent")
+    } else {
+        PathBuf::from("/var/lib/vigil-agent")
     }
 }
 
@@ -58,8 +92,8 @@ fn default_interval() -> Duration {
     Duration::from_secs(10)
 }
 
-fn default_max_batches() -> usize {
-    8640
+fn default_spool_max_size_mib() -> u64 {
+    SpoolLimits::DEFAULT_MAX_BYTES / (1024 * 1024)
 }
 
 impl AgentConfig {
@@ -67,10 +101,14 @@ impl AgentConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigFileError> {
         let mut config: Self = config_file::load(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let state_dir = config
+            .state_dir
+            .get_or_insert_with(|| PathBuf::from("state"));
         for file in [
             &mut config.tls.cert,
             &mut config.tls.key,
             &mut config.tls.ca,
+            state_dir,
         ] {
             if file.is_relative() {
                 *file = base.join(&*file);
@@ -117,10 +155,26 @@ impl AgentConfig {
                 ));
             }
         }
-        if self.spool.max_batches == 0 {
-            problems.push("spool.max_batches = 0 must be at least 1".into());
+        if self.spool.max_size_mib == 0 {
+            problems.push("spool.max_size_mib = 0 must be at least 1".into());
+        }
+        if let Some(state_dir) = &self.state_dir {
+            if state_dir.is_file() {
+                problems.push(format!(
+                    "state_dir = '{}' is a file; name a folder the agent may write",
+                    state_dir.display()
+                ));
+            }
         }
         problems
+    }
+
+    /// The folder of the spool's database.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("state"))
+            .join("spool")
     }
 
     /// The name the collector's certificate must carry.
@@ -167,6 +221,16 @@ ca = "ca.pem"
         assert_eq!(config.interval, Duration::from_secs(10));
         assert_eq!(config.tls.ca, dir.path().join("ca.pem"));
         assert_eq!(config.expected_server_name(), "127.0.0.1");
+        assert_eq!(config.spool_dir(), dir.path().join("state").join("spool"));
+        assert_eq!(config.spool.limits().max_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
+    fn a_relative_state_dir_is_beside_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("state_dir = \"var\"\n{GOOD}");
+        let config = AgentConfig::load(&write(dir.path(), &body)).unwrap();
+        assert_eq!(config.spool_dir(), dir.path().join("var").join("spool"));
     }
 
     #[test]
@@ -197,6 +261,10 @@ ca = "ca.pem"
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/agent.toml");
         let config: AgentConfig = config_file::load(&path).unwrap();
         assert_eq!(config.expected_server_name(), "msp.example");
-        assert_eq!(config.spool.max_batches, 8640);
+        assert_eq!(config.spool.max_size_mib, 64);
+        assert_eq!(
+            config.state_dir.as_deref(),
+            Some(Path::new("/var/lib/vigil-agent"))
+        );
     }
 }

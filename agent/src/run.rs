@@ -2,20 +2,25 @@
 //!
 //! The sampler ticks on the wall-clock grid and pushes each tick's series into the spool; the
 //! shipper drains the spool to the collector. Sampling never waits on the network: a slow or
-//! absent collector only makes the spool longer.
+//! absent collector only makes the spool longer. Each batch also carries the spool's own
+//! count of dropped batches, so the collector learns of any loss.
 
 use crate::collect::HostCollector;
 use crate::config::AgentConfig;
 use crate::ship::{ShipConfig, Shipper};
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use vigil_proto::model::{Labels, Sample, Series};
 
 /// The agent's version, as reported in its inventory.
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The spool's count of dropped batches, in every batch.
+pub const SPOOL_DROPPED_METRIC: &str = "vigil_agent_spool_dropped_batches_total";
 
 /// A running agent: build it from a config, then [`Agent::run`] it until shutdown.
 pub struct Agent {
@@ -24,9 +29,33 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// Opens the agent's spool in its state folder.
+    pub fn open(config: AgentConfig) -> Result<Self, SpoolError> {
+        let spool = Arc::new(Spool::open(&config.spool_dir(), config.spool.limits())?);
+        Ok(Self { config, spool })
+    }
+
+    /// Like [`Agent::open`], but an agent whose state folder cannot be used still runs: it
+    /// logs why and keeps its spool in a temporary database, which lasts until it stops.
+    /// Monitoring without a durable spool beats no monitoring.
     pub fn new(config: AgentConfig) -> Self {
-        let spool = Arc::new(Spool::new(config.spool.max_batches));
-        Self { config, spool }
+        let spool_dir = config.spool_dir();
+        let limits = config.spool.limits();
+        match Spool::open(&spool_dir, limits) {
+            Ok(spool) => Self {
+                config,
+                spool: Arc::new(spool),
+            },
+            Err(error) => {
+                tracing::error!(%error, "batches are kept in a temporary spool that does not survive a restart until this is fixed");
+                let spool =
+                    Spool::open_temporary(limits).expect("a temporary spool can always be created");
+                Self {
+                    config,
+                    spool: Arc::new(spool),
+                }
+            }
+        }
     }
 
     /// The queue of batches not yet acknowledged (for status and tests).
@@ -103,6 +132,15 @@ async fn sample(
                 return;
             }
         };
+        let mut series = series;
+        series.push(Series {
+            name: SPOOL_DROPPED_METRIC.to_owned(),
+            labels: Labels::new(),
+            samples: vec![Sample {
+                timestamp_ms: tick_ms,
+                value: spool.dropped_batches() as f64,
+            }],
+        });
         let n_series = series.len();
         let seq = spool.push(series);
         tracing::debug!(seq, n_series, "collected");
