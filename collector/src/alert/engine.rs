@@ -137,6 +137,10 @@ impl HostEntry {
     }
 }
 
+/// Labels that split one quantity into parts (`state="used"`, `direction="receive"`)
+/// rather than name an object: they never tell alert instances apart.
+const PART_LABELS: [&str; 2] = ["state", "direction"];
+
 /// Sampling interval assumed until a host's own is measured.
 const DEFAULT_INTERVAL_MS: i64 = 60_000;
 /// Hosts whose silence began within this of each other fell silent together.
@@ -214,7 +218,7 @@ impl Engine {
             }
             let mut instance_labels = Labels::new();
             for (label, value) in labels.iter() {
-                if label != "host" && label != "client" && signal.matchers.get(label).is_none() {
+                if !["host", "client"].contains(&label) && !PART_LABELS.contains(&label) {
                     instance_labels.insert(label, value);
                 }
             }

@@ -7,13 +7,22 @@
 //! - **Recent growth** (hours): the Theil–Sen slope of the last 6 h of 10-minute means must be
 //!   significantly positive, still positive over the last 2 h (growth has not stopped, as
 //!   it has after a copy finished), not concentrated in one jump (at most half the rise
-//!   within any 30 minutes), and the level must be outside what the signal did at this time
+//!   within any hour), and the level must be outside what the signal did at this time
 //!   of day on each of the past days by more than its usual daily swing. That last test is
 //!   what tells a runaway log from the business-hours growth that nightly rotation undoes:
 //!   a rise that happens every day and is undone every night never leaves the envelope.
-//! - **Rising daily low** (days): the Theil–Sen slope of each day's lowest hourly mean over up
-//!   to 14 days must be significantly positive; time left runs from the recent daily peak.
-//!   A sawtooth with a rising floor fills up; one with a flat floor does not.
+//!   The margin also covers the day-to-day change of the daily mean, so a level that
+//!   wanders by days is not news when it wanders up. When the last 2 h are clearly faster
+//!   than the 6 h window, their rate is used: a leak that began three hours ago is not
+//!   diluted by the flat hours before it. When the rise is no faster than at this time on
+//!   past days (weekday logs that are never rotated), it is the daily rhythm: the change
+//!   since the same time yesterday gives the rate, not the busy hours' rate extrapolated
+//!   around the clock.
+//! - **Rising daily low** (days), used while the level is inside the daily envelope: the
+//!   Theil–Sen slope of each day's lowest hourly mean over up to 14 days must be
+//!   significantly positive and not owe most of its rise to one day (a copy that was
+//!   kept); time left runs from the recent daily peak. A sawtooth with a rising floor
+//!   fills up; one with a flat floor does not.
 //!
 //! Values are oriented so that exhaustion is upward: a falling signal (available memory) is
 //! negated before it is stored.
@@ -45,8 +54,14 @@ pub struct Method {
     pub envelope_tolerance_ms: i64,
     /// The level must exceed the envelope by this many typical daily swings ...
     pub margin_daily_swings: f64,
-    /// ... and by this many standard deviations of the 10-minute noise.
+    /// ... by this many standard deviations of the 10-minute noise ...
     pub margin_noise_sigmas: f64,
+    /// ... and by this many standard deviations of the day-to-day change of the daily
+    /// mean, so that a level that wanders by days is not news when it wanders up.
+    pub margin_day_to_day_sigmas: f64,
+    /// A recent rise no more than this multiple of the rise at the same time on past days
+    /// is the usual daily rhythm, and the change since yesterday replaces its rate.
+    pub usual_rise_factor: f64,
     /// Days of daily lows used for the long estimate, and the fewest accepted.
     pub max_floor_days: i64,
     pub min_floor_days: i64,
@@ -60,11 +75,13 @@ impl Default for Method {
             still_growing_share: 0.25,
             min_coverage: 0.6,
             max_step_share: 0.5,
-            step_span_ms: 30 * 60_000,
+            step_span_ms: HOUR_MS,
             envelope_days: 7,
             envelope_tolerance_ms: HOUR_MS,
             margin_daily_swings: 1.0,
             margin_noise_sigmas: 3.0,
+            margin_day_to_day_sigmas: 2.0,
+            usual_rise_factor: 1.5,
             max_floor_days: 14,
             min_floor_days: 3,
         }
@@ -107,37 +124,10 @@ pub fn assess(
     method: &Method,
 ) -> Option<Assessment> {
     let mut scratch = Vec::new();
-    let recent = recent_estimate(history, now_ms, limit, min_history_ms, method, &mut scratch);
-    let daily = daily_low_estimate(history, now_ms, limit, method, &mut scratch);
-    match (recent, daily) {
-        (Some(a), Some(b)) => Some(if b.time_left_ms < a.time_left_ms {
-            b
-        } else {
-            a
-        }),
-        (a, b) => a.or(b),
-    }
-}
-
-/// Current level: the median of the last three complete 10-minute means.
-fn current_level(points: &[(f64, f64)]) -> Option<f64> {
-    let mut last: Vec<f64> = points.iter().rev().take(3).map(|p| p.1).collect();
-    median(&mut last)
-}
-
-fn recent_estimate(
-    history: &History,
-    now_ms: i64,
-    limit: f64,
-    min_history_ms: i64,
-    method: &Method,
-    scratch: &mut Vec<f64>,
-) -> Option<Assessment> {
     let width = history.fine.width_ms();
-    let window_start = now_ms - method.recent_window_ms;
     let points: Vec<(f64, f64)> = history
         .fine
-        .complete_in(window_start, now_ms)
+        .complete_in(now_ms - method.recent_window_ms, now_ms)
         .filter_map(|(start, bucket)| Some(((start + width / 2) as f64, bucket.mean()?)))
         .collect();
     let expected = (method.recent_window_ms / width) as f64;
@@ -151,7 +141,45 @@ fn recent_estimate(
     if history.span_ms(now_ms) < min_history_ms {
         return None;
     }
-    let recent = theil_sen(&points, scratch)?;
+    // A level outside the daily envelope is news, and the recent slope says how fast it
+    // moves. Inside the envelope, the recent slope is the daily cycle's, and only the
+    // daily lows can show a trend.
+    if outside_daily_envelope(history, now_ms, level, method) {
+        let lag = (method.step_span_ms / width).max(1) as usize;
+        recent_estimate(
+            history,
+            &points,
+            now_ms,
+            level,
+            limit,
+            lag,
+            method,
+            &mut scratch,
+        )
+    } else {
+        daily_low_estimate(history, now_ms, limit, method, &mut scratch)
+    }
+}
+
+/// Current level: the median of the last three complete 10-minute means.
+fn current_level(points: &[(f64, f64)]) -> Option<f64> {
+    let mut last: Vec<f64> = points.iter().rev().take(3).map(|p| p.1).collect();
+    median(&mut last)
+}
+
+/// `step_lag`: the number of points that span [`Method::step_span_ms`].
+#[allow(clippy::too_many_arguments)]
+fn recent_estimate(
+    history: &History,
+    points: &[(f64, f64)],
+    now_ms: i64,
+    level: f64,
+    limit: f64,
+    step_lag: usize,
+    method: &Method,
+    scratch: &mut Vec<f64>,
+) -> Option<Assessment> {
+    let recent = theil_sen(points, scratch)?;
     if recent.low <= 0.0 {
         return None;
     }
@@ -165,19 +193,98 @@ fn recent_estimate(
     if short.slope < method.still_growing_share * recent.slope {
         return None;
     }
-    if step_share(&points, method.step_span_ms, width) > method.max_step_share {
+    if step_share(points, step_lag) > method.max_step_share {
         return None;
     }
-    if !outside_daily_envelope(history, now_ms, level, method) {
+    // When the last hours are clearly faster than the whole window (a leak that began a
+    // few hours ago, growth that accelerates), their rate is the current one.
+    let (rate, window_ms) = if short.low > recent.high {
+        (short, method.still_growing_window_ms)
+    } else {
+        (recent, method.recent_window_ms)
+    };
+    // Growth no faster than at this time on past days is the daily rhythm (business hours
+    // writing logs that are never rotated): its rate does not last around the clock, so
+    // the change since the same time yesterday says how fast the level really climbs.
+    let rise = level
+        - points
+            .iter()
+            .take(3)
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min);
+    if usual_rise(history, now_ms, method)
+        .is_some_and(|usual| rise <= method.usual_rise_factor * usual)
+    {
+        return daily_change_estimate(history, now_ms, level, limit);
+    }
+    Some(at_rate(level, limit, rate, Basis::Recent { window_ms }))
+}
+
+/// Mean of the complete hourly bucket that contains `t`.
+fn mean_at(history: &History, t: i64) -> Option<f64> {
+    let start = t.div_euclid(HOUR_MS) * HOUR_MS;
+    history
+        .coarse
+        .complete_in(start, start + HOUR_MS)
+        .next()
+        .and_then(|(_, bucket)| bucket.mean())
+}
+
+/// The largest rise over the recent window's span at this time of day on the past days
+/// (up to [`Method::envelope_days`]); `None` without a full day of history.
+fn usual_rise(history: &History, now_ms: i64, method: &Method) -> Option<f64> {
+    let first_ms = history.first_ms?;
+    let mut usual: Option<f64> = None;
+    for day in 1..=method.envelope_days {
+        let end = now_ms - day * DAY_MS;
+        let start = end - method.recent_window_ms;
+        if start < first_ms {
+            break;
+        }
+        if let (Some(a), Some(b)) = (mean_at(history, start), mean_at(history, end)) {
+            usual = Some(usual.map_or(b - a, |u: f64| u.max(b - a)));
+        }
+    }
+    usual.filter(|u| *u > 0.0)
+}
+
+/// Time left at the change since the same time yesterday; the changes of the two days
+/// before give the range.
+fn daily_change_estimate(
+    history: &History,
+    now_ms: i64,
+    level: f64,
+    limit: f64,
+) -> Option<Assessment> {
+    let day = DAY_MS as f64;
+    let yesterday = mean_at(history, now_ms - DAY_MS)?;
+    let rate = (level - yesterday) / day;
+    if rate <= 0.0 {
         return None;
     }
+    let mut low = rate;
+    let mut high = rate;
+    for days_ago in 1..3 {
+        let (Some(before), Some(after)) = (
+            mean_at(history, now_ms - (days_ago + 1) * DAY_MS),
+            mean_at(history, now_ms - days_ago * DAY_MS),
+        ) else {
+            break;
+        };
+        low = low.min((after - before) / day);
+        high = high.max((after - before) / day);
+    }
+    let slope = Slope {
+        slope: rate,
+        low,
+        high,
+        n_points: 0,
+    };
     Some(at_rate(
         level,
         limit,
-        recent,
-        Basis::Recent {
-            window_ms: method.recent_window_ms,
-        },
+        slope,
+        Basis::Recent { window_ms: DAY_MS },
     ))
 }
 
@@ -211,17 +318,17 @@ fn at_rate(level: f64, limit: f64, slope: Slope, basis: Basis) -> Assessment {
     }
 }
 
-/// The largest rise within any `span_ms` as a share of the whole window's rise: near 1 for a
-/// copy that filled the disk in minutes, small for steady growth.
-fn step_share(points: &[(f64, f64)], span_ms: i64, width_ms: i64) -> f64 {
+/// The largest rise over `lag` consecutive points as a share of the whole series' rise:
+/// near 1 for a copy that filled the disk in minutes, small for steady growth.
+fn step_share(points: &[(f64, f64)], lag: usize) -> f64 {
     let (Some(first), Some(last)) = (points.first(), points.last()) else {
         return 1.0;
     };
     let total = last.1 - first.1;
-    if total <= 0.0 {
+    if total <= 0.0 || points.len() < 2 {
         return 1.0;
     }
-    let lag = ((span_ms / width_ms).max(1)) as usize;
+    let lag = lag.clamp(1, points.len() - 1);
     let largest = points
         .windows(lag + 1)
         .map(|w| w[lag].1 - w[0].1)
@@ -275,6 +382,29 @@ fn outside_daily_envelope(history: &History, now_ms: i64, level: f64, method: &M
         }
     }
     let typical_swing = median(&mut swings).unwrap_or(0.0);
+    // Day-to-day change of the daily mean, over whole days before today.
+    let daily_means: Vec<f64> = (1..=2 * method.envelope_days)
+        .rev()
+        .filter_map(|day| {
+            let end = now_ms - day * DAY_MS;
+            let start = end - DAY_MS;
+            if start < first_ms {
+                return None;
+            }
+            let means: Vec<f64> = history
+                .coarse
+                .complete_in(start, end)
+                .filter_map(|(_, bucket)| bucket.mean())
+                .collect();
+            (means.len() >= 12).then(|| means.iter().sum::<f64>() / means.len() as f64)
+        })
+        .collect();
+    let day_to_day: Vec<f64> = daily_means.windows(2).map(|w| w[1] - w[0]).collect();
+    let day_sigma = if day_to_day.len() >= 3 {
+        robust_sigma(&day_to_day).unwrap_or(0.0)
+    } else {
+        0.0
+    };
     let fine_means: Vec<f64> = history
         .fine
         .complete_in(now_ms - 12 * HOUR_MS, now_ms)
@@ -282,8 +412,9 @@ fn outside_daily_envelope(history: &History, now_ms: i64, level: f64, method: &M
         .collect();
     let steps: Vec<f64> = fine_means.windows(2).map(|w| w[1] - w[0]).collect();
     let noise = robust_sigma(&steps).unwrap_or(0.0) / std::f64::consts::SQRT_2;
-    let margin =
-        (method.margin_daily_swings * typical_swing).max(method.margin_noise_sigmas * noise);
+    let margin = (method.margin_daily_swings * typical_swing)
+        .max(method.margin_noise_sigmas * noise)
+        .max(method.margin_day_to_day_sigmas * day_sigma);
     level > envelope + margin
 }
 
@@ -322,7 +453,7 @@ fn daily_low_estimate(
     }
     lows.reverse();
     let slope = theil_sen(&lows, scratch)?;
-    if slope.low <= 0.0 {
+    if slope.low <= 0.0 || step_share(&lows, 1) > method.max_step_share {
         return None;
     }
     Some(at_rate(

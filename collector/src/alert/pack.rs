@@ -234,8 +234,8 @@ pub fn builtin_rules() -> Vec<Rule> {
         Rule {
             name: "BackupStale".into(),
             category: Some(FailureKind::BackupStale),
-            summary: "backup {job} on {host} last succeeded {age} ago; it usually succeeds \
-                      every {cadence}; check the job's log and repository"
+            summary: "backup {job} on {host} last succeeded {age} ago ({expected}); check the \
+                      job's log and its repository"
                 .into(),
             pending_for: Duration::ZERO,
             clear_for: Duration::ZERO,

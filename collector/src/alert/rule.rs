@@ -183,7 +183,7 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Staleness {
     pub signal: Signal,
-    /// Used until the job's cadence is known (three successes seen).
+    /// Used until the job's cadence is known (two successes seen).
     pub max_age: Duration,
 }
 

@@ -91,14 +91,17 @@ pub fn duration(ms: f64) -> String {
     in_span(ms, span_for(ms))
 }
 
-/// `3–6 d`, in the unit of the later bound; an unbounded end reads "more than …".
-pub fn range(soonest_ms: f64, latest_ms: f64) -> String {
+/// `3–6 d`, in the unit `estimate_ms` reads in; an unbounded end reads "… or more".
+pub fn range(soonest_ms: f64, latest_ms: f64, estimate_ms: f64) -> String {
     if !latest_ms.is_finite() {
         return format!("{} or more", duration(soonest_ms));
     }
-    let span = span_for(latest_ms);
+    let span = span_for(estimate_ms.max(0.0));
     let low = in_span(soonest_ms.max(0.0), span);
     let high = in_span(latest_ms, span);
+    if low == high {
+        return high;
+    }
     let low_number = low.split(' ').next().unwrap_or_default();
     format!("{low_number}–{high}")
 }
@@ -202,10 +205,18 @@ mod tests {
     }
 
     #[test]
-    fn ranges_share_the_unit_of_their_later_bound() {
-        assert_eq!(range(3.0 * DAY_MS, 6.0 * DAY_MS), "3–6 d");
-        assert_eq!(range(20.0 * HOUR_MS, 3.0 * DAY_MS), "1–3 d");
-        assert_eq!(range(3.0 * DAY_MS, f64::INFINITY), "3 d or more");
+    fn ranges_read_in_the_unit_of_the_estimate() {
+        assert_eq!(range(3.0 * DAY_MS, 6.0 * DAY_MS, 4.0 * DAY_MS), "3–6 d");
+        assert_eq!(range(20.0 * HOUR_MS, 3.0 * DAY_MS, 2.0 * DAY_MS), "1–3 d");
+        assert_eq!(
+            range(45.0 * HOUR_MS, 50.0 * HOUR_MS, 47.0 * HOUR_MS),
+            "45–50 h"
+        );
+        assert_eq!(
+            range(3.0 * DAY_MS, f64::INFINITY, 4.0 * DAY_MS),
+            "3 d or more"
+        );
+        assert_eq!(range(7.0 * DAY_MS, 7.1 * DAY_MS, 7.0 * DAY_MS), "7 d");
     }
 
     #[test]

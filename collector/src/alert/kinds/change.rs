@@ -99,10 +99,17 @@ pub fn judge(rule: &Change, state: &mut ChangeState, now_ms: i64) -> Option<Verd
             ));
         }
     }
-    let span = summary::duration((now_ms - first_ms) as f64);
+    let mut changes = parts.join(", ");
+    if in_window.len() > 1 {
+        changes.push_str(&format!(
+            " in {} events over {}",
+            in_window.len(),
+            summary::duration((now_ms - first_ms) as f64)
+        ));
+    }
     Some(
         Verdict::new(severity)
-            .with("changes", format!("{} in {span}", parts.join(", ")))
+            .with("changes", changes)
             .with("count", in_window.len().to_string()),
     )
 }

@@ -21,6 +21,8 @@ const MIN_REFERENCE: usize = 48;
 /// Buckets whose median residual is judged (2 h).
 const RECENT_PAIRS: usize = 8;
 const SIGMAS: f64 = 5.0;
+/// Clear judgements in a row (1 h) before the model learns again after a drift.
+const UNPIN_AFTER_CLEAR: u32 = 4;
 /// Below this spread of the explaining metric, the model is its mean only.
 const MIN_EXPLAINING_SPREAD: f64 = 0.05;
 
@@ -39,6 +41,10 @@ pub struct CreepState {
     last_value: Option<f64>,
     /// Bucket number judged last.
     last_judged: Option<i64>,
+    /// End of the model's reference data while a drift is being reported.
+    pinned_reference_end_ms: Option<i64>,
+    /// Judgements in a row that found no drift.
+    clear_streak: u32,
 }
 
 /// Records one sample: `value` already relative to its reference, and the explaining
@@ -87,10 +93,27 @@ pub fn observe(
         return None;
     }
     state.last_judged = Some(complete);
-    Some(judge(rule, state, number * PAIR_WIDTH_MS))
+    let now_ms = number * PAIR_WIDTH_MS;
+    let reference_end = state
+        .pinned_reference_end_ms
+        .unwrap_or(now_ms - EXCLUDE_RECENT_MS);
+    let verdict = judge(rule, state, now_ms, reference_end);
+    // While a drift is reported, the model stops learning: otherwise a slow drift would
+    // become the new normal within a day and the alert would resolve with the fan still
+    // failing. It learns again once the value has been back to normal for an hour.
+    if verdict.is_some() {
+        state.clear_streak = 0;
+        state.pinned_reference_end_ms.get_or_insert(reference_end);
+    } else {
+        state.clear_streak += 1;
+        if state.clear_streak >= UNPIN_AFTER_CLEAR {
+            state.pinned_reference_end_ms = None;
+        }
+    }
+    Some(verdict)
 }
 
-fn judge(rule: &Creep, state: &CreepState, now_ms: i64) -> Option<Verdict> {
+fn judge(rule: &Creep, state: &CreepState, now_ms: i64, reference_end_ms: i64) -> Option<Verdict> {
     let mut reference = Vec::new();
     let mut recent = Vec::new();
     for (offset, pair) in state.pairs.iter().enumerate() {
@@ -105,9 +128,10 @@ fn judge(rule: &Creep, state: &CreepState, now_ms: i64) -> Option<Verdict> {
             pair.sum_explaining as f64 / pair.count as f64,
             pair.sum_value as f64 / pair.count as f64,
         );
-        if start + PAIR_WIDTH_MS <= now_ms - EXCLUDE_RECENT_MS {
+        if start + PAIR_WIDTH_MS <= reference_end_ms {
             reference.push(point);
-        } else {
+        }
+        if start + PAIR_WIDTH_MS > now_ms - EXCLUDE_RECENT_MS {
             recent.push(point);
         }
     }

@@ -2,9 +2,10 @@
 //! 10-minute bucket with [`crate::alert::forecast::assess`], and turns the time left into a
 //! severity through the rule's horizons.
 //!
-//! Two things make the alert steady. A confirmed assessment is held for two hours, so a
-//! pause in the growth (an application that writes in bursts) does not end the pending time
-//! or resolve the alert. And the pending time grows with the time left (a tenth of it,
+//! Two things make the alert steady. A confirmed assessment is held for two hours, and once
+//! the alert fires for a quarter of the time it left (a day at most), so a pause in the
+//! growth (an application that writes in bursts, a garbage collector) does not end the
+//! pending time or resolve the alert. And the pending time grows with the time left (a tenth of it,
 //! within the rule's pending time and 12 h): an alert about a disk full in five days can
 //! afford hours of confirmation, one about a disk full this afternoon cannot.
 
@@ -15,8 +16,11 @@ use crate::alert::rule::{Direction, Forecast, Severity};
 use crate::alert::summary;
 use serde::{Deserialize, Serialize};
 
-/// How long a confirmed assessment stands without a new one.
-const HOLD_MS: i64 = 2 * 3_600_000;
+/// How long a confirmed assessment stands without a new one: a quarter of the time it
+/// left, within these bounds.
+const MIN_HOLD_MS: i64 = 2 * 3_600_000;
+const MAX_HOLD_MS: i64 = 24 * 3_600_000;
+const HOLD_SHARE: f64 = 0.25;
 /// Share of the time left spent confirming, and the longest confirmation.
 const CONFIRM_SHARE: f64 = 0.1;
 const MAX_CONFIRM_MS: i64 = 12 * 3_600_000;
@@ -88,13 +92,20 @@ pub fn evaluate(
             rule.min_history.as_millis() as i64,
             &Method::default(),
         );
+        tracing::trace!(now_ms, ?assessment, "forecast assessed");
         if let Some(assessment) = assessment.filter(|a| a.time_left_ms <= horizon_ms) {
             state.held = Some(hold(now_ms, &assessment));
         }
     }
     let held = state.held.as_ref()?;
     let age_ms = now_ms - held.at_ms;
-    if age_ms > HOLD_MS {
+    // A pending alert needs fresh evidence to be confirmed; only a firing one is held long.
+    let hold_ms = if firing {
+        ((HOLD_SHARE * held.time_left_ms) as i64).clamp(MIN_HOLD_MS, MAX_HOLD_MS)
+    } else {
+        MIN_HOLD_MS
+    };
+    if age_ms > hold_ms {
         state.held = None;
         return None;
     }
@@ -133,6 +144,7 @@ pub fn evaluate(
             summary::range(
                 (held.soonest_ms - age_ms as f64).max(0.0),
                 held.latest_ms - age_ms as f64,
+                time_left_ms,
             ),
         )
         .with("basis", basis)

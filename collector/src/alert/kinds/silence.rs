@@ -1,8 +1,8 @@
 //! Absence rules: a host that sends nothing, and a series that stops while its host keeps
 //! reporting. Silence is judged by arrival, with sense: a host that said goodbye is offline,
 //! not down; after the collector itself starts, hosts get a grace period; and the delay
-//! before "silent" is at least three of the host's own sampling intervals, so a flaky
-//! uplink's dropped scrapes are not an outage.
+//! before "silent" counts from the sample that was due and is at least three of the host's
+//! own sampling intervals, so a flaky uplink's dropped scrapes are not an outage.
 
 use crate::alert::kinds::Verdict;
 use crate::alert::rule::{HostSilent, SeriesSilent, Severity};
@@ -28,9 +28,10 @@ pub struct Reporting {
 }
 
 impl Reporting {
-    /// How long without a sample before the host counts as silent.
+    /// How long without a sample before the host counts as silent: `after` past the
+    /// sample that was due, and never less than three of its intervals.
     pub fn silent_after_ms(&self, rule: &HostSilent) -> i64 {
-        (rule.after.as_millis() as i64).max(3 * self.interval_ms)
+        (rule.after.as_millis() as i64 + self.interval_ms).max(3 * self.interval_ms)
     }
 
     pub fn is_silent(&self, rule: &HostSilent, now_ms: i64) -> bool {
@@ -91,8 +92,8 @@ mod tests {
             interval_ms: 10_000,
             offline: false,
         };
-        assert!(judge_host(&rule(), &host, 240_000).is_none());
-        assert!(judge_host(&rule(), &host, 300_000).is_some());
+        assert!(judge_host(&rule(), &host, 300_000).is_none());
+        assert!(judge_host(&rule(), &host, 310_000).is_some());
     }
 
     #[test]
@@ -112,7 +113,7 @@ mod tests {
             interval_ms: 300_000,
             offline: false,
         };
-        assert!(judge_host(&rule(), &host, 600_000).is_none());
+        assert!(judge_host(&rule(), &host, 599_000).is_none());
         assert!(judge_host(&rule(), &host, 900_000).is_some());
     }
 }

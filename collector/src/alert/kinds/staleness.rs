@@ -1,8 +1,8 @@
 //! Staleness rules: a timestamp metric (the last successful backup) that must keep moving.
-//! The job's own cadence sets the bar: once three successes have been seen, the alert warns
+//! The job's own cadence sets the bar: once two successes have been seen, the alert warns
 //! when the age passes the slowest recent interval plus a tolerance (a twentieth of the
-//! cadence, at least 30 minutes) and turns critical when two runs have been missed. Until
-//! then the rule's `max_age` is the bar.
+//! cadence, a tenth while only one interval is known, at least 30 minutes) and turns
+//! critical when two runs have been missed. Until then the rule's `max_age` is the bar.
 
 use crate::alert::kinds::Verdict;
 use crate::alert::rule::{Severity, Staleness};
@@ -48,13 +48,19 @@ fn bars(rule: &Staleness, state: &StalenessState) -> (f64, f64, Option<f64>) {
         .zip(state.successes_ms.iter().skip(1))
         .map(|(a, b)| (b - a) as f64)
         .collect();
-    if intervals.len() < 2 {
+    if intervals.is_empty() {
         let max_age = rule.max_age.as_millis() as f64;
         return (max_age, 2.0 * max_age, None);
     }
     let slowest = intervals.iter().copied().fold(0.0, f64::max);
     let cadence = median(&mut intervals.clone()).unwrap_or(slowest);
-    let tolerance = (TOLERANCE_SHARE * cadence).max(MIN_TOLERANCE_MS);
+    // One interval says nothing of the job's jitter: allow twice the usual share.
+    let share = if intervals.len() == 1 {
+        2.0 * TOLERANCE_SHARE
+    } else {
+        TOLERANCE_SHARE
+    };
+    let tolerance = (share * cadence).max(MIN_TOLERANCE_MS);
     (
         slowest + tolerance,
         (2.0 * cadence).max(slowest) + tolerance,
@@ -107,7 +113,7 @@ mod tests {
         let mut state = StalenessState::default();
         for i in 0..n {
             let jitter = [0.0, 0.3, -0.2, 0.5, 0.1][i % 5];
-            observe(&mut state, (i as f64 * cadence_h + jitter) * HOUR_S);
+            observe(&mut state, 1.7e9 + (i as f64 * cadence_h + jitter) * HOUR_S);
         }
         state
     }
@@ -135,6 +141,15 @@ mod tests {
         let last_ms = *state.successes_ms.back().unwrap();
         // Three days without a success is normal for a weekly job, unlike a daily one.
         assert!(judge(&rule, &state, last_ms + 72 * HOUR_MS).is_none());
+        assert!(judge(&rule, &state, last_ms + 8 * 24 * HOUR_MS).is_some());
+    }
+
+    #[test]
+    fn one_interval_is_enough_to_learn_a_weekly_cadence() {
+        let rule = rule();
+        let state = with_successes(7.0 * 24.0, 2);
+        let last_ms = *state.successes_ms.back().unwrap();
+        assert!(judge(&rule, &state, last_ms + 5 * 24 * HOUR_MS).is_none());
         assert!(judge(&rule, &state, last_ms + 8 * 24 * HOUR_MS).is_some());
     }
 
