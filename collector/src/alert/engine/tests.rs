@@ -272,12 +272,13 @@ fn short_gaps_of_a_flaky_uplink_are_not_silence() {
 #[test]
 fn a_silent_host_is_reported_five_minutes_after_a_missed_sample_and_resolved_when_it_returns() {
     let mut engine = Engine::new(RuleSet::builtin());
+    let outage = (2 * HOUR + 30_000)..(6 * HOUR);
     let out = run_host(
         &mut engine,
         "web-03",
         MINUTE,
         0..8 * HOUR,
-        &[(2 * HOUR + 30_000)..(6 * HOUR)],
+        std::slice::from_ref(&outage),
     );
     assert_eq!(out.len(), 2, "{out:#?}");
     assert_eq!(out[0].rule, "HostSilent");
