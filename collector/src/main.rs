@@ -78,6 +78,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Replay a recorded OpenMetrics trace (.om or .om.gz) through the alert engine in
+    /// simulated time; print one JSON line per alert state change.
+    Backtest {
+        /// Rules file that tunes, disables or adds rules (default: the built-in rules).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// The trace.
+        input: PathBuf,
+    },
     /// Client contracts (policy files): what each client's contract makes of an alert.
     Policy {
         #[command(subcommand)]
@@ -290,6 +299,25 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         }
         Command::Hosts { command } => run_hosts(command),
         Command::Policy { command } => run_policy(command),
+        Command::Backtest { rules, input } => {
+            let rules = match rules {
+                Some(path) => vigil_collector::alert::load_rules(&path)?,
+                None => vigil_collector::alert::RuleSet::builtin(),
+            };
+            let started = std::time::Instant::now();
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let replay = vigil_collector::alert::backtest::run(rules, &input, &mut stdout)?;
+            std::io::Write::flush(&mut stdout)?;
+            tracing::info!(
+                samples = replay.samples,
+                series = replay.series,
+                transitions = replay.transitions,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "backtest replayed {}",
+                input.display()
+            );
+            Ok(())
+        }
         Command::Query {
             data,
             selector,
