@@ -8,8 +8,12 @@
 //! Modules: [`http`] (posting and judging responses), [`webhook`], [`alertmanager`],
 //! [`slack`], [`teams`], [`pagerduty`], [`email`].
 
+pub mod alertmanager;
 pub mod email;
 pub mod http;
+pub mod pagerduty;
+pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use super::config::{read_secret, ChannelConfig, NotifySection};
@@ -64,6 +68,10 @@ pub struct Channel {
 #[derive(Debug)]
 enum Sender {
     Webhook(webhook::Webhook),
+    Alertmanager(alertmanager::Alertmanager),
+    Slack(slack::Slack),
+    Teams(teams::Teams),
+    PagerDuty(pagerduty::PagerDuty),
     Email(email::Email),
 }
 
@@ -87,11 +95,43 @@ impl Channel {
                 Sender::Webhook(webhook::Webhook::new(&c.url, key, context.clone()).map_err(fail)?)
             }
             ChannelConfig::Email(c) => Sender::Email(email::Email::new(c, context).map_err(fail)?),
-            other => {
-                return Err(fail(format!(
-                    "channels of type '{}' are not supported yet",
-                    other.kind()
-                )))
+            ChannelConfig::Alertmanager(c) => Sender::Alertmanager(
+                alertmanager::Alertmanager::new(&c.url, context.clone()).map_err(fail)?,
+            ),
+            ChannelConfig::Slack(c) => {
+                let url = read_secret(
+                    "url",
+                    c.url.as_ref(),
+                    c.url_file.as_ref(),
+                    c.url_env.as_ref(),
+                )
+                .map_err(fail)?
+                .ok_or_else(|| fail("url: missing; give url, url_file or url_env".into()))?;
+                Sender::Slack(slack::Slack::new(url.expose(), context.clone()).map_err(fail)?)
+            }
+            ChannelConfig::Teams(c) => {
+                let url = read_secret(
+                    "url",
+                    c.url.as_ref(),
+                    c.url_file.as_ref(),
+                    c.url_env.as_ref(),
+                )
+                .map_err(fail)?
+                .ok_or_else(|| fail("url: missing; give url, url_file or url_env".into()))?;
+                Sender::Teams(teams::Teams::new(url.expose(), context.clone()).map_err(fail)?)
+            }
+            ChannelConfig::Pagerduty(c) => {
+                let key = read_secret(
+                    "routing_key",
+                    c.routing_key.as_ref(),
+                    c.routing_key_file.as_ref(),
+                    c.routing_key_env.as_ref(),
+                )
+                .map_err(fail)?
+                .ok_or_else(|| fail("routing_key: missing; give routing_key, routing_key_file or routing_key_env".into()))?;
+                Sender::PagerDuty(
+                    pagerduty::PagerDuty::new(&c.url, key, context.clone()).map_err(fail)?,
+                )
             }
         };
         Ok(Channel { name, kind, sender })
@@ -106,6 +146,10 @@ impl Channel {
     pub async fn send(&self, delivery: &Delivery, now_ms: i64) -> Result<(), SendError> {
         match &self.sender {
             Sender::Webhook(c) => c.send(delivery, &self.name, now_ms).await,
+            Sender::Alertmanager(c) => c.send(delivery, now_ms).await,
+            Sender::Slack(c) => c.send(delivery).await,
+            Sender::Teams(c) => c.send(delivery).await,
+            Sender::PagerDuty(c) => c.send(delivery).await,
             Sender::Email(c) => c.send(delivery).await,
         }
     }
