@@ -28,6 +28,9 @@ pub struct CollectorConfig {
     /// renew their certificates.
     #[serde(default)]
     pub enroll: Option<EnrollSection>,
+    /// Alert delivery: channels, routing per client, retries. Default: no channels.
+    #[serde(default)]
+    pub notify: crate::notify::NotifySection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +154,7 @@ impl CollectorConfig {
                 *path = base.join(&*path);
             }
         }
+        self.notify.resolve_paths(base);
     }
 
     fn problems(&self) -> Vec<String> {
@@ -206,6 +210,7 @@ impl CollectorConfig {
                 ));
             }
         }
+        problems.extend(self.notify.problems());
         problems
     }
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_collector::config::CollectorConfig;
 use vigil_collector::demo::{self, DemoOptions};
 use vigil_collector::enroll::admin;
+use vigil_collector::notify;
 use vigil_collector::policy::Policy;
 use vigil_collector::query::{self, OutputFormat};
 use vigil_collector::serve::Collector;
@@ -91,6 +92,51 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Alert delivery channels.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
+    /// Open alerts, acknowledgements and deliveries that were given up.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Send one test alert through every configured channel and say what happened on each;
+    /// exits non-zero if any failed.
+    Test {
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Alerts that are firing and were delivered, with their ids and acknowledgements.
+    Open {
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+    },
+    /// Record that someone has taken an alert in hand: an acknowledged emergency does not
+    /// escalate.
+    Ack {
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+        /// The alert id (its fingerprint, shown in every alert message).
+        id: String,
+        /// Who takes it.
+        #[arg(long)]
+        by: String,
+    },
+    /// Deliveries that were given up after their last attempt, or refused by the receiver.
+    DeadLetters {
+        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
     },
 }
 
@@ -299,6 +345,10 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         }
         Command::Hosts { command } => run_hosts(command),
         Command::Policy { command } => run_policy(command),
+        Command::Notify {
+            command: NotifyCommand::Test { config },
+        } => run_notify_test(&config).await,
+        Command::Alerts { command } => run_alerts(command),
         Command::Backtest { rules, input } => {
             let rules = match rules {
                 Some(path) => vigil_collector::alert::load_rules(&path)?,
@@ -390,6 +440,96 @@ fn run_hosts(command: HostsCommand) -> anyhow::Result<()> {
         HostsCommand::Revoke { config, host } => {
             admin::revoke_host(&data_dir(&config)?, &host)?;
             println!("revoked {host}: a running collector refuses it within a second");
+        }
+    }
+    Ok(())
+}
+
+/// `notify test`: the test alert through every channel, one line per channel.
+async fn run_notify_test(config: &std::path::Path) -> anyhow::Result<()> {
+    let loaded = CollectorConfig::load(config)?;
+    let channels = notify::channel::Channels::build(&loaded.notify)?;
+    if channels.is_empty() {
+        anyhow::bail!(
+            "config {}: no channels in [notify]; add a [[notify.channel]] (see README, 'Alert delivery')",
+            config.display()
+        );
+    }
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let outcomes = notify::test_alert::send_test(&channels, now_ms).await;
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    for outcome in &outcomes {
+        match &outcome.result {
+            Ok(()) => println!("ok      {}: test alert accepted", outcome.channel),
+            Err(error) => println!("FAILED  {}: {}", outcome.channel, error.detail),
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} channels failed", outcomes.len());
+    }
+    Ok(())
+}
+
+/// `alerts …`: reads and writes the outbox's files, so it works while a collector serves.
+fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
+    let outbox = |config: &PathBuf| -> anyhow::Result<notify::Outbox> {
+        Ok(notify::Outbox::open(
+            &CollectorConfig::load(config)?.data_dir,
+        )?)
+    };
+    let time = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|at| at.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+            .unwrap_or_default()
+    };
+    match command {
+        AlertsCommand::Open { config } => {
+            let open = outbox(&config)?.open_alerts()?;
+            if open.is_empty() {
+                eprintln!("no open alerts");
+            }
+            for (record, acknowledgement) in open {
+                let state = match acknowledgement {
+                    Some(ack) => format!("acknowledged by {} at {}", ack.by, time(ack.at_ms)),
+                    None if record.escalated => "ESCALATED".to_string(),
+                    None => "not acknowledged".to_string(),
+                };
+                println!(
+                    "{}  since {}  {}  [{state}]",
+                    record.alert.fingerprint,
+                    time(record.alert.starts_at_ms),
+                    record.alert.title()
+                );
+            }
+        }
+        AlertsCommand::Ack { config, id, by } => {
+            let now_ms = jiff::Timestamp::now().as_millisecond();
+            let record = outbox(&config)?.acknowledge(&id, &by, now_ms)?;
+            println!(
+                "acknowledged by {by} at {}: {}",
+                time(now_ms),
+                record.alert.title()
+            );
+        }
+        AlertsCommand::DeadLetters { config } => {
+            let dead = outbox(&config)?.dead()?;
+            if dead.is_empty() {
+                eprintln!("no dead letters");
+            }
+            for delivery in dead {
+                println!(
+                    "{}  {}  {} alert(s), first: {}\n    {}",
+                    delivery.finished_ms.map(time).unwrap_or_default(),
+                    delivery.key,
+                    delivery.alerts.len(),
+                    delivery
+                        .alerts
+                        .first()
+                        .map(|alert| alert.title())
+                        .unwrap_or_default(),
+                    delivery.last_error.unwrap_or_default()
+                );
+            }
         }
     }
     Ok(())
