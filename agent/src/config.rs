@@ -7,13 +7,14 @@
 //! `state/` beside the config file, so that every config — a demo folder, a test — has a
 //! spool of its own and two agents never share one.
 
+use crate::collect::ChecksConfig;
 use crate::spool::SpoolLimits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vigil_proto::config_file::{self, ConfigFileError};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// The collector's ingest address, e.g. "https://msp.example:7443".
@@ -36,9 +37,16 @@ pub struct AgentConfig {
     pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub spool: SpoolSection,
+    /// `[checks]`: services, SMART, backups and logs, beyond the host metrics. Changes to
+    /// this section take effect without a restart.
+    #[serde(default)]
+    pub checks: ChecksConfig,
+    /// The file this config was read from, watched for changes while the agent runs.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     /// This agent's certificate (PEM); its subject names the agent and its client.
@@ -49,7 +57,7 @@ pub struct TlsSection {
     pub ca: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpoolSection {
     /// The most the spool may hold while the collector is unreachable, in MiB of encoded
@@ -114,6 +122,8 @@ impl AgentConfig {
                 *file = base.join(&*file);
             }
         }
+        config.checks.resolve_paths(base);
+        config.source = Some(path.to_path_buf());
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -158,6 +168,7 @@ impl AgentConfig {
         if self.spool.max_size_mib == 0 {
             problems.push("spool.max_size_mib = 0 must be at least 1".into());
         }
+        problems.extend(self.checks.problems());
         if let Some(state_dir) = &self.state_dir {
             if state_dir.is_file() {
                 problems.push(format!(
@@ -190,6 +201,75 @@ impl AgentConfig {
                     .map(|host| host.trim_matches(['[', ']']).to_string())
             })
             .unwrap_or_default()
+    }
+}
+
+/// Editors and deployment tools write a file in several steps; the config is read again once
+/// the file has been quiet this long.
+const RELOAD_SETTLE: Duration = Duration::from_millis(300);
+
+/// Follows the config file: [`ConfigWatch::next`] yields the config each time the file
+/// changes, or why its new content cannot be used — the caller then keeps what it has.
+pub struct ConfigWatch {
+    path: PathBuf,
+    /// Kept alive for its events; dropping it stops watching.
+    _watcher: notify::RecommendedWatcher,
+    changes: tokio::sync::mpsc::Receiver<()>,
+}
+
+impl ConfigWatch {
+    /// Watches the folder of `path` (so that a file replaced by a rename is seen too).
+    pub fn start(path: &Path) -> Result<Self, String> {
+        use notify::Watcher;
+        let (notify_change, changes) = tokio::sync::mpsc::channel(1);
+        let file = path.to_path_buf();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let concerns_file = match &event {
+                    Ok(event) => {
+                        event.need_rescan() || event.paths.iter().any(|changed| changed == &file)
+                    }
+                    Err(_) => true,
+                };
+                if concerns_file {
+                    // A change already waiting to be read covers this one too.
+                    let _ = notify_change.try_send(());
+                }
+            })
+            .map_err(|error| format!("cannot watch config {}: {error}", path.display()))?;
+        let folder = path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        watcher
+            .watch(folder, notify::RecursiveMode::NonRecursive)
+            .map_err(|error| format!("cannot watch config {}: {error}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            _watcher: watcher,
+            changes,
+        })
+    }
+
+    /// Waits for the file to change, lets it settle and reads it again.
+    pub async fn next(&mut self) -> Option<Result<AgentConfig, ConfigFileError>> {
+        self.changes.recv().await?;
+        loop {
+            tokio::time::sleep(RELOAD_SETTLE).await;
+            if self.changes.try_recv().is_err() {
+                break;
+            }
+        }
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || AgentConfig::load(&path))
+            .await
+            .unwrap_or_else(|error| {
+                Err(ConfigFileError::invalid(
+                    &self.path,
+                    vec![format!("reading it failed: {error}")],
+                ))
+            });
+        Some(loaded)
     }
 }
 
@@ -253,6 +333,128 @@ ca = "ca.pem"
         assert!(
             text.contains("agent.toml:3:1: unknown field `colector`"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn every_check_is_configured_in_one_place_with_relative_paths_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!(
+            r#"{GOOD}
+[checks.services]
+expected = ["sshd", "nginx"]
+interval = "30s"
+
+[checks.smart]
+devices = ["/dev/sda"]
+
+[[checks.backup]]
+job = "nightly"
+path = "backups/last-success"
+
+[[checks.log]]
+name = "kernel"
+path = "/var/log/kern.log"
+patterns = {{ io_error = "I/O error", oom = "Out of memory" }}
+"#
+        );
+        let config = AgentConfig::load(&write(dir.path(), &body)).unwrap();
+        let checks = &config.checks;
+        assert_eq!(checks.services.interval, Duration::from_secs(30));
+        assert_eq!(
+            checks.smart.devices.as_deref(),
+            Some(&["/dev/sda".to_owned()][..])
+        );
+        assert_eq!(
+            checks.backup[0].path,
+            dir.path().join("backups").join("last-success")
+        );
+        assert_eq!(checks.log[0].patterns.len(), 2);
+    }
+
+    #[test]
+    fn an_unknown_check_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!("{GOOD}\n[checks.raid]\nenabled = true\n");
+        let text = AgentConfig::load(&write(dir.path(), &body))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("unknown field `raid`"), "{text}");
+        assert!(text.contains("agent.toml:8:"), "{text}");
+    }
+
+    #[test]
+    fn every_bad_check_setting_is_reported_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!(
+            r#"{GOOD}
+[checks.services]
+expected = ["-H evil"]
+
+[[checks.backup]]
+job = "a"
+path = "/srv/a"
+
+[[checks.backup]]
+job = "a"
+path = "/srv/b"
+file_name = "("
+
+[[checks.log]]
+name = "app"
+path = "/var/log/app.log"
+patterns = {{}}
+"#
+        );
+        let error = AgentConfig::load(&write(dir.path(), &body)).unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 4, "{text}");
+        for expected in [
+            "checks.services.expected: \"-H evil\"",
+            "checks.backup[1].file_name = \"(\" is not a regular expression",
+            "checks.backup[1].job = \"a\" is used twice",
+            "checks.log[0].patterns is empty",
+        ] {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_is_read_again_and_a_broken_one_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), GOOD);
+        let mut watch = ConfigWatch::start(&path).unwrap();
+        async fn next(watch: &mut ConfigWatch) -> Result<AgentConfig, ConfigFileError> {
+            tokio::time::timeout(Duration::from_secs(20), watch.next())
+                .await
+                .expect("the change is noticed")
+                .expect("the watch goes on")
+        }
+
+        std::fs::write(
+            &path,
+            format!("{GOOD}\n[checks.services]\ninterval = \"30s\"\n"),
+        )
+        .unwrap();
+        let reloaded = next(&mut watch).await.unwrap();
+        assert_eq!(reloaded.checks.services.interval, Duration::from_secs(30));
+
+        // Replaced through a rename, the way many editors and tools save.
+        let staged = dir.path().join("agent.toml.new");
+        std::fs::write(
+            &staged,
+            format!("{GOOD}\n[checks.smart]\nenabled = false\n"),
+        )
+        .unwrap();
+        std::fs::rename(&staged, &path).unwrap();
+        let reloaded = next(&mut watch).await.unwrap();
+        assert!(!reloaded.checks.smart.enabled);
+
+        std::fs::write(&path, format!("{GOOD}\n[checks.nope]\n")).unwrap();
+        let error = next(&mut watch).await.unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `nope`"),
+            "{error}"
         );
     }
 

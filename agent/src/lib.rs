@@ -1,8 +1,9 @@
 //! Vigil agent: measures a machine's health and streams it to the collector.
 //!
 //! [`run::Agent`] joins the two halves: the sampler, which asks
-//! [`collect::HostCollector`] for one tick's series on the interval grid and pushes them as a
-//! batch into the [`spool::Spool`], and the [`ship::Shipper`], which streams unacknowledged
+//! [`collect::HostCollector`] and the configured [`collect::Checks`] (services, SMART,
+//! backups, logs) for one tick's series on the interval grid and pushes them as a batch into
+//! the durable [`spool::Spool`], and the [`ship::Shipper`], which streams unacknowledged
 //! batches to the collector over mutual TLS and releases them as acks return. Nothing the
 //! collector sends can make the agent run anything: it only ever receives acks, rejects and
 //! a collection interval.

@@ -5,8 +5,8 @@
 //! absent collector only makes the spool longer. Each batch also carries the spool's own
 //! count of dropped batches, so the collector learns of any loss.
 
-use crate::collect::HostCollector;
-use crate::config::AgentConfig;
+use crate::collect::{Checks, ChecksConfig, HostCollector};
+use crate::config::{AgentConfig, ConfigWatch};
 use crate::ship::{ShipConfig, Shipper};
 use crate::spool::{Spool, SpoolError};
 use std::sync::Arc;
@@ -91,9 +91,36 @@ impl Agent {
                 .run(ship_shutdown.clone())
                 .instrument(tracing::info_span!("ship")),
         );
-        sample(collector, &self.spool, interval_rx, &shutdown)
-            .instrument(tracing::info_span!("sample"))
-            .await;
+        let checks = Checks::start(&self.config.checks);
+        let (checks_tx, checks_rx) = watch::channel(self.config.checks.clone());
+        if let Some(path) = self.config.source.clone() {
+            match ConfigWatch::start(&path) {
+                Ok(config_watch) => {
+                    tokio::spawn(
+                        reload_checks(
+                            config_watch,
+                            self.config.clone(),
+                            checks_tx,
+                            shutdown.clone(),
+                        )
+                        .instrument(tracing::info_span!("reload")),
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "config changes take effect only after a restart")
+                }
+            }
+        }
+        sample(
+            collector,
+            checks,
+            checks_rx,
+            &self.spool,
+            interval_rx,
+            &shutdown,
+        )
+        .instrument(tracing::info_span!("sample"))
+        .await;
         ship_shutdown.cancel();
         let _ = shipping.await;
         tracing::info!(unacknowledged = self.spool.len(), "agent stopped");
@@ -103,6 +130,8 @@ impl Agent {
 /// Collects once per interval, on the grid, until `shutdown`.
 async fn sample(
     mut collector: HostCollector,
+    mut checks: Checks,
+    mut checks_config: watch::Receiver<ChecksConfig>,
     spool: &Spool,
     mut interval: watch::Receiver<Duration>,
     shutdown: &CancellationToken,
@@ -114,6 +143,13 @@ async fn sample(
             _ = shutdown.cancelled() => return,
             // A new interval from the collector: recompute the next tick on the new grid.
             _ = interval.changed() => continue,
+            // agent.toml's [checks] changed on disk and is valid: run the new checks.
+            changed = checks_config.changed() => {
+                if changed.is_ok() {
+                    checks.reconfigure(&checks_config.borrow_and_update());
+                }
+                continue;
+            }
             _ = tokio::time::sleep(wait) => {}
         }
         // Collecting reads /proc or system APIs: quick, but blocking.
@@ -133,6 +169,7 @@ async fn sample(
             }
         };
         let mut series = series;
+        series.extend(checks.collect(tick_ms));
         series.push(Series {
             name: SPOOL_DROPPED_METRIC.to_owned(),
             labels: Labels::new(),
@@ -144,6 +181,42 @@ async fn sample(
         let n_series = series.len();
         let seq = spool.push(series);
         tracing::debug!(seq, n_series, "collected");
+    }
+}
+
+/// Reads `agent.toml` again whenever it changes and hands a changed `[checks]` section to the
+/// sampler. A file that no longer loads is reported and ignored: the running checks stay.
+async fn reload_checks(
+    mut config_watch: ConfigWatch,
+    mut running: AgentConfig,
+    checks: watch::Sender<ChecksConfig>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let reloaded = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            reloaded = config_watch.next() => match reloaded {
+                Some(reloaded) => reloaded,
+                None => return,
+            },
+        };
+        let config = match reloaded {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::error!(%error, "the changed config is not used; the checks keep running as they were");
+                continue;
+            }
+        };
+        if config.checks != running.checks {
+            tracing::info!("config changed: the checks are restarted with the new [checks]");
+            checks.send_replace(config.checks.clone());
+        }
+        let mut rest = config.clone();
+        rest.checks = running.checks.clone();
+        if rest != running {
+            tracing::warn!("config changed outside [checks]; those changes take effect when the agent restarts");
+        }
+        running.checks = config.checks;
     }
 }
 

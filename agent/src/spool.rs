@@ -17,6 +17,7 @@ use prost::Message;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_proto::model::{Batch, Series};
 use vigil_proto::pb;
@@ -31,6 +32,9 @@ const BATCH_PREFIX: &[u8] = b"batch/";
 const SPOOL_ID_KEY: &[u8] = b"meta/spool_id";
 const NEXT_SEQ_KEY: &[u8] = b"meta/next_seq";
 const DROPPED_KEY: &[u8] = b"meta/dropped_batches";
+
+/// How long opening waits for another holder of the spool to let go of it.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// While the spool stays full it drops a batch every tick; log the first drop of such a
 /// streak and then one in this many, the count itself being reported as a metric.
@@ -102,13 +106,27 @@ impl Spool {
             path: path.to_path_buf(),
             source,
         })?;
-        let db = sled_config()
-            .path(path)
-            .open()
-            .map_err(|source| SpoolError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        // sled lets go of its lock file a moment after the last handle is dropped (its
+        // background threads finish first), so a spool closed and opened again at once — an
+        // agent restarted in the same process — may find it still held: wait a little.
+        let wait_for_lock_until = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match sled_config().path(path).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(error))
+                    if error.to_string().contains("could not acquire lock")
+                        && Instant::now() < wait_for_lock_until =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(source) => {
+                    return Err(SpoolError::Open {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+        };
         Self::start(path.to_path_buf(), db, limits)
     }
 

@@ -30,7 +30,7 @@ impl FamilyError {
 /// Which families are failing right now, so each streak is logged once.
 #[derive(Debug, Default)]
 pub(crate) struct FamilyHealth {
-    failing: HashSet<&'static str>,
+    failing: HashSet<String>,
 }
 
 impl FamilyHealth {
@@ -42,7 +42,7 @@ impl FamilyHealth {
     /// succeeded: a family that fails half-way leaves no half of its series behind.
     pub(crate) fn run(
         &mut self,
-        family: &'static str,
+        family: &str,
         timestamp_ms: i64,
         tick: &mut Vec<Series>,
         collect_family: impl FnOnce(&mut SeriesSink) -> Result<(), FamilyError>,
@@ -61,7 +61,7 @@ impl FamilyHealth {
                 tick.extend(sink.into_series());
             }
             Err(error) => {
-                if self.failing.insert(family) {
+                if self.failing.insert(family.to_owned()) {
                     tracing::warn!(
                         family,
                         %error,
@@ -70,6 +70,12 @@ impl FamilyHealth {
                 }
             }
         }
+    }
+
+    /// Forgets the failure streaks of families that no longer exist (a check removed from
+    /// the config), so that they are not remembered for ever.
+    pub(crate) fn forget_except(&mut self, exists: impl Fn(&str) -> bool) {
+        self.failing.retain(|family| exists(family));
     }
 
     #[cfg(test)]

@@ -6,20 +6,38 @@
 //! catalog (docs in DESIGN.md), and that [`HostCollector::inventory`] describes as an
 //! [`Inventory`]. [`collect_once`] is what `vigil-agent collect --once` prints.
 //!
+//! Beside it, [`Checks`] runs what `agent.toml` asks for under `[checks]` — services, SMART,
+//! backups, log watch — in the background, and hands each tick their latest readings.
+//!
 //! Each source is one module; a source is made of metric families, and a family that fails is
 //! skipped and logged while the others still report. Modules, in reading order:
 //! - `host`: CPU, memory, filesystems, disk and network I/O, temperatures, processes and
 //!   the inventory, all through sysinfo.
+//! - `checks`: the configured checks and the board they post to.
+//! - `services`: `service_up`, from systemd.
+//! - `smart`: `disk_smart_*`, from smartctl's JSON.
+//! - `backups`: `backup_last_success_timestamp_seconds`, from a file's or folder's time.
+//! - `logwatch`: `log_matches_total`, lines matching patterns in a log file.
+//! - `file_watch`: the thread that follows files for `backups` and `logwatch` via notify.
 //! - `series`: how a family writes series for one tick (label limits, no duplicates).
 //! - `family`: failure isolation between families.
-//!
-//! SMART, services, backups and logs will be sibling sources of `host`.
 
+mod backups;
+mod checks;
 mod family;
+mod file_watch;
 mod host;
+mod logwatch;
 mod series;
+mod services;
+mod smart;
 
+pub use backups::BackupConfig;
+pub use checks::{Checks, ChecksConfig};
 pub use host::HostCollector;
+pub use logwatch::LogConfig;
+pub use services::ServicesConfig;
+pub use smart::SmartConfig;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 use vigil_proto::model::{Inventory, Series};
