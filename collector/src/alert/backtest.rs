@@ -92,7 +92,8 @@ pub fn replay(
     let mut next_evaluation_ms = (first_ms.div_euclid(interval_ms) + 1) * interval_ms;
     let mut transitions = Vec::new();
     for &(timestamp_ms, id, value) in samples {
-        while next_evaluation_ms <= timestamp_ms {
+        // An evaluation at time t sees every sample stamped t or earlier.
+        while next_evaluation_ms < timestamp_ms {
             transitions.extend(engine.evaluate(next_evaluation_ms));
             next_evaluation_ms += interval_ms;
         }
@@ -104,6 +105,12 @@ pub fn replay(
         engine.observe_series(id, sample, timestamp_ms, &mut transitions);
         summary.transitions += write_lines(&transitions, out)?;
         transitions.clear();
+    }
+    if let Some(last_ms) = summary.last_ms {
+        if next_evaluation_ms <= last_ms {
+            let transitions = engine.evaluate(next_evaluation_ms);
+            summary.transitions += write_lines(&transitions, out)?;
+        }
     }
     summary.series = series.len();
     Ok(summary)

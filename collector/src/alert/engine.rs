@@ -413,7 +413,7 @@ impl Engine {
                 let KindState::SeriesSilent(state) = &mut self.instances[instance].state else {
                     return None;
                 };
-                state.last_ms = Some(state.last_ms.map_or(ts, |last| last.max(ts)));
+                state.observe(ts);
                 let reporting = reporting?;
                 Some(kinds::silence::judge_series(
                     &rule, state, &reporting, now_ms,

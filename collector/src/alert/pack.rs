@@ -126,7 +126,9 @@ pub fn builtin_rules() -> Vec<Rule> {
                     .matching("state", "available")
                     .divided_by("system_memory_limit_bytes"),
                 direction: Direction::Below,
-                levels: vec![(Severity::Critical, 0.05)],
+                // A nightly batch job may squeeze memory this low for a while; only a
+                // sustained squeeze close to nothing is critical.
+                levels: vec![(Severity::Warning, 0.05), (Severity::Critical, 0.02)],
                 clear: Some(0.08),
                 unit: Unit::Ratio,
             }),
@@ -291,7 +293,7 @@ pub fn builtin_rules() -> Vec<Rule> {
             name: "CpuSaturated".into(),
             category: Some(FailureKind::Saturation),
             summary: "CPU on {host} at {value} for {for}; work is queueing".into(),
-            pending_for: minutes(30),
+            pending_for: hours(1),
             clear_for: minutes(15),
             kind: RuleKind::Threshold(Threshold {
                 signal: Signal::metric("system_cpu_utilization_ratio"),

@@ -15,6 +15,22 @@ pub struct HostSilentState {}
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SeriesSilentState {
     pub last_ms: Option<i64>,
+    /// Typical gap between the series' samples (some, like SMART, are read less often).
+    pub interval_ms: Option<i64>,
+}
+
+impl SeriesSilentState {
+    pub fn observe(&mut self, timestamp_ms: i64) {
+        match self.last_ms {
+            Some(last) if timestamp_ms > last => {
+                let gap = (timestamp_ms - last).min(24 * 3_600_000);
+                self.interval_ms = Some(self.interval_ms.map_or(gap, |i| (9 * i + gap) / 10));
+                self.last_ms = Some(timestamp_ms);
+            }
+            Some(_) => {}
+            None => self.last_ms = Some(timestamp_ms),
+        }
+    }
 }
 
 /// What the engine knows of a host's reporting.
@@ -66,7 +82,8 @@ pub fn judge_series(
 ) -> Option<Verdict> {
     let last = state.last_ms?;
     let silent_for = now_ms - last;
-    if !host.is_alive(now_ms) || silent_for < rule.after.as_millis() as i64 {
+    let after = (rule.after.as_millis() as i64).max(3 * state.interval_ms.unwrap_or(0));
+    if !host.is_alive(now_ms) || silent_for < after {
         return None;
     }
     Some(Verdict::new(rule.severity).with("silent_for", summary::duration(silent_for as f64)))
@@ -104,6 +121,31 @@ mod tests {
             offline: true,
         };
         assert!(judge_host(&rule(), &host, 3_600_000).is_none());
+    }
+
+    #[test]
+    fn a_series_read_every_half_hour_is_not_silent_between_reads() {
+        let rule = SeriesSilent {
+            signal: crate::alert::rule::Signal::metric("disk_smart_healthy"),
+            after: Duration::from_secs(600),
+            severity: Severity::Critical,
+        };
+        let mut state = SeriesSilentState::default();
+        for read in 0..10 {
+            state.observe(read * 1_800_000);
+        }
+        let host = Reporting {
+            last_seen_ms: 18_000_000,
+            interval_ms: 60_000,
+            offline: false,
+        };
+        assert!(judge_series(&rule, &state, &host, 18_000_000).is_none());
+        assert!(judge_series(&rule, &state, &host, 16_200_000 + 5_400_000).is_none());
+        let host = Reporting {
+            last_seen_ms: 21_700_000,
+            ..host
+        };
+        assert!(judge_series(&rule, &state, &host, 21_700_000).is_some());
     }
 
     #[test]
