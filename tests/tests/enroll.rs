@@ -327,3 +327,36 @@ async fn an_agent_renews_its_certificate_when_two_thirds_of_its_life_have_passed
     );
     collector.stop().await;
 }
+
+#[tokio::test]
+async fn a_token_of_another_client_cannot_take_over_an_enrolled_host() {
+    let pki = Pki::new();
+    let (collector, config) = collector_with_enrollment(&pki).await;
+    let acme = create_token(&config, "acme", Duration::from_secs(3600), 1, false);
+    let globex = create_token(&config, "globex", Duration::from_secs(3600), 1, false);
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let original = enroll(&options(&collector, acme, first.path(), "reception-pc"))
+        .await
+        .unwrap();
+    // Same machine name, other client's token: a separate identity, never acme's host.
+    let other = enroll(&options(&collector, globex, second.path(), "reception-pc"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (original.agent_id.as_str(), original.client.as_str()),
+        ("reception-pc", "acme")
+    );
+    assert_eq!(other.client, "globex");
+    assert_ne!(other.agent_id, original.agent_id);
+    let hosts = admin::list_hosts(&config.data_dir).unwrap();
+    let acme_host = hosts
+        .iter()
+        .find(|h| h.record.agent_id == "reception-pc")
+        .unwrap();
+    assert_eq!(
+        acme_host.record.client, "acme",
+        "the first host keeps its client"
+    );
+    collector.stop().await;
+}
