@@ -13,8 +13,8 @@
 //!   a rise that happens every day and is undone every night never leaves the envelope.
 //!   The margin also covers the day-to-day change of the daily mean, so a level that
 //!   wanders by days is not news when it wanders up. When the last 2 h are clearly faster
-//!   than the 6 h window, their rate is used: a leak that began three hours ago is not
-//!   diluted by the flat hours before it. When the rise is no faster than at this time on
+//!   than the 6 h window, the median of the 2 h, 4 h and 6 h rates is used: a leak that
+//!   began three hours ago is not diluted by the flat hours before it. When the rise is no faster than at this time on
 //!   past days (weekday logs that are never rotated), it is the daily rhythm: the change
 //!   since the same time yesterday gives the rate, not the busy hours' rate extrapolated
 //!   around the clock.
@@ -197,9 +197,25 @@ fn recent_estimate(
         return None;
     }
     // When the last hours are clearly faster than the whole window (a leak that began a
-    // few hours ago, growth that accelerates), their rate is the current one.
+    // few hours ago, growth that accelerates), the whole window dilutes the current rate;
+    // the middle one of the 2-hour, middle and whole windows is the current rate without
+    // following every burst of the last two hours.
     let (rate, window_ms) = if short.low > recent.high {
-        (short, method.still_growing_window_ms)
+        let middle_ms = (method.still_growing_window_ms + method.recent_window_ms) / 2;
+        let middle_start = (now_ms - middle_ms) as f64;
+        let middle_points: Vec<(f64, f64)> = points
+            .iter()
+            .copied()
+            .filter(|p| p.0 >= middle_start)
+            .collect();
+        let middle = theil_sen(&middle_points, scratch).unwrap_or(recent);
+        let mut candidates = [
+            (short, method.still_growing_window_ms),
+            (middle, middle_ms),
+            (recent, method.recent_window_ms),
+        ];
+        candidates.sort_by(|a, b| a.0.slope.total_cmp(&b.0.slope));
+        candidates[1]
     } else {
         (recent, method.recent_window_ms)
     };
