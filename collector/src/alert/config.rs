@@ -99,6 +99,7 @@ struct RuleTable {
     min_history: Option<Spanned<String>>,
     exhausted_at: Option<Spanned<f64>>,
     direction: Option<Spanned<String>>,
+    context: Option<Spanned<String>>,
     window: Option<Spanned<String>>,
     escalate_after: Option<Spanned<u32>>,
     quiet_for: Option<Spanned<String>>,
@@ -319,6 +320,7 @@ fn fields_set(table: &RuleTable) -> Vec<(&'static str, std::ops::Range<usize>)> 
         metric => "metric", divide_by => "divide_by", above => "above", below => "below",
         clear => "clear", warn_horizon => "warn_horizon", critical_horizon => "critical_horizon",
         min_history => "min_history", exhausted_at => "exhausted_at", direction => "direction",
+        context => "context",
         window => "window", escalate_after => "escalate_after", quiet_for => "quiet_for",
         max_age => "max_age", count => "count", after => "after", severity => "severity",
         relative_to => "relative_to", explained_by => "explained_by", rise => "rise",
@@ -338,6 +340,7 @@ fn applicable_fields(kind: &str) -> &'static [&'static str] {
             "min_history",
             "exhausted_at",
             "direction",
+            "context",
             "unit",
         ],
         "change" => &["metric", "window", "escalate_after", "quiet_for"],
@@ -461,6 +464,11 @@ fn apply(rule: &mut Rule, name: &str, table: &RuleTable, problems: &mut Problems
                             field("direction")
                         ),
                     ),
+                }
+            }
+            if let Some(value) = &table.context {
+                if check_metric(&field("context"), value.get_ref(), value.span(), problems) {
+                    forecast.context = Some(value.get_ref().clone());
                 }
             }
             if let Some(unit) = unit_from(name, table, problems) {
@@ -603,6 +611,7 @@ fn new_rule(
                 warn_horizon: warn,
                 critical_horizon: critical,
                 min_history: Duration::from_secs(2 * 86_400),
+                context: None,
                 unit: Unit::Plain,
             }),
             "{rule} on {host}: limit reached in ~{time_left} (range {range}) {basis}",

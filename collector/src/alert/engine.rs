@@ -86,13 +86,13 @@ struct InstanceKey {
     labels: Labels,
 }
 
-/// Series related to an instance's own (its limit, its reference, its explaining metric),
-/// found once and remembered.
+/// Series related to an instance's own (its limit, its reference, a host-level companion
+/// metric), found once and remembered.
 #[derive(Debug, Clone, Default)]
 struct Links {
     denominator: Option<SeriesId>,
     reference: Option<SeriesId>,
-    explaining: Option<SeriesId>,
+    companion: Option<SeriesId>,
     /// The full labels of the instance's own series, to derive the related ones from.
     own_labels: Option<Labels>,
 }
@@ -398,7 +398,7 @@ impl Engine {
                     None => None,
                 };
                 let explaining = match &rule.explained_by {
-                    Some(_) => self.related_value(instance, Related::Explaining, ts),
+                    Some(_) => self.related_value(instance, Related::HostCompanion, ts),
                     None => None,
                 };
                 let relative = value - reference.unwrap_or(0.0);
@@ -423,6 +423,30 @@ impl Engine {
         }
     }
 
+    /// Adds the `context` of a forecast rule (swap in use, for memory) to its verdict.
+    fn with_context(
+        &mut self,
+        instance: usize,
+        rule: &crate::alert::rule::Forecast,
+        mut verdict: Verdict,
+        now_ms: i64,
+    ) -> Verdict {
+        let context = match &rule.context {
+            Some(metric) => self
+                .related_value(instance, Related::HostCompanion, now_ms)
+                .map(|value| {
+                    let name = metric
+                        .trim_start_matches("system_")
+                        .trim_end_matches("_bytes")
+                        .replace('_', " ");
+                    format!("; {name} {}", summary::bytes(value))
+                }),
+            None => None,
+        };
+        verdict.vars.push(("context", context.unwrap_or_default()));
+        verdict
+    }
+
     /// The signal's value: `value` itself, or divided by the latest sample of the
     /// `divide_by` metric of the same host, client and instance labels.
     fn signal_value(
@@ -444,7 +468,7 @@ impl Engine {
         let cached = match related {
             Related::Denominator => self.instances[instance].links.denominator,
             Related::Reference => self.instances[instance].links.reference,
-            Related::Explaining => self.instances[instance].links.explaining,
+            Related::HostCompanion => self.instances[instance].links.companion,
         };
         let id = match cached {
             Some(id) => id,
@@ -455,7 +479,7 @@ impl Engine {
                 match related {
                     Related::Denominator => links.denominator = Some(id),
                     Related::Reference => links.reference = Some(id),
-                    Related::Explaining => links.explaining = Some(id),
+                    Related::HostCompanion => links.companion = Some(id),
                 }
                 id
             }
@@ -483,12 +507,17 @@ impl Engine {
                 }
                 Some((creep.signal.metrics.first()?.clone(), labels))
             }
-            (RuleKind::Creep(creep), Related::Explaining) => {
+            (kind, Related::HostCompanion) => {
+                let name = match kind {
+                    RuleKind::Creep(creep) => creep.explained_by.clone()?,
+                    RuleKind::Forecast(forecast) => forecast.context.clone()?,
+                    _ => return None,
+                };
                 let labels = Labels::from_pairs([
                     ("host", inst.key.host.as_str()),
                     ("client", inst.client.as_str()),
                 ]);
-                Some((creep.explained_by.clone()?, labels))
+                Some((name, labels))
             }
             _ => None,
         }
@@ -510,7 +539,9 @@ impl Engine {
                     let KindState::Forecast(state) = &mut self.instances[instance].state else {
                         continue;
                     };
-                    kinds::forecast::evaluate(&rule, state, now_ms, firing, pending_ms)
+                    let verdict =
+                        kinds::forecast::evaluate(&rule, state, now_ms, firing, pending_ms);
+                    verdict.map(|verdict| self.with_context(instance, &rule, verdict, now_ms))
                 }
                 RuleKind::Change(rule) => {
                     let rule = rule.clone();
@@ -946,7 +977,8 @@ impl Engine {
 enum Related {
     Denominator,
     Reference,
-    Explaining,
+    /// A host-level metric read alongside: CPU utilization for creep, swap for memory.
+    HostCompanion,
 }
 
 const SNAPSHOT_VERSION: u32 = 1;

@@ -71,6 +71,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 warn_horizon: WARN_HORIZON,
                 critical_horizon: CRITICAL_HORIZON,
                 min_history: days(2),
+                context: None,
                 unit: Unit::Ratio,
             }),
         },
@@ -96,8 +97,8 @@ pub fn builtin_rules() -> Vec<Rule> {
             name: "MemoryExhaustionForecast".into(),
             category: Some(FailureKind::MemoryExhaustion),
             summary: "memory on {host} exhausted in ~{time_left} (range {range}) {basis}; \
-                      {value} of RAM available now (page cache excluded); look for a process \
-                      whose RSS keeps growing"
+                      {value} of RAM available now (page cache excluded){context}; look for a \
+                      process whose RSS keeps growing"
                 .into(),
             pending_for: minutes(30),
             clear_for: hours(1),
@@ -110,6 +111,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 warn_horizon: WARN_HORIZON,
                 critical_horizon: CRITICAL_HORIZON,
                 min_history: days(2),
+                context: Some("system_swap_usage_bytes".into()),
                 unit: Unit::Ratio,
             }),
         },

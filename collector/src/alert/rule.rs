@@ -162,6 +162,9 @@ pub struct Forecast {
     pub critical_horizon: Duration,
     /// History needed before a recent change can be told apart from the daily cycle.
     pub min_history: Duration,
+    /// A host-level metric shown alongside in the summary as `{context}` (swap in use,
+    /// for memory).
+    pub context: Option<String>,
     pub unit: Unit,
 }
 

@@ -489,3 +489,41 @@ fn an_acknowledged_alert_shows_who_saw_it() {
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].acknowledged_by.as_deref(), Some("ann"));
 }
+
+#[test]
+fn a_memory_leak_is_forecast_on_available_memory_with_swap_in_the_summary() {
+    let available = labels(
+        "api-01",
+        "system_memory_usage_bytes",
+        &[("state", "available")],
+    );
+    let used = labels("api-01", "system_memory_usage_bytes", &[("state", "used")]);
+    let limit = labels("api-01", "system_memory_limit_bytes", &[]);
+    let swap = labels("api-01", "system_swap_usage_bytes", &[]);
+    let onset = 3 * 24 * 60;
+    let mut engine = Engine::new(RuleSet::builtin());
+    let mut out = Vec::new();
+    for minute in 0..onset + 24 * 60 {
+        let now = minute * MINUTE;
+        let wobble = [0.0, 0.4, -0.3, 0.2, -0.1][(minute % 5) as usize];
+        let leaked = (minute - onset).max(0) as f64 * 1.0 / 60.0;
+        out.extend(engine.evaluate(now));
+        out.extend(engine.observe(&limit, sample(now, 100.0)));
+        // "Used" counts the page cache and sits near full all along: it is not the signal.
+        out.extend(engine.observe(&used, sample(now, 97.0)));
+        out.extend(engine.observe(&available, sample(now, 60.0 - leaked + wobble)));
+        out.extend(engine.observe(&swap, sample(now, 300.0 * 1024.0 * 1024.0)));
+    }
+    let fired = firing(&out);
+    assert!(
+        fired.iter().all(|t| t.rule == "MemoryExhaustionForecast"),
+        "{out:#?}"
+    );
+    assert_eq!(fired[0].severity, Severity::Warning);
+    assert!(fired[0].ts_ms > onset * MINUTE);
+    assert!(
+        fired[0].summary.contains("swap usage 300.0 MiB"),
+        "{}",
+        fired[0].summary
+    );
+}
