@@ -10,7 +10,7 @@
 
 use crate::alert::kinds::{self, silence::Reporting, KindState, Verdict};
 use crate::alert::lifecycle::{Change, Condition, Lifecycle, Phase};
-use crate::alert::rule::{FailureKind, HostSilent, Rule, RuleKind, RuleSet, Severity};
+use crate::alert::rule::{FailureKind, Rule, RuleKind, RuleSet, Severity};
 use crate::alert::summary;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -143,8 +143,6 @@ const PART_LABELS: [&str; 2] = ["state", "direction"];
 
 /// Sampling interval assumed until a host's own is measured.
 const DEFAULT_INTERVAL_MS: i64 = 60_000;
-/// Hosts whose silence began within this of each other fell silent together.
-const SITE_SPREAD_MS: i64 = 120_000;
 
 /// The alert engine. See the module documentation.
 #[derive(Debug)]
@@ -596,149 +594,6 @@ impl Engine {
         out
     }
 
-    /// Finds clients most of whose hosts fell silent together and judges their site
-    /// alerts; returns the hosts whose own silence alerts the site alert replaces.
-    fn judge_sites(&mut self, now_ms: i64, out: &mut Vec<Transition>) -> Vec<usize> {
-        let mut replaced = Vec::new();
-        for rule_index in 0..self.rules.rules.len() {
-            let RuleKind::HostSilent(rule) = &self.rules.rules[rule_index].kind else {
-                continue;
-            };
-            let rule = rule.clone();
-            let mut clients: Vec<String> = self.hosts.iter().map(|h| h.client.clone()).collect();
-            clients.sort();
-            clients.dedup();
-            for client in clients {
-                let hosts: Vec<usize> = (0..self.hosts.len())
-                    .filter(|&h| self.hosts[h].client == client && !self.hosts[h].name.is_empty())
-                    .collect();
-                let together = self.silent_together(&rule, &hosts, now_ms);
-                let needed = (rule.site_share * hosts.len() as f64).ceil() as usize;
-                let site_down = now_ms >= self.grace_until_ms
-                    && hosts.len() >= rule.site_min_hosts
-                    && together.len() >= needed.max(rule.site_min_hosts);
-                let key = InstanceKey {
-                    rule: rule_index,
-                    host: String::new(),
-                    labels: Labels::from_pairs([("client", client.as_str())]),
-                };
-                let existing = self.instance_ids.get(&key).copied();
-                if !site_down && existing.is_none() {
-                    continue;
-                }
-                let instance = match existing {
-                    Some(instance) => instance,
-                    None => {
-                        let index = self.instances.len();
-                        self.instances.push(Instance {
-                            key: key.clone(),
-                            client: client.clone(),
-                            state: KindState::HostSilent(Default::default()),
-                            life: Lifecycle::default(),
-                            links: Links::default(),
-                        });
-                        self.instance_ids.insert(key, index);
-                        index
-                    }
-                };
-                let verdict = site_down.then(|| {
-                    let names: Vec<&str> = together
-                        .iter()
-                        .map(|&h| self.hosts[h].name.as_str())
-                        .collect();
-                    Verdict::new(Severity::Critical)
-                        .with(
-                            "silent_for",
-                            summary::duration(
-                                together
-                                    .iter()
-                                    .filter_map(|&h| self.hosts[h].last_seen_ms)
-                                    .map(|seen| (now_ms - seen) as f64)
-                                    .fold(0.0, f64::max),
-                            ),
-                        )
-                        .with(
-                            "last_seen",
-                            format!("{} of {} hosts", names.len(), hosts.len()),
-                        )
-                });
-                if site_down {
-                    replaced.extend(together);
-                }
-                self.step_site(instance, now_ms, verdict, hosts.len(), out);
-            }
-        }
-        replaced
-    }
-
-    /// The largest group of `hosts` that are silent and whose silence began within
-    /// [`SITE_SPREAD_MS`] of each other.
-    fn silent_together(&self, rule: &HostSilent, hosts: &[usize], now_ms: i64) -> Vec<usize> {
-        let mut silent: Vec<(i64, usize)> = hosts
-            .iter()
-            .filter_map(|&h| {
-                let reporting = self.hosts[h].reporting()?;
-                reporting
-                    .is_silent(rule, now_ms)
-                    .then_some((reporting.last_seen_ms, h))
-            })
-            .collect();
-        silent.sort();
-        let mut best: &[(i64, usize)] = &[];
-        let mut start = 0;
-        for end in 0..silent.len() {
-            while silent[end].0 - silent[start].0 > SITE_SPREAD_MS {
-                start += 1;
-            }
-            if end + 1 - start > best.len() {
-                best = &silent[start..=end];
-            }
-        }
-        best.iter().map(|&(_, h)| h).collect()
-    }
-
-    fn step_site(
-        &mut self,
-        instance: usize,
-        now_ms: i64,
-        verdict: Option<Verdict>,
-        n_hosts: usize,
-        out: &mut Vec<Transition>,
-    ) {
-        let condition = verdict.map(|verdict| {
-            let client = &self.instances[instance].client;
-            let silent = verdict
-                .vars
-                .iter()
-                .find(|(name, _)| *name == "last_seen")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            let silent_for = verdict
-                .vars
-                .iter()
-                .find(|(name, _)| *name == "silent_for")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
-            Condition {
-                severity: verdict.severity,
-                summary: format!(
-                    "site of client {client} unreachable: {silent} silent together for \
-                     {silent_for} ({n_hosts} hosts known); check the site's internet link \
-                     or power"
-                ),
-                pending_for_ms: 0,
-            }
-        });
-        let change = self.instances[instance]
-            .life
-            .step(now_ms, condition.as_ref(), 0);
-        if let Some(change) = change {
-            let mut transition = self.transition(instance, now_ms, change);
-            transition.rule = "SiteUnreachable".to_owned();
-            out.push(transition);
-        }
-    }
-
     /// Steps an instance's lifecycle with a verdict and reports the change, if any.
     fn step(
         &mut self,
@@ -869,108 +724,6 @@ impl Engine {
             })
             .collect()
     }
-
-    /// Everything the engine remembers, for a store to keep across restarts.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            version: SNAPSHOT_VERSION,
-            hosts: self
-                .hosts
-                .iter()
-                .map(|host| HostSnapshot {
-                    host: host.name.clone(),
-                    client: host.client.clone(),
-                    last_seen_ms: host.last_seen_ms,
-                    interval_ms: host.interval_ms,
-                    offline: host.offline,
-                })
-                .collect(),
-            series: self
-                .series
-                .iter()
-                .map(|series| SeriesSnapshot {
-                    name: series.name.clone(),
-                    labels: series.labels.clone(),
-                    last: series.last,
-                })
-                .collect(),
-            instances: self
-                .instances
-                .iter()
-                .map(|inst| InstanceSnapshot {
-                    rule: self.rules.rules[inst.key.rule].name.clone(),
-                    host: inst.key.host.clone(),
-                    client: inst.client.clone(),
-                    labels: inst.key.labels.clone(),
-                    state: inst.state.clone(),
-                    life: inst.life.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    /// Rebuilds an engine from a snapshot under `rules` (which may have changed since:
-    /// instances of rules that are gone, or whose kind changed, start afresh). Hosts get
-    /// [`EngineSettings::restart_grace_ms`] from `now_ms` before any is called silent.
-    pub fn restore(rules: RuleSet, snapshot: Snapshot, now_ms: i64) -> Self {
-        Self::restore_with_settings(rules, EngineSettings::default(), snapshot, now_ms)
-    }
-
-    pub fn restore_with_settings(
-        rules: RuleSet,
-        settings: EngineSettings,
-        snapshot: Snapshot,
-        now_ms: i64,
-    ) -> Self {
-        let mut engine = Self::with_settings(rules, settings);
-        engine.grace_until_ms = now_ms + settings.restart_grace_ms;
-        for host in snapshot.hosts {
-            let index = engine.host_index(&host.host, &host.client);
-            let entry = &mut engine.hosts[index];
-            entry.last_seen_ms = host.last_seen_ms;
-            entry.interval_ms = host.interval_ms;
-            entry.offline = host.offline;
-        }
-        for series in snapshot.series {
-            let id = engine.series_id(&series.name, &series.labels);
-            engine.series[id.0 as usize].last = series.last;
-        }
-        for saved in snapshot.instances {
-            let Some(rule) = engine.rules.position(&saved.rule) else {
-                continue;
-            };
-            if !saved.state.fits(&engine.rules.rules[rule].kind) {
-                continue;
-            }
-            // Site alerts have no host of their own.
-            if !saved.host.is_empty() {
-                engine.host_index(&saved.host, &saved.client);
-            }
-            let key = InstanceKey {
-                rule,
-                host: saved.host.clone(),
-                labels: saved.labels.clone(),
-            };
-            let index = match engine.instance_ids.get(&key) {
-                Some(&index) => index,
-                None => {
-                    let index = engine.instances.len();
-                    engine.instances.push(Instance {
-                        key: key.clone(),
-                        client: saved.client.clone(),
-                        state: saved.state.clone(),
-                        life: Lifecycle::default(),
-                        links: Links::default(),
-                    });
-                    engine.instance_ids.insert(key, index);
-                    index
-                }
-            };
-            engine.instances[index].state = saved.state;
-            engine.instances[index].life = saved.life;
-        }
-        engine
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -981,42 +734,9 @@ enum Related {
     HostCompanion,
 }
 
-const SNAPSHOT_VERSION: u32 = 1;
-
-/// The engine's whole state, serde-serialisable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Snapshot {
-    pub version: u32,
-    pub hosts: Vec<HostSnapshot>,
-    pub series: Vec<SeriesSnapshot>,
-    pub instances: Vec<InstanceSnapshot>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HostSnapshot {
-    pub host: String,
-    pub client: String,
-    pub last_seen_ms: Option<i64>,
-    pub interval_ms: i64,
-    pub offline: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeriesSnapshot {
-    pub name: String,
-    pub labels: Labels,
-    pub last: Option<Sample>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstanceSnapshot {
-    pub rule: String,
-    pub host: String,
-    pub client: String,
-    pub labels: Labels,
-    pub state: KindState,
-    pub life: Lifecycle,
-}
-
+mod sites;
+mod snapshot;
 #[cfg(test)]
 mod tests;
+
+pub use snapshot::{HostSnapshot, InstanceSnapshot, SeriesSnapshot, Snapshot};

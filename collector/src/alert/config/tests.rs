@@ -3,7 +3,8 @@
 //! must contain.
 
 use super::*;
-use crate::alert::rule::{Direction, RuleKind, Severity};
+use crate::alert::rule::{Direction, FailureKind, RuleKind, Severity};
+use std::time::Duration;
 use std::path::Path;
 
 fn parse(text: &str) -> Result<RuleSet, ConfigFileError> {
