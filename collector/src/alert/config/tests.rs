@@ -4,8 +4,8 @@
 
 use super::*;
 use crate::alert::rule::{Direction, FailureKind, RuleKind, Severity};
-use std::time::Duration;
 use std::path::Path;
+use std::time::Duration;
 
 fn parse(text: &str) -> Result<RuleSet, ConfigFileError> {
     parse_rules(Path::new("rules.toml"), text)

@@ -321,3 +321,16 @@ fn a_full_disk_is_exhausted_now() {
     assert_eq!(assessment.basis, Basis::Exhausted);
     assert_eq!(assessment.time_left_ms, 0.0);
 }
+
+#[test]
+fn nothing_is_forecast_before_the_daily_rhythm_is_known() {
+    let mut noise = Noise(14);
+    // First day watched: available memory falls 1.5 % an hour through the business day,
+    // which could as well be a leak as the day's rhythm.
+    let found = run(1, false, 0.0, |minute| {
+        let hour = hour_of_day(minute);
+        let ramp = 0.015 * (hour - 9.0).clamp(0.0, 9.0);
+        Some(0.60 - ramp + 0.004 * noise.normal())
+    });
+    assert_eq!(first_minute(&found), None, "{:?}", found.first());
+}
