@@ -19,6 +19,7 @@
 //! metric = "system_temperature_celsius"
 //! match = { sensor = "inlet" }
 //! above = { warning = 35, critical = 40 }
+//! unless_usual = true               # not when it is this hot at this hour most days
 //! for = "10m"
 //! category = "overheating"
 //! summary = "inlet air on {host} at {value}; check the room's cooling"
@@ -86,6 +87,7 @@ struct RuleTable {
     above: Option<Spanned<Levels>>,
     below: Option<Spanned<Levels>>,
     clear: Option<Spanned<f64>>,
+    unless_usual: Option<Spanned<bool>>,
     #[serde(rename = "for")]
     pending_for: Option<Spanned<String>>,
     clear_for: Option<Spanned<String>>,
@@ -96,6 +98,7 @@ struct RuleTable {
     direction: Option<Spanned<String>>,
     context: Option<Spanned<String>>,
     window: Option<Spanned<String>>,
+    warn_after: Option<Spanned<u32>>,
     escalate_after: Option<Spanned<u32>>,
     quiet_for: Option<Spanned<String>>,
     max_age: Option<Spanned<String>>,

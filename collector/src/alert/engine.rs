@@ -353,7 +353,7 @@ impl Engine {
                 let KindState::Threshold(state) = &mut self.instances[instance].state else {
                     return None;
                 };
-                Some(kinds::threshold::judge(&rule, state, value, firing))
+                Some(kinds::threshold::judge(&rule, state, ts, value, firing))
             }
             RuleKind::Forecast(rule) => {
                 let rule = rule.clone();

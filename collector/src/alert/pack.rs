@@ -91,6 +91,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 levels: vec![(Severity::Critical, 0.97), (Severity::Emergency, 0.995)],
                 clear: Some(0.95),
                 unit: Unit::Ratio,
+                unless_usual: false,
             }),
         },
         Rule {
@@ -133,6 +134,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 levels: vec![(Severity::Warning, 0.05), (Severity::Critical, 0.02)],
                 clear: Some(0.08),
                 unit: Unit::Ratio,
+                unless_usual: true,
             }),
         },
         Rule {
@@ -154,6 +156,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                     divide_by: None,
                 },
                 window: days(7),
+                warn_after: 2,
                 escalate_after: 3,
                 quiet_for: days(7),
             }),
@@ -172,6 +175,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 levels: vec![(Severity::Critical, 0.5)],
                 clear: None,
                 unit: Unit::Plain,
+                unless_usual: false,
             }),
         },
         Rule {
@@ -202,6 +206,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 levels: vec![(Severity::Warning, 90.0), (Severity::Critical, 100.0)],
                 clear: Some(88.0),
                 unit: Unit::Percent,
+                unless_usual: false,
             }),
         },
         Rule {
@@ -233,6 +238,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 levels: vec![(Severity::Warning, 85.0), (Severity::Critical, 95.0)],
                 clear: Some(80.0),
                 unit: Unit::Celsius,
+                unless_usual: false,
             }),
         },
         Rule {
@@ -260,6 +266,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 levels: vec![(Severity::Critical, 0.5)],
                 clear: None,
                 unit: Unit::Plain,
+                unless_usual: false,
             }),
         },
         Rule {
@@ -303,6 +310,7 @@ pub fn builtin_rules() -> Vec<Rule> {
                 levels: vec![(Severity::Warning, 0.95)],
                 clear: Some(0.85),
                 unit: Unit::Ratio,
+                unless_usual: true,
             }),
         },
     ]

@@ -146,6 +146,9 @@ pub struct Threshold {
     pub clear: Option<f64>,
     /// How values are shown in summaries.
     pub unit: Unit,
+    /// Ignore a level the value also crossed at this time of day on one of the past seven
+    /// days (a nightly batch job): the host's rhythm, not news.
+    pub unless_usual: bool,
 }
 
 /// Time left until a resource runs out, from a robust trend of the signal toward `exhausted_at`.
@@ -168,14 +171,17 @@ pub struct Forecast {
     pub unit: Unit,
 }
 
-/// Counters that should never rise (reallocated sectors, media errors): any increase is an
-/// event; recurring events escalate.
+/// Counters that should never rise (reallocated sectors, media errors): increases are
+/// events, grouped into incidents; recurring incidents warn, then escalate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub signal: Signal,
-    /// Events within this window are counted for escalation.
+    /// Incidents (increases less than an hour apart count as one) within this window are
+    /// counted.
     pub window: Duration,
-    /// This many events within `window` make the alert critical.
+    /// This many incidents within `window` make a warning ...
+    pub warn_after: u32,
+    /// ... and this many make it critical.
     pub escalate_after: u32,
     /// The alert resolves after this long without a new event.
     pub quiet_for: Duration,

@@ -21,10 +21,10 @@ fn fields_set(table: &RuleTable) -> Vec<(&'static str, std::ops::Range<usize>)> 
     }
     spanned!(
         metric => "metric", divide_by => "divide_by", above => "above", below => "below",
-        clear => "clear", warn_horizon => "warn_horizon", critical_horizon => "critical_horizon",
+        clear => "clear", unless_usual => "unless_usual", warn_horizon => "warn_horizon", critical_horizon => "critical_horizon",
         min_history => "min_history", exhausted_at => "exhausted_at", direction => "direction",
         context => "context",
-        window => "window", escalate_after => "escalate_after", quiet_for => "quiet_for",
+        window => "window", warn_after => "warn_after", escalate_after => "escalate_after", quiet_for => "quiet_for",
         max_age => "max_age", count => "count", after => "after", severity => "severity",
         relative_to => "relative_to", explained_by => "explained_by", rise => "rise",
         unit => "unit"
@@ -34,7 +34,15 @@ fn fields_set(table: &RuleTable) -> Vec<(&'static str, std::ops::Range<usize>)> 
 
 fn applicable_fields(kind: &str) -> &'static [&'static str] {
     match kind {
-        "threshold" => &["metric", "divide_by", "above", "below", "clear", "unit"],
+        "threshold" => &[
+            "metric",
+            "divide_by",
+            "above",
+            "below",
+            "clear",
+            "unless_usual",
+            "unit",
+        ],
         "forecast" => &[
             "metric",
             "divide_by",
@@ -46,7 +54,13 @@ fn applicable_fields(kind: &str) -> &'static [&'static str] {
             "context",
             "unit",
         ],
-        "change" => &["metric", "window", "escalate_after", "quiet_for"],
+        "change" => &[
+            "metric",
+            "window",
+            "warn_after",
+            "escalate_after",
+            "quiet_for",
+        ],
         "staleness" => &["metric", "max_age"],
         "flapping" => &["metric", "window", "count", "severity"],
         "creep" => &["metric", "relative_to", "explained_by", "rise"],
@@ -111,6 +125,9 @@ pub(super) fn apply(rule: &mut Rule, name: &str, table: &RuleTable, problems: &m
             }
             if let Some(clear) = &table.clear {
                 threshold.clear = Some(*clear.get_ref());
+            }
+            if let Some(unless_usual) = &table.unless_usual {
+                threshold.unless_usual = *unless_usual.get_ref();
             }
             if let Some(unit) = unit_from(name, table, problems) {
                 threshold.unit = unit;
@@ -191,6 +208,9 @@ pub(super) fn apply(rule: &mut Rule, name: &str, table: &RuleTable, problems: &m
                 if let Some(d) = problems.duration(&field("quiet_for"), value, false) {
                     change.quiet_for = d;
                 }
+            }
+            if let Some(value) = &table.warn_after {
+                change.warn_after = (*value.get_ref()).max(1);
             }
             if let Some(value) = &table.escalate_after {
                 change.escalate_after = *value.get_ref();
@@ -303,6 +323,7 @@ pub(super) fn new_rule(
                 levels: Vec::new(),
                 clear: None,
                 unit: Unit::Plain,
+                unless_usual: false,
             }),
             "{rule} on {host}: {value} (threshold {threshold})",
         ),
@@ -323,6 +344,7 @@ pub(super) fn new_rule(
             RuleKind::Change(Change {
                 signal: signal(),
                 window: Duration::from_secs(7 * 86_400),
+                warn_after: 2,
                 escalate_after: 3,
                 quiet_for: Duration::from_secs(7 * 86_400),
             }),

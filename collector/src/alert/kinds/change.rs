@@ -1,7 +1,9 @@
 //! Change rules: counters that should never rise, such as a drive's reallocated and pending
 //! sectors and media errors (SMART 5, 197, 198 and NVMe media errors). Any increase is an
-//! event; the alert warns at the first and turns critical when they recur, and resolves
-//! after a quiet period. A decrease is not an event: pending sectors fall when the drive
+//! event, and events less than an hour apart are one incident (a pending sector and the
+//! media error that revealed it). One incident can be a one-off; the alert warns when
+//! incidents recur (`warn_after`, two by default), turns critical at `escalate_after`
+//! within the window, and resolves after a quiet period. A decrease is not an event: pending sectors fall when the drive
 //! remaps them, and a counter that starts again from a lower value has been reset (a new
 //! drive, a wrapped counter), which becomes the new baseline.
 
@@ -13,6 +15,8 @@ use std::collections::VecDeque;
 
 /// Events kept per instance; recurring degradation needs only the recent ones.
 const MAX_EVENTS: usize = 256;
+/// Events closer than this to the previous one belong to the same incident.
+const INCIDENT_GAP_MS: i64 = 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChangeState {
@@ -80,7 +84,14 @@ pub fn judge(rule: &Change, state: &mut ChangeState, now_ms: i64) -> Option<Verd
         .iter()
         .filter(|event| now_ms - event.at_ms <= window_ms)
         .collect();
-    let severity = if in_window.len() as u32 >= rule.escalate_after {
+    let incidents = 1 + in_window
+        .windows(2)
+        .filter(|pair| pair[1].at_ms - pair[0].at_ms > INCIDENT_GAP_MS)
+        .count() as u32;
+    if incidents < rule.warn_after {
+        return None;
+    }
+    let severity = if incidents >= rule.escalate_after {
         Severity::Critical
     } else {
         Severity::Warning
@@ -100,17 +111,16 @@ pub fn judge(rule: &Change, state: &mut ChangeState, now_ms: i64) -> Option<Verd
         }
     }
     let mut changes = parts.join(", ");
-    if in_window.len() > 1 {
+    if incidents > 1 {
         changes.push_str(&format!(
-            " in {} events over {}",
-            in_window.len(),
+            " in {incidents} incidents over {}",
             summary::duration((now_ms - first_ms) as f64)
         ));
     }
     Some(
         Verdict::new(severity)
             .with("changes", changes)
-            .with("count", in_window.len().to_string()),
+            .with("count", incidents.to_string()),
     )
 }
 
@@ -139,6 +149,7 @@ mod tests {
                 divide_by: None,
             },
             window: Duration::from_secs(7 * 86_400),
+            warn_after: 2,
             escalate_after: 3,
             quiet_for: Duration::from_secs(7 * 86_400),
         }
@@ -162,17 +173,19 @@ mod tests {
     }
 
     #[test]
-    fn the_first_increase_warns_and_recurring_increases_are_critical() {
+    fn one_incident_is_not_yet_a_trend_but_recurring_incidents_warn_then_turn_critical() {
         let rule = rule();
         let mut state = ChangeState::default();
         observe(&mut state, "disk_smart_pending_sectors", 0, 0.0);
-        observe(&mut state, "disk_smart_pending_sectors", HOUR, 6.0);
-        let verdict = judge(&rule, &mut state, HOUR).unwrap();
-        assert_eq!(verdict.severity, Severity::Warning);
-        // Pending sectors remapped: the pending count falls (no event), reallocated rises.
         observe(&mut state, "disk_smart_reallocated_sectors", 0, 0.0);
-        observe(&mut state, "disk_smart_pending_sectors", 5 * HOUR, 0.0);
-        observe(&mut state, "disk_smart_reallocated_sectors", 5 * HOUR, 48.0);
+        // A pending sector appears: one incident, perhaps a one-off.
+        observe(&mut state, "disk_smart_pending_sectors", HOUR, 6.0);
+        assert_eq!(judge(&rule, &mut state, HOUR), None);
+        // Remapped five hours later: the pending count falls (no event), reallocated rises.
+        observe(&mut state, "disk_smart_pending_sectors", 6 * HOUR, 0.0);
+        observe(&mut state, "disk_smart_reallocated_sectors", 6 * HOUR, 48.0);
+        let verdict = judge(&rule, &mut state, 6 * HOUR).unwrap();
+        assert_eq!(verdict.severity, Severity::Warning);
         observe(&mut state, "disk_smart_pending_sectors", 30 * HOUR, 5.0);
         let verdict = judge(&rule, &mut state, 30 * HOUR).unwrap();
         assert_eq!(verdict.severity, Severity::Critical);
@@ -187,6 +200,23 @@ mod tests {
             "{changes}"
         );
         assert!(changes.contains("pending sectors +11 (now 5)"), "{changes}");
+        assert!(changes.contains("in 3 incidents"), "{changes}");
+    }
+
+    #[test]
+    fn increases_within_the_hour_are_one_incident() {
+        let rule = rule();
+        let mut state = ChangeState::default();
+        observe(&mut state, "disk_smart_pending_sectors", 0, 0.0);
+        observe(&mut state, "disk_smart_reallocated_sectors", 0, 0.0);
+        observe(&mut state, "disk_smart_pending_sectors", HOUR, 2.0);
+        observe(
+            &mut state,
+            "disk_smart_reallocated_sectors",
+            HOUR + 600_000,
+            8.0,
+        );
+        assert_eq!(judge(&rule, &mut state, 2 * HOUR), None);
     }
 
     #[test]
@@ -215,6 +245,7 @@ mod tests {
         let mut state = ChangeState::default();
         observe(&mut state, "disk_smart_reallocated_sectors", 0, 1.0);
         observe(&mut state, "disk_smart_reallocated_sectors", HOUR, 2.0);
+        observe(&mut state, "disk_smart_reallocated_sectors", 3 * HOUR, 3.0);
         assert!(judge(&rule, &mut state, 7 * 24 * HOUR).is_some());
         assert!(judge(&rule, &mut state, 8 * 24 * HOUR).is_none());
     }
