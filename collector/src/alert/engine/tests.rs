@@ -533,3 +533,48 @@ fn a_memory_leak_is_forecast_on_available_memory_with_swap_in_the_summary() {
         fired[0].summary
     );
 }
+
+#[test]
+fn a_patch_reboot_with_missed_scrapes_and_reset_counters_raises_nothing() {
+    let mut engine = Engine::new(RuleSet::builtin());
+    let uptime = labels("app-01", "system_uptime_seconds", &[]);
+    let service = labels("app-01", "service_up", &[("service", "app")]);
+    let received = labels(
+        "app-01",
+        "system_network_io_bytes_total",
+        &[("device", "eth0"), ("direction", "receive")],
+    );
+    let media = labels(
+        "app-01",
+        "disk_smart_media_errors_total",
+        &[("device", "sda")],
+    );
+    let reboot = 600; // minute of the reboot: three scrapes missed, services back a minute later
+    let mut out = Vec::new();
+    for minute in 0..1200 {
+        let now = minute * MINUTE;
+        out.extend(engine.evaluate(now));
+        if (reboot..reboot + 3).contains(&minute) {
+            continue;
+        }
+        let booted = minute >= reboot + 3;
+        let since_boot = if booted {
+            minute - reboot - 3
+        } else {
+            minute + 100_000
+        };
+        out.extend(engine.observe(&uptime, sample(now, (since_boot * 60) as f64)));
+        let up = if (reboot - 1..reboot + 4).contains(&minute) {
+            0.0
+        } else {
+            1.0
+        };
+        out.extend(engine.observe(&service, sample(now, up)));
+        out.extend(engine.observe(&received, sample(now, (since_boot * 1_000_000) as f64)));
+        // The drive's counter is persistent, but the agent restarts from zero until it has
+        // read it again.
+        let errors = if minute == reboot + 3 { 0.0 } else { 2.0 };
+        out.extend(engine.observe(&media, sample(now, errors)));
+    }
+    assert!(out.is_empty(), "{out:#?}");
+}

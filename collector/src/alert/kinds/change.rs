@@ -3,9 +3,13 @@
 //! event, and events less than an hour apart are one incident (a pending sector and the
 //! media error that revealed it). One incident can be a one-off; the alert warns when
 //! incidents recur (`warn_after`, two by default), turns critical at `escalate_after`
-//! within the window, and resolves after a quiet period. A decrease is not an event: pending sectors fall when the drive
-//! remaps them, and a counter that starts again from a lower value has been reset (a new
-//! drive, a wrapped counter), which becomes the new baseline.
+//! within the window, and resolves after a quiet period.
+//!
+//! A decrease is not an event: pending sectors fall when the drive remaps them, and a
+//! counter that starts again from a lower value has been reset (a new drive, a wrapped
+//! counter), which becomes the new baseline. A value that comes back from zero to no more
+//! than it was before (an agent that restarted and read the drive again, pending sectors
+//! that return after a remap) is not an event either.
 
 use crate::alert::kinds::Verdict;
 use crate::alert::rule::{Change, Severity};
@@ -20,9 +24,16 @@ const INCIDENT_GAP_MS: i64 = 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ChangeState {
-    /// Last value per metric of the rule.
-    last: Vec<(String, f64)>,
+    /// Per metric of the rule: its last value and the highest value seen.
+    last: Vec<Last>,
     events: VecDeque<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Last {
+    metric: String,
+    value: f64,
+    highest: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,17 +49,21 @@ pub fn observe(state: &mut ChangeState, metric: &str, timestamp_ms: i64, value: 
     if !value.is_finite() {
         return false;
     }
-    let previous = match state.last.iter_mut().find(|(name, _)| name == metric) {
-        Some((_, last)) => Some(std::mem::replace(last, value)),
-        None => {
-            state.last.push((metric.to_owned(), value));
-            None
-        }
-    };
-    let Some(previous) = previous else {
+    let Some(last) = state.last.iter_mut().find(|last| last.metric == metric) else {
+        state.last.push(Last {
+            metric: metric.to_owned(),
+            value,
+            highest: value,
+        });
         return false;
     };
-    if value - previous < 1.0 {
+    let previous = std::mem::replace(&mut last.value, value);
+    let highest = last.highest;
+    last.highest = highest.max(value);
+    // Back from zero to no more than before (an agent that restarted and read the drive
+    // again, pending sectors that return after a remap) is not news.
+    let restored = previous == 0.0 && value <= highest;
+    if value - previous < 1.0 || restored {
         return false;
     }
     state.events.push_back(Event {
@@ -186,7 +201,7 @@ mod tests {
         observe(&mut state, "disk_smart_reallocated_sectors", 6 * HOUR, 48.0);
         let verdict = judge(&rule, &mut state, 6 * HOUR).unwrap();
         assert_eq!(verdict.severity, Severity::Warning);
-        observe(&mut state, "disk_smart_pending_sectors", 30 * HOUR, 5.0);
+        observe(&mut state, "disk_smart_pending_sectors", 30 * HOUR, 9.0);
         let verdict = judge(&rule, &mut state, 30 * HOUR).unwrap();
         assert_eq!(verdict.severity, Severity::Critical);
         let changes = &verdict
@@ -199,7 +214,7 @@ mod tests {
             changes.contains("reallocated sectors +48 (now 48)"),
             "{changes}"
         );
-        assert!(changes.contains("pending sectors +11 (now 5)"), "{changes}");
+        assert!(changes.contains("pending sectors +15 (now 9)"), "{changes}");
         assert!(changes.contains("in 3 incidents"), "{changes}");
     }
 
@@ -217,6 +232,29 @@ mod tests {
             8.0,
         );
         assert_eq!(judge(&rule, &mut state, 2 * HOUR), None);
+    }
+
+    #[test]
+    fn a_counter_read_as_zero_after_a_restart_and_read_again_is_not_an_event() {
+        let rule = rule();
+        let mut state = ChangeState::default();
+        for restart in 0..5 {
+            let t = restart * 24 * HOUR;
+            observe(&mut state, "disk_smart_reallocated_sectors", t, 12.0);
+            assert!(!observe(
+                &mut state,
+                "disk_smart_reallocated_sectors",
+                t + HOUR,
+                0.0
+            ));
+            assert!(!observe(
+                &mut state,
+                "disk_smart_reallocated_sectors",
+                t + 2 * HOUR,
+                12.0
+            ));
+        }
+        assert_eq!(judge(&rule, &mut state, 5 * 24 * HOUR), None);
     }
 
     #[test]
