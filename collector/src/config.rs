@@ -91,12 +91,36 @@ pub struct StoreSection {
     /// Upper bound for the store's page cache, in MiB. Default: 64.
     #[serde(default = "default_cache_mib")]
     pub cache_capacity_mib: u64,
+    /// Memory for recent samples not yet sealed to disk (the head), in MiB; past it the
+    /// oldest are sealed early. Default: 256.
+    #[serde(default = "default_head_max_mib")]
+    pub head_max_mib: u64,
+    /// How long raw samples are kept, e.g. "30d". Default: 30 days.
+    #[serde(
+        default = "default_raw_retention",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub raw_retention: Duration,
+    /// How long five-minute rollups (min, max, sum, count) are kept. Default: 400 days.
+    #[serde(
+        default = "default_rollup_retention",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub rollup_retention: Duration,
+    /// A store too damaged to open: "quarantine" moves its files into
+    /// `<data_dir>/damaged-<time>/` and starts empty (default), "refuse" stops with an error.
+    #[serde(default = "default_on_damage")]
+    pub on_damage: crate::store::OnDamage,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
         Self {
             cache_capacity_mib: default_cache_mib(),
+            head_max_mib: default_head_max_mib(),
+            raw_retention: default_raw_retention(),
+            rollup_retention: default_rollup_retention(),
+            on_damage: default_on_damage(),
         }
     }
 }
@@ -123,6 +147,22 @@ fn default_grpc_listen() -> SocketAddr {
 
 fn default_cache_mib() -> u64 {
     64
+}
+
+fn default_head_max_mib() -> u64 {
+    crate::store::StoreConfig::DEFAULT_HEAD_MAX_BYTES / (1024 * 1024)
+}
+
+fn default_raw_retention() -> Duration {
+    crate::store::StoreConfig::DEFAULT_RAW_RETENTION
+}
+
+fn default_rollup_retention() -> Duration {
+    crate::store::StoreConfig::DEFAULT_ROLLUP_RETENTION
+}
+
+fn default_on_damage() -> crate::store::OnDamage {
+    crate::store::OnDamage::Quarantine
 }
 
 impl CollectorConfig {
@@ -196,6 +236,25 @@ impl CollectorConfig {
                 self.store.cache_capacity_mib
             ));
         }
+        if !(1..=1_048_576).contains(&self.store.head_max_mib) {
+            problems.push(format!(
+                "store.head_max_mib = {} is out of range (1..=1048576)",
+                self.store.head_max_mib
+            ));
+        }
+        if self.store.raw_retention < Duration::from_secs(3600) {
+            problems.push(format!(
+                "store.raw_retention = {:?} is shorter than an hour; keep raw samples at least \"1h\"",
+                humantime::format_duration(self.store.raw_retention).to_string()
+            ));
+        }
+        if self.store.rollup_retention < self.store.raw_retention {
+            problems.push(format!(
+                "store.rollup_retention = {:?} is shorter than store.raw_retention = {:?}; rollups are what outlives raw samples",
+                humantime::format_duration(self.store.rollup_retention).to_string(),
+                humantime::format_duration(self.store.raw_retention).to_string()
+            ));
+        }
         if let Some(interval) = self.agents.interval {
             let range = vigil_proto::limits::INTERVAL_SECONDS;
             let seconds = interval.as_secs();
@@ -224,8 +283,12 @@ impl CollectorConfig {
 
     pub fn store_config(&self) -> crate::store::StoreConfig {
         crate::store::StoreConfig {
-            data_dir: self.data_dir.clone(),
             cache_capacity_bytes: self.store.cache_capacity_mib * 1024 * 1024,
+            head_max_bytes: self.store.head_max_mib * 1024 * 1024,
+            raw_retention: self.store.raw_retention,
+            rollup_retention: self.store.rollup_retention,
+            on_damage: self.store.on_damage,
+            ..crate::store::StoreConfig::new(&self.data_dir)
         }
     }
 }
@@ -277,6 +340,29 @@ client_ca = "ca.pem"
         assert!(text.contains("agents.interval = \"1s 500ms\""), "{text}");
         assert!(
             text.lines().all(|line| line.starts_with("config ")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn store_settings_map_to_the_store_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = GOOD.to_owned()
+            + "[store]\nhead_max_mib = 32\nraw_retention = \"7d\"\nrollup_retention = \"90d\"\non_damage = \"refuse\"\n";
+        let config = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap();
+        let store = config.store_config();
+        assert_eq!(store.head_max_bytes, 32 << 20);
+        assert_eq!(store.raw_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(store.rollup_retention, Duration::from_secs(90 * 86_400));
+        assert_eq!(store.on_damage, crate::store::OnDamage::Refuse);
+
+        let body =
+            GOOD.to_owned() + "[store]\nraw_retention = \"30d\"\nrollup_retention = \"1d\"\n";
+        let text = CollectorConfig::load(&write_config(dir.path(), &body))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("store.rollup_retention = \"1day\" is shorter than store.raw_retention"),
             "{text}"
         );
     }

@@ -1,6 +1,7 @@
-//! What can go wrong in the store, each case naming the data directory (or the batch) and
-//! the fix. sled's own errors are sorted here into the cases an operator can act on: a
-//! directory that is locked by another process, unwritable, damaged or full.
+//! What can go wrong in the store, each case naming the data directory (or the batch, or the
+//! log segment) and the fix. sled's own errors are sorted here into the cases an operator
+//! can act on: a directory that is locked by another process, unwritable, damaged or full.
+//! [`StoreError::is_damage`] tells damage (which quarantine can answer) from the rest.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -76,9 +77,77 @@ pub enum StoreError {
         host: String,
         source: serde_json::Error,
     },
+
+    /// Reading or writing a log segment failed.
+    #[error("{action} write-ahead log '{}': {source}{}", path.display(), io_hint(source))]
+    Wal {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+
+    /// A log segment holds bytes that are not intact records, before its end.
+    #[error(
+        "write-ahead log segment '{}' is damaged at byte {offset}: {reason}; the store needs restoring or quarantine",
+        path.display()
+    )]
+    WalDamaged {
+        path: PathBuf,
+        offset: u64,
+        reason: &'static str,
+    },
+
+    /// An earlier write or fsync of the log failed; nothing more is acknowledged.
+    #[error(
+        "the write-ahead log in '{}' failed earlier ({reason}); batches are not being stored: check the disk, then restart the collector",
+        path.display()
+    )]
+    WalFailed { path: PathBuf, reason: String },
+
+    /// The store would not open because it is damaged, and the configuration says to stop.
+    #[error("data directory '{}' holds a damaged store ({reason}); {fix}", path.display())]
+    Damaged {
+        path: PathBuf,
+        reason: String,
+        fix: &'static str,
+    },
+
+    #[error(
+        "data directory '{}' was written by a newer collector (store format {version}, this one reads up to {supported}); upgrade vigil-collector",
+        path.display()
+    )]
+    NewerFormat {
+        path: PathBuf,
+        version: u64,
+        supported: u64,
+    },
+
+    /// The chunk codec refused to encode samples the store handed it: a bug, reported
+    /// rather than hidden.
+    #[error("compressing samples of {what} failed: {reason}; please report this as a bug")]
+    Codec { what: String, reason: String },
+
+    /// Any other file-system failure in the data directory.
+    #[error("{action} '{}': {source}{}", path.display(), io_hint(source))]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
 }
 
 impl StoreError {
+    /// Whether this error means the store on disk is damaged (as opposed to a problem of
+    /// the environment, like permissions, a full disk or another process holding it).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Corrupt { .. }
+                | StoreError::Malformed { .. }
+                | StoreError::WalDamaged { .. }
+        )
+    }
+
     /// Sorts an error from opening sled at `path` into the case an operator can act on.
     pub(super) fn from_open(path: &Path, error: sled::Error) -> Self {
         let path = path.to_owned();
@@ -127,6 +196,17 @@ impl StoreError {
             path: path.to_owned(),
             what: what.into(),
         }
+    }
+}
+
+/// A fix for the file-system failures with an obvious one.
+fn io_hint(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::StorageFull => "; free space on that disk",
+        io::ErrorKind::PermissionDenied => {
+            "; check that the collector's user can read and write there"
+        }
+        _ => "",
     }
 }
 

@@ -8,13 +8,23 @@
 //! | `series`           | series id (u64 BE)                         | encoded labels   |
 //! | `series_by_labels` | encoded labels                             | series id        |
 //! | `postings`         | str(name) ‖ str(value) ‖ series id         | empty            |
-//! | `samples`          | series id ‖ timestamp (sign-flipped BE)    | f64 bits (BE)    |
+//! | `chunks`           | series id ‖ window start ‖ origin (u32 BE) | chunk            |
+//! | `rollup_5m`        | series id ‖ day start ‖ origin             | rollup block     |
 //! | `writers`          | str(host) ‖ spool id (u64 BE)              | last seq (u64 BE)|
 //! | `hosts`            | host (UTF-8)                               | JSON             |
+//! | `imports`          | origin (u32 BE)                            | JSON             |
+//! | `meta`             | name (ASCII)                               | u64 BE           |
+//! | `samples`          | series id ‖ timestamp                      | f64 bits (BE)    |
 //!
-//! `str(s)` is the length of `s` in bytes as u32 BE followed by its bytes.
+//! `str(s)` is the length of `s` in bytes as u32 BE followed by its bytes. Times (window and
+//! day starts, timestamps) are milliseconds, sign-flipped big-endian so that they sort in
+//! numeric order. The origin of a chunk is 0 for samples that came through the log and an
+//! import's id for imported ones. `samples` is the first layout's one-key-per-sample tree,
+//! read only to migrate an old store.
 
 use vigil_proto::model::Labels;
+
+use super::WriterId;
 
 /// Appends `str(text)`: its byte length as u32 big-endian, then the bytes.
 fn put_str(buffer: &mut Vec<u8>, text: &str) {
@@ -47,6 +57,35 @@ pub(super) fn encode_labels(labels: &Labels) -> Vec<u8> {
     for (name, value) in labels.iter() {
         put_str(&mut buffer, name);
         put_str(&mut buffer, value);
+    }
+    buffer
+}
+
+/// [`encode_labels`] of `labels` plus `name_label="name"`, without building that set.
+pub(super) fn encode_labels_with_name(name_label: &str, name: &str, labels: &Labels) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(
+        16 + name.len()
+            + labels
+                .iter()
+                .map(|(n, v)| 8 + n.len() + v.len())
+                .sum::<usize>(),
+    );
+    let mut name_written = false;
+    for (label, value) in labels.iter() {
+        if !name_written && label >= name_label {
+            put_str(&mut buffer, name_label);
+            put_str(&mut buffer, name);
+            name_written = true;
+            if label == name_label {
+                continue;
+            }
+        }
+        put_str(&mut buffer, label);
+        put_str(&mut buffer, value);
+    }
+    if !name_written {
+        put_str(&mut buffer, name_label);
+        put_str(&mut buffer, name);
     }
     buffer
 }
@@ -106,6 +145,8 @@ fn timestamp_bytes(timestamp_ms: i64) -> [u8; 8] {
     ((timestamp_ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// Key of a sample in the first layout's `samples` tree, which only migration reads now.
+#[cfg(test)]
 pub(super) fn sample_key(series_id: u64, timestamp_ms: i64) -> [u8; 16] {
     let mut key = [0; 16];
     key[..8].copy_from_slice(&series_id.to_be_bytes());
@@ -113,15 +154,33 @@ pub(super) fn sample_key(series_id: u64, timestamp_ms: i64) -> [u8; 16] {
     key
 }
 
-/// The timestamp of a `samples` key; `None` when the key is not 16 bytes.
-pub(super) fn decode_sample_timestamp(key: &[u8]) -> Option<i64> {
-    let bytes: [u8; 8] = key.get(8..16)?.try_into().ok()?;
-    if key.len() != 16 {
-        return None;
-    }
-    Some((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64)
+/// Series id and timestamp of a `samples` key; `None` when the key is not 16 bytes.
+pub(super) fn decode_sample_key(key: &[u8]) -> Option<(u64, i64)> {
+    let key: &[u8; 16] = key.try_into().ok()?;
+    let series_id = u64::from_be_bytes(key[..8].try_into().ok()?);
+    let timestamp_ms = (u64::from_be_bytes(key[8..].try_into().ok()?) ^ (1 << 63)) as i64;
+    Some((series_id, timestamp_ms))
 }
 
+/// Key of a chunk (`chunks`) or rollup block (`rollup_5m`): series, start, origin.
+pub(super) fn span_key(series_id: u64, start_ms: i64, origin: u32) -> [u8; 20] {
+    let mut key = [0; 20];
+    key[..8].copy_from_slice(&series_id.to_be_bytes());
+    key[8..16].copy_from_slice(&timestamp_bytes(start_ms));
+    key[16..].copy_from_slice(&origin.to_be_bytes());
+    key
+}
+
+/// The parts of a [`span_key`]; `None` when the key is not 20 bytes.
+pub(super) fn decode_span_key(key: &[u8]) -> Option<(u64, i64, u32)> {
+    let key: &[u8; 20] = key.try_into().ok()?;
+    let series_id = u64::from_be_bytes(key[..8].try_into().ok()?);
+    let start = (u64::from_be_bytes(key[8..16].try_into().ok()?) ^ (1 << 63)) as i64;
+    let origin = u32::from_be_bytes(key[16..].try_into().ok()?);
+    Some((series_id, start, origin))
+}
+
+#[cfg(test)]
 pub(super) fn encode_value(value: f64) -> [u8; 8] {
     value.to_bits().to_be_bytes()
 }
@@ -130,11 +189,20 @@ pub(super) fn decode_value(bytes: &[u8]) -> Option<f64> {
     decode_u64(bytes).map(f64::from_bits)
 }
 
-pub(super) fn writer_key(host: &str, spool_id: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(12 + host.len());
-    put_str(&mut key, host);
-    key.extend_from_slice(&spool_id.to_be_bytes());
+pub(super) fn writer_key(writer: &WriterId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(12 + writer.host.len());
+    put_str(&mut key, &writer.host);
+    key.extend_from_slice(&writer.spool_id.to_be_bytes());
     key
+}
+
+pub(super) fn decode_writer_key(key: &[u8]) -> Option<WriterId> {
+    let (host, rest) = take_str(key)?;
+    let (spool_id, rest) = take_u64(rest)?;
+    rest.is_empty().then(|| WriterId {
+        host: host.to_owned(),
+        spool_id,
+    })
 }
 
 #[cfg(test)]
@@ -153,6 +221,15 @@ mod tests {
         }
 
         #[test]
+        fn adding_the_name_while_encoding_equals_encoding_the_named_set(
+            labels in any_labels(), name in ".{0,8}",
+        ) {
+            let mut named = labels.clone();
+            named.insert("__name__", name.clone());
+            prop_assert_eq!(encode_labels_with_name("__name__", &name, &labels), encode_labels(&named));
+        }
+
+        #[test]
         fn distinct_label_sets_encode_differently(a in any_labels(), b in any_labels()) {
             prop_assert_eq!(a == b, encode_labels(&a) == encode_labels(&b));
         }
@@ -163,7 +240,16 @@ mod tests {
             b in (0u64..4, any::<i64>()),
         ) {
             prop_assert_eq!(sample_key(a.0, a.1).cmp(&sample_key(b.0, b.1)), a.cmp(&b));
-            prop_assert_eq!(decode_sample_timestamp(&sample_key(a.0, a.1)), Some(a.1));
+            prop_assert_eq!(decode_sample_key(&sample_key(a.0, a.1)), Some(a));
+        }
+
+        #[test]
+        fn span_keys_sort_like_series_then_start_then_origin(
+            a in (0u64..4, any::<i64>(), 0u32..3),
+            b in (0u64..4, any::<i64>(), 0u32..3),
+        ) {
+            prop_assert_eq!(span_key(a.0, a.1, a.2).cmp(&span_key(b.0, b.1, b.2)), a.cmp(&b));
+            prop_assert_eq!(decode_span_key(&span_key(a.0, a.1, a.2)), Some(a));
         }
 
         #[test]

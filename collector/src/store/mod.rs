@@ -1,31 +1,67 @@
 //! Time-series storage on sled: the collector's one place on disk. Ingest hands it an
-//! agent's batch ([`Store::append`]), which it stores atomically and durably, once per
-//! sequence number; queries read series back with a [`Selector`] ([`Store::select`]). It
-//! also keeps each host's inventory as a small JSON record.
+//! agent's batch ([`Store::append`]), which is durable, once per sequence number, when the
+//! call returns; queries read series back with a [`Selector`] ([`Store::select`] for raw
+//! samples, [`Store::select_range`] for points that use five-minute rollups over long
+//! ranges). It also keeps each host's inventory as a small JSON record.
 //!
-//! This is the first, plain layout (see [`keys`] for the bytes): one sled key per sample,
-//! a postings index from each label pair to the series carrying it, and a last-seq record per
-//! agent stream. A later version replaces the sample tree with a WAL and compressed chunks
-//! behind the same interface. Nothing outside this room names a sled type.
+//! How a sample moves: [`Store::append`] writes the batch to the write-ahead log ([`wal`],
+//! group-committed with one `fdatasync` for every batch waiting) and adds its samples to the
+//! in-memory [`head`]; a background thread ([`maintenance`]) seals windows of the head into
+//! compressed chunks (codec in [`chunk`], bytes in append-only day files, [`chunk_files`],
+//! located through sled) and rollups in sled ([`sealed`], [`rollup`]), makes sled durable
+//! with a real fsync, trims the log behind it, and enforces retention. On open
+//! ([`open`]), the log is replayed into the head. `vigil-collector import` writes chunks
+//! straight to sled under an import id that becomes visible only when it commits ([`import`]).
+//! The series index (labels ↔ id, postings per label pair) is in [`index`]; the bytes of
+//! every key in [`keys`]; the data directory's files in [`files`].
 //!
-//! Every method blocks on disk I/O; async callers run it on a blocking thread.
+//! Nothing outside this room names a sled type. Every method blocks on disk I/O; async
+//! callers run it on a blocking thread.
 
 pub mod chunk;
+mod chunk_files;
 mod error;
+mod files;
+mod head;
+pub mod import;
+mod index;
 mod keys;
+mod maintenance;
+mod open;
+pub mod rollup;
+mod sealed;
 mod selector;
+mod wal;
 
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use serde::Deserialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use vigil_proto::model::{Labels, Sample};
 
 pub use error::StoreError;
+pub use rollup::{Aggregate, BUCKET_MS};
 pub use selector::{LabelMatcher, MatchOp, Selector, SelectorError, METRIC_NAME_LABEL};
+
+use head::{overlay, Head};
+use index::Index;
+use sealed::Sealed;
+use wal::Wal;
+
+/// What to do when the store on disk is damaged so that it will not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDamage {
+    /// Move the damaged files aside into `<data_dir>/damaged-<time>/`, log an error naming
+    /// that folder, and start with an empty store: monitoring resumes at once and nothing is
+    /// deleted.
+    Quarantine,
+    /// Refuse to start, with an error naming the damage and this setting.
+    Refuse,
+}
 
 /// The `[store]` part of the collector's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -36,21 +72,84 @@ pub struct StoreConfig {
     /// Upper bound of sled's page cache, in bytes. Default 64 MiB.
     #[serde(default = "StoreConfig::default_cache_capacity_bytes")]
     pub cache_capacity_bytes: u64,
+    /// Memory the head may use before its oldest windows are sealed early. Default 256 MiB.
+    #[serde(default = "StoreConfig::default_head_max_bytes")]
+    pub head_max_bytes: u64,
+    /// How long raw samples are kept, counted back from the newest sample. Default 30 days.
+    #[serde(
+        default = "StoreConfig::default_raw_retention",
+        deserialize_with = "vigil_proto::config_file::deserialize_duration"
+    )]
+    pub raw_retention: Duration,
+    /// How long five-minute rollups are kept. Default 400 days.
+    #[serde(
+        default = "StoreConfig::default_rollup_retention",
+        deserialize_with = "vigil_proto::config_file::deserialize_duration"
+    )]
+    pub rollup_retention: Duration,
+    /// What [`Store::open`] does with a store that is damaged. Default: quarantine.
+    #[serde(default = "StoreConfig::default_on_damage")]
+    pub on_damage: OnDamage,
+    /// How often the head is sealed and the log trimmed. Default 1 minute.
+    #[serde(
+        default = "StoreConfig::default_checkpoint_interval",
+        deserialize_with = "vigil_proto::config_file::deserialize_duration"
+    )]
+    pub checkpoint_interval: Duration,
+    /// How often retention runs. Default 10 minutes.
+    #[serde(
+        default = "StoreConfig::default_retention_interval",
+        deserialize_with = "vigil_proto::config_file::deserialize_duration"
+    )]
+    pub retention_interval: Duration,
 }
 
 impl StoreConfig {
     pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+    pub const DEFAULT_HEAD_MAX_BYTES: u64 = 256 * 1024 * 1024;
+    pub const DEFAULT_RAW_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+    pub const DEFAULT_ROLLUP_RETENTION: Duration = Duration::from_secs(400 * 86_400);
 
-    /// A store in `data_dir` with the default cache.
+    /// A store in `data_dir` with every default.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             cache_capacity_bytes: Self::DEFAULT_CACHE_CAPACITY_BYTES,
+            head_max_bytes: Self::DEFAULT_HEAD_MAX_BYTES,
+            raw_retention: Self::DEFAULT_RAW_RETENTION,
+            rollup_retention: Self::DEFAULT_ROLLUP_RETENTION,
+            on_damage: Self::default_on_damage(),
+            checkpoint_interval: Self::default_checkpoint_interval(),
+            retention_interval: Self::default_retention_interval(),
         }
     }
 
     fn default_cache_capacity_bytes() -> u64 {
         Self::DEFAULT_CACHE_CAPACITY_BYTES
+    }
+
+    fn default_head_max_bytes() -> u64 {
+        Self::DEFAULT_HEAD_MAX_BYTES
+    }
+
+    fn default_raw_retention() -> Duration {
+        Self::DEFAULT_RAW_RETENTION
+    }
+
+    fn default_rollup_retention() -> Duration {
+        Self::DEFAULT_ROLLUP_RETENTION
+    }
+
+    fn default_on_damage() -> OnDamage {
+        OnDamage::Quarantine
+    }
+
+    fn default_checkpoint_interval() -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn default_retention_interval() -> Duration {
+        Duration::from_secs(600)
     }
 }
 
@@ -74,7 +173,8 @@ pub struct SeriesSamples {
 pub enum AppendOutcome {
     /// The batch is on disk.
     Stored { n_samples: usize },
-    /// A batch with this or a later seq was stored before; nothing was written.
+    /// A batch with this or a later seq was stored before (and is on disk); nothing was
+    /// written.
     Duplicate,
 }
 
@@ -85,23 +185,129 @@ pub struct SelectedSeries {
     pub samples: Vec<Sample>,
 }
 
+/// Where the points of a [`Store::select_range`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Raw samples, aggregated per step.
+    Raw,
+    /// Five-minute rollups, aggregated per step (a step that is a multiple of five minutes).
+    Rollup5m,
+}
+
+/// One step of a series in a [`Store::select_range`] result: the samples in
+/// `[timestamp_ms, timestamp_ms + step)` reduced to min, max, sum and count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RangePoint {
+    pub timestamp_ms: i64,
+    pub aggregate: Aggregate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSeries {
+    pub labels: Labels,
+    pub points: Vec<RangePoint>,
+}
+
+/// The result of [`Store::select_range`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeSelection {
+    pub resolution: Resolution,
+    pub step_ms: i64,
+    pub series: Vec<RangeSeries>,
+}
+
+/// A picture of the store's size, for logs, benchmarks and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Series with samples in memory.
+    pub head_series: usize,
+    /// Samples added to the head and not yet sealed (a sample replaced counts twice).
+    pub head_samples: u64,
+    /// Memory the head uses, approximately.
+    pub head_bytes: usize,
+    pub wal_bytes: u64,
+    pub wal_segments: usize,
+    /// Every file under the data directory.
+    pub disk_bytes: u64,
+}
+
+/// What the sealed data and the index hold, in bytes of keys and values (sled's own
+/// overhead is the rest of [`StoreStats::disk_bytes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageBreakdown {
+    pub n_series: u64,
+    pub n_chunks: u64,
+    /// The chunk files (chunks kept in sled are counted in `chunk_index_bytes`).
+    pub chunk_file_bytes: u64,
+    /// Keys and values of the `chunks` tree: where each chunk is.
+    pub chunk_index_bytes: u64,
+    pub n_rollup_blocks: u64,
+    pub rollup_bytes: u64,
+    /// Keys and values of the series index and postings.
+    pub index_bytes: u64,
+}
+
 /// The store. Cheap to clone: clones share one open database. Only one process may have a
 /// data directory open at a time.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Trees>,
+    inner: Arc<Inner>,
+    /// Shared by the clones only (never by the background thread), so that dropping the
+    /// last clone stops that thread, and the store is closed when the drop returns.
+    owner: Arc<Owner>,
 }
 
-/// The open database and its trees, named as in [`keys`].
-struct Trees {
+/// Ends the background thread when the last [`Store`] clone goes.
+struct Owner {
+    maintenance: maintenance::Handle,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.maintenance.stop();
+    }
+}
+
+/// The open store; see the module documentation for how its parts work together.
+struct Inner {
+    config: StoreConfig,
     data_dir: PathBuf,
     db: sled::Db,
-    series: sled::Tree,
-    series_by_labels: sled::Tree,
-    postings: sled::Tree,
-    samples: sled::Tree,
-    writers: sled::Tree,
+    index: Index,
+    sealed: Sealed,
+    /// Last seq per writer as of the last checkpoint (the log has the newer ones).
+    writers_tree: sled::Tree,
     hosts: sled::Tree,
+    meta: sled::Tree,
+    imports: import::Imports,
+    /// Everything appends change, behind one lock that also orders them in the log.
+    ingest: Mutex<Ingest>,
+    wal: Wal,
+    /// One checkpoint at a time (the background one and explicit ones).
+    checkpoint_lock: Mutex<()>,
+    /// Held for writing while a checkpoint publishes rollups and marks their windows
+    /// written, for reading while a query reads rollups from the head and sled.
+    seal_gate: RwLock<()>,
+    /// Where a damaged store was moved to when this one was opened in its place.
+    quarantined_to: Option<PathBuf>,
+}
+
+/// The state appends change.
+struct Ingest {
+    head: Head,
+    writers: HashMap<WriterId, WriterSeq>,
+    next_series_id: u64,
+    /// The newest sample timestamp the store holds: its clock for sealing and retention.
+    newest_ms: i64,
+    /// Reused buffer for encoding log records.
+    record: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct WriterSeq {
+    last_seq: u64,
+    /// The last seq written to the `writers` tree.
+    persisted_seq: u64,
 }
 
 impl fmt::Debug for Store {
@@ -112,72 +318,22 @@ impl fmt::Debug for Store {
     }
 }
 
-/// Whether opening may create a new store.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum OpenMode {
-    CreateIfMissing,
-    MustExist,
-}
-
-/// The file sled keeps its log in; its presence tells a store from an unrelated directory.
-const SLED_DATA_FILE: &str = "db";
+/// The origin of samples that came through the log (imports have their own).
+const ORIGIN_LIVE: u32 = 0;
 
 impl Store {
     /// Opens the store in `config.data_dir`, creating the directory and an empty store when
-    /// missing.
+    /// missing, and replays the write-ahead log. A store too damaged to open is handled as
+    /// `config.on_damage` says.
     pub fn open(config: &StoreConfig) -> Result<Store, StoreError> {
-        Self::open_with(config, OpenMode::CreateIfMissing)
+        open::open(config, open::OpenMode::CreateIfMissing)
     }
 
-    /// Opens a store that must already exist, for tools that read (`vigil-collector query`):
-    /// a mistyped path is an error instead of a new empty store.
+    /// Opens a store that must already exist, for tools (`vigil-collector query`): a
+    /// mistyped path is an error instead of a new empty store, and a damaged store is
+    /// reported, never moved.
     pub fn open_existing(config: &StoreConfig) -> Result<Store, StoreError> {
-        Self::open_with(config, OpenMode::MustExist)
-    }
-
-    fn open_with(config: &StoreConfig, mode: OpenMode) -> Result<Store, StoreError> {
-        let data_dir = config.data_dir.clone();
-        match mode {
-            OpenMode::MustExist if !data_dir.exists() => {
-                return Err(StoreError::DataDirMissing { path: data_dir })
-            }
-            OpenMode::MustExist if !data_dir.is_dir() => {
-                return Err(StoreError::NotADirectory { path: data_dir })
-            }
-            OpenMode::MustExist if !data_dir.join(SLED_DATA_FILE).is_file() => {
-                return Err(StoreError::NotAStore { path: data_dir })
-            }
-            OpenMode::MustExist => {}
-            OpenMode::CreateIfMissing => {
-                std::fs::create_dir_all(&data_dir).map_err(|source| StoreError::CreateDir {
-                    path: data_dir.clone(),
-                    source,
-                })?
-            }
-        }
-        let db = sled::Config::new()
-            .path(&data_dir)
-            .cache_capacity(config.cache_capacity_bytes)
-            .open()
-            .map_err(|error| StoreError::from_open(&data_dir, error))?;
-        let open_tree = |name: &str| {
-            db.open_tree(name).map_err(|error| {
-                StoreError::storage(&data_dir, format!("opening tree '{name}'"), error)
-            })
-        };
-        let trees = Trees {
-            series: open_tree("series")?,
-            series_by_labels: open_tree("series_by_labels")?,
-            postings: open_tree("postings")?,
-            samples: open_tree("samples")?,
-            writers: open_tree("writers")?,
-            hosts: open_tree("hosts")?,
-            db,
-            data_dir,
-        };
-        Ok(Store {
-            inner: Arc::new(trees),
-        })
+        open::open(config, open::OpenMode::MustExist)
     }
 
     /// The directory the store lives in.
@@ -185,10 +341,16 @@ impl Store {
         &self.inner.data_dir
     }
 
-    /// Stores a batch atomically and durably (flushed to disk before returning). Batches
-    /// with seq <= the last seq stored for this writer are duplicates: nothing is written
-    /// and [`AppendOutcome::Duplicate`] is returned, so replay after a reconnect is
-    /// idempotent. A sample at a timestamp its series already has replaces the old value.
+    /// When opening found the store damaged and moved it aside: the folder it went to.
+    pub fn quarantined_to(&self) -> Option<&Path> {
+        self.inner.quarantined_to.as_deref()
+    }
+
+    /// Stores a batch durably: when this returns `Ok`, the batch is in the write-ahead log
+    /// and fsynced. Batches with seq <= the last seq stored for this writer are duplicates:
+    /// nothing is written and [`AppendOutcome::Duplicate`] is returned (once the earlier
+    /// batch is durable), so replay after a reconnect is idempotent. A sample at a timestamp
+    /// its series already has replaces the old value.
     ///
     /// Every series needs a non-empty `__name__` label; otherwise nothing is stored and the
     /// error names the series.
@@ -212,102 +374,74 @@ impl Store {
                 reason: "has no metric name (label __name__)",
             });
         }
-        let trees = &*self.inner;
-        let writer_key = keys::writer_key(&writer.host, writer.spool_id);
-        let encoded_labels: Vec<Vec<u8>> = batch
+        let inner = &*self.inner;
+        let labels_keys: Vec<Vec<u8>> = batch
             .iter()
             .map(|series| keys::encode_labels(&series.labels))
             .collect();
-        // The last-seq record and the samples are written in one transaction, so a crash
-        // leaves a batch either wholly stored and marked, or neither.
-        let outcome = (
-            &trees.writers,
-            &trees.series,
-            &trees.series_by_labels,
-            &trees.postings,
-            &trees.samples,
-        )
-            .transaction(|(writers, series, series_by_labels, postings, samples)| {
-                let last_seq = match writers.get(&writer_key)? {
-                    Some(bytes) => keys::decode_u64(&bytes).ok_or_else(|| {
-                        ConflictableTransactionError::Abort(trees.malformed(format!(
-                            "last seq of host '{}' spool {}",
-                            writer.host, writer.spool_id
-                        )))
-                    })?,
-                    None => 0,
-                };
-                if seq <= last_seq {
-                    return Ok(AppendOutcome::Duplicate);
-                }
-                let mut n_samples = 0;
-                for (one_series, labels_key) in batch.iter().zip(&encoded_labels) {
-                    let series_id = match series_by_labels.get(labels_key)? {
-                        Some(bytes) => keys::decode_u64(&bytes).ok_or_else(|| {
-                            ConflictableTransactionError::Abort(
-                                trees.malformed(format!("series id of {}", one_series.labels)),
-                            )
-                        })?,
-                        None => {
-                            let series_id = series.generate_id()?;
-                            let id_bytes = keys::encode_series_id(series_id);
-                            series.insert(&id_bytes, labels_key.as_slice())?;
-                            series_by_labels.insert(labels_key.as_slice(), &id_bytes)?;
-                            for (name, value) in one_series.labels.iter() {
-                                postings.insert(keys::postings_key(name, value, series_id), &[])?;
-                            }
-                            series_id
-                        }
-                    };
-                    for sample in &one_series.samples {
-                        samples.insert(
-                            &keys::sample_key(series_id, sample.timestamp_ms),
-                            &keys::encode_value(sample.value),
-                        )?;
-                    }
-                    n_samples += one_series.samples.len();
-                }
-                writers.insert(writer_key.as_slice(), &seq.to_be_bytes())?;
-                Ok(AppendOutcome::Stored { n_samples })
-            })
-            .map_err(|error| match error {
-                TransactionError::Abort(error) => error,
-                TransactionError::Storage(error) => trees.storage(
-                    format!(
-                        "storing batch {seq} from host '{}' spool {}",
-                        writer.host, writer.spool_id
-                    ),
-                    error,
-                ),
-            })?;
-        // Flush even for a duplicate: the earlier append of this batch may have failed
-        // after its transaction but before its flush, and the caller acknowledges either
-        // way. sled's flush ends in sync_file_range, not fsync, so it does not survive
-        // every power loss on every file system; the WAL that replaces this layout fsyncs.
-        self.flush()?;
-        Ok(outcome)
+        let mut ingest = inner.lock_ingest();
+        let last_seq = ingest.writers.get(writer).map_or(0, |w| w.last_seq);
+        if seq <= last_seq {
+            // The batch that took this seq may still be on its way to disk; the caller
+            // acknowledges a duplicate too, so wait for everything submitted so far.
+            let lsn = inner.wal.submitted_lsn();
+            drop(ingest);
+            inner.wal.wait_durable(lsn)?;
+            return Ok(AppendOutcome::Duplicate);
+        }
+        let mut series_ids = Vec::with_capacity(batch.len());
+        for (series, labels_key) in batch.iter().zip(&labels_keys) {
+            series_ids.push(inner.resolve_series(&mut ingest, &series.labels, labels_key)?);
+        }
+        let mut record = std::mem::take(&mut ingest.record);
+        record.clear();
+        wal::encode_batch(
+            &writer.host,
+            writer.spool_id,
+            seq,
+            batch.iter().zip(&series_ids).zip(&labels_keys).map(
+                |((series, &(series_id, is_new)), labels_key)| {
+                    (
+                        series_id,
+                        is_new.then_some(labels_key.as_slice()),
+                        series.samples.as_slice(),
+                    )
+                },
+            ),
+            &mut record,
+        );
+        let submitted = inner.wal.submit(&record);
+        ingest.record = record;
+        let lsn = submitted?;
+        let mut n_samples = 0;
+        for (series, &(series_id, _)) in batch.iter().zip(&series_ids) {
+            ingest.head.insert(series_id, &series.samples, lsn);
+            n_samples += series.samples.len();
+            if let Some(newest) = series.samples.iter().map(|s| s.timestamp_ms).max() {
+                ingest.newest_ms = ingest.newest_ms.max(newest);
+            }
+        }
+        ingest.writers.entry(writer.clone()).or_default().last_seq = seq;
+        let over_budget = ingest.head.bytes() as u64 > inner.config.head_max_bytes;
+        drop(ingest);
+        if over_budget {
+            self.wake_maintenance();
+        }
+        inner.wal.wait_durable(lsn)?;
+        Ok(AppendOutcome::Stored { n_samples })
     }
 
     /// Highest seq stored for this writer (0 if none).
     pub fn last_seq(&self, writer: &WriterId) -> Result<u64, StoreError> {
-        let trees = &*self.inner;
-        let key = keys::writer_key(&writer.host, writer.spool_id);
-        match trees
+        Ok(self
+            .inner
+            .lock_ingest()
             .writers
-            .get(key)
-            .map_err(|error| trees.storage("reading the last seq", error))?
-        {
-            Some(bytes) => keys::decode_u64(&bytes).ok_or_else(|| {
-                trees.malformed(format!(
-                    "last seq of host '{}' spool {}",
-                    writer.host, writer.spool_id
-                ))
-            }),
-            None => Ok(0),
-        }
+            .get(writer)
+            .map_or(0, |w| w.last_seq))
     }
 
-    /// Series matching the selector with their samples in `[start_ms, end_ms]`, each
+    /// Series matching the selector with their raw samples in `[start_ms, end_ms]`, each
     /// series' samples sorted by time, series sorted by labels. A series without samples
     /// in the range is left out, as in a Prometheus range query.
     pub fn select(
@@ -316,17 +450,13 @@ impl Store {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<SelectedSeries>, StoreError> {
-        let trees = &*self.inner;
         if start_ms > end_ms {
             return Ok(Vec::new());
         }
+        let inner = &*self.inner;
         let mut selected = Vec::new();
-        for series_id in trees.candidate_series(selector)? {
-            let labels = trees.series_labels(series_id)?;
-            if !selector.matches(&labels) {
-                continue;
-            }
-            let samples = trees.samples_in_range(series_id, start_ms, end_ms)?;
+        for (series_id, labels) in inner.index.select(selector)? {
+            let samples = inner.raw_samples(series_id, start_ms, end_ms)?;
             if !samples.is_empty() {
                 selected.push(SelectedSeries { labels, samples });
             }
@@ -335,172 +465,242 @@ impl Store {
         Ok(selected)
     }
 
+    /// Series matching the selector as points of `step_ms` from `start_ms` to `end_ms`: each
+    /// point aggregates the samples in `[t, t + step)`, `t` a multiple of the step. A step
+    /// that is a multiple of five minutes reads the rollups (and the head's recent samples),
+    /// which reach back as far as the rollup retention; a shorter one reads raw samples.
+    /// [`Store::auto_step`] picks a step for a number of points.
+    pub fn select_range(
+        &self,
+        selector: &Selector,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<RangeSelection, StoreError> {
+        let step_ms = step_ms.max(1);
+        let resolution = if step_ms % BUCKET_MS == 0 {
+            Resolution::Rollup5m
+        } else {
+            Resolution::Raw
+        };
+        let mut selection = RangeSelection {
+            resolution,
+            step_ms,
+            series: Vec::new(),
+        };
+        if start_ms > end_ms {
+            return Ok(selection);
+        }
+        let inner = &*self.inner;
+        // Steps are aligned, so the first one may start before `start_ms`.
+        let first_step = rollup::align(start_ms, step_ms);
+        for (series_id, labels) in inner.index.select(selector)? {
+            let mut points: Vec<RangePoint> = Vec::new();
+            let mut add = |timestamp_ms: i64, aggregate: &Aggregate| {
+                let step = rollup::align(timestamp_ms, step_ms);
+                match points.last_mut() {
+                    Some(point) if point.timestamp_ms == step => point.aggregate.add(aggregate),
+                    _ => points.push(RangePoint {
+                        timestamp_ms: step,
+                        aggregate: *aggregate,
+                    }),
+                }
+            };
+            match resolution {
+                Resolution::Raw => {
+                    for sample in inner.raw_samples(series_id, first_step, end_ms)? {
+                        add(sample.timestamp_ms, &Aggregate::of(sample.value));
+                    }
+                }
+                Resolution::Rollup5m => {
+                    for (bucket_ms, aggregate) in
+                        inner.rollup_buckets(series_id, first_step, end_ms)?
+                    {
+                        add(bucket_ms, &aggregate);
+                    }
+                }
+            }
+            if !points.is_empty() {
+                selection.series.push(RangeSeries { labels, points });
+            }
+        }
+        selection.series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(selection)
+    }
+
+    /// A step for about `max_points` points over `[start_ms, end_ms]`: raw when the range is
+    /// short, else a multiple of five minutes, so that long ranges read rollups.
+    pub fn auto_step(start_ms: i64, end_ms: i64, max_points: u32) -> i64 {
+        let span = end_ms.saturating_sub(start_ms).max(1);
+        let raw_step = (span / i64::from(max_points.max(1))).max(1);
+        if raw_step < BUCKET_MS {
+            raw_step
+        } else {
+            (raw_step + BUCKET_MS - 1) / BUCKET_MS * BUCKET_MS
+        }
+    }
+
     /// Replaces the JSON record kept for `host` (the collector keeps its inventory there).
-    /// It reaches the disk with the next flush: sled's own, within half a second, or
-    /// [`Store::flush`].
+    /// It reaches the disk with the next flush: sled's own, within half a second, a
+    /// checkpoint, or [`Store::flush`].
     pub fn put_host_record(
         &self,
         host: &str,
         record: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let trees = &*self.inner;
+        let inner = &*self.inner;
         let bytes = serde_json::to_vec(record).map_err(|source| StoreError::HostRecord {
             host: host.to_owned(),
             source,
         })?;
-        trees
+        inner
             .hosts
             .insert(host.as_bytes(), bytes)
             .map_err(|error| {
-                trees.storage(format!("storing the record of host '{host}'"), error)
+                inner.storage(format!("storing the record of host '{host}'"), error)
             })?;
         Ok(())
     }
 
     pub fn host_record(&self, host: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        let trees = &*self.inner;
-        let bytes = trees.hosts.get(host.as_bytes()).map_err(|error| {
-            trees.storage(format!("reading the record of host '{host}'"), error)
+        let inner = &*self.inner;
+        let bytes = inner.hosts.get(host.as_bytes()).map_err(|error| {
+            inner.storage(format!("reading the record of host '{host}'"), error)
         })?;
         bytes
-            .map(|bytes| trees.decode_host_record(host, &bytes))
+            .map(|bytes| inner.decode_host_record(host, &bytes))
             .transpose()
     }
 
     /// Every host's record, sorted by host.
     pub fn host_records(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
-        let trees = &*self.inner;
+        let inner = &*self.inner;
         let mut records = Vec::new();
-        for entry in trees.hosts.iter() {
+        for entry in inner.hosts.iter() {
             let (key, bytes) =
-                entry.map_err(|error| trees.storage("reading host records", error))?;
+                entry.map_err(|error| inner.storage("reading host records", error))?;
             let host = std::str::from_utf8(&key).map_err(|_| {
-                trees.malformed(format!("host name {:?} in the host records", key.as_ref()))
+                inner.malformed(format!("host name {:?} in the host records", key.as_ref()))
             })?;
-            records.push((host.to_owned(), trees.decode_host_record(host, &bytes)?));
+            records.push((host.to_owned(), inner.decode_host_record(host, &bytes)?));
         }
         Ok(records)
     }
 
-    /// Writes everything stored so far to disk.
+    /// Makes everything stored so far durable: the log up to the last batch, and sled
+    /// (host records) with a real fsync.
     pub fn flush(&self) -> Result<(), StoreError> {
-        let trees = &*self.inner;
-        trees
-            .db
-            .flush()
-            .map_err(|error| trees.storage("flushing to disk", error))?;
-        Ok(())
+        let inner = &*self.inner;
+        inner.wal.wait_durable(inner.wal.submitted_lsn())?;
+        inner.sync_sled()
+    }
+
+    /// Seals the head into sled now — every window, or only those due — makes sled
+    /// durable and trims the log. The background thread does this every
+    /// `checkpoint_interval`; tools and tests call it to reach a known state.
+    pub fn checkpoint(&self, seal_everything: bool) -> Result<(), StoreError> {
+        self.inner.checkpoint(seal_everything).map(|_| ())
+    }
+
+    /// Deletes raw chunks older than the raw retention and rollups older than the rollup
+    /// retention, counted back from `now_ms`, and series left without data. The background
+    /// thread calls this every `retention_interval` with [`Store::retention_now`].
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<(), StoreError> {
+        self.inner.enforce_retention(now_ms).map(|_| ())
+    }
+
+    /// The time retention counts back from: the newest sample stored, as Prometheus does,
+    /// but never more than a day ahead of the wall clock, so that one agent with a clock in
+    /// the future cannot age everything out.
+    pub fn retention_now(&self) -> i64 {
+        self.inner.retention_now()
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        let inner = &*self.inner;
+        let (head_series, head_samples, head_bytes) = {
+            let ingest = inner.lock_ingest();
+            (
+                ingest.head.n_series(),
+                ingest.head.n_samples(),
+                ingest.head.bytes(),
+            )
+        };
+        let (wal_bytes, wal_segments) = inner.wal.disk_usage();
+        let disk_bytes = files::dir_size(&inner.data_dir).map_err(|source| StoreError::Io {
+            path: inner.data_dir.clone(),
+            action: "measuring",
+            source,
+        })?;
+        Ok(StoreStats {
+            head_series,
+            head_samples,
+            head_bytes,
+            wal_bytes,
+            wal_segments,
+            disk_bytes,
+        })
+    }
+
+    /// Counts what the sealed data and the index hold; reads every key, so it is for
+    /// benchmarks and diagnostics, not for a running collector's hot path.
+    pub fn storage_breakdown(&self) -> Result<StorageBreakdown, StoreError> {
+        let inner = &*self.inner;
+        let sum = |tree: &sled::Tree| -> Result<(u64, u64), StoreError> {
+            let mut n = 0;
+            let mut bytes = 0;
+            for entry in tree.iter() {
+                let (key, value) =
+                    entry.map_err(|error| inner.storage("measuring the store", error))?;
+                n += 1;
+                bytes += (key.len() + value.len()) as u64;
+            }
+            Ok((n, bytes))
+        };
+        let (n_series, series_bytes) = sum(&inner.index.series)?;
+        let (_, by_labels_bytes) = sum(&inner.index.series_by_labels)?;
+        let (_, postings_bytes) = sum(&inner.index.postings)?;
+        let (n_chunks, chunk_index_bytes) = sum(&inner.sealed.chunks)?;
+        let chunk_file_bytes =
+            inner
+                .sealed
+                .files
+                .disk_bytes()
+                .map_err(|source| StoreError::Io {
+                    path: inner.data_dir.clone(),
+                    action: "measuring",
+                    source,
+                })?;
+        let (n_rollup_blocks, rollup_bytes) = sum(&inner.sealed.rollups)?;
+        Ok(StorageBreakdown {
+            n_series,
+            n_chunks,
+            chunk_file_bytes,
+            chunk_index_bytes,
+            n_rollup_blocks,
+            rollup_bytes,
+            index_bytes: series_bytes + by_labels_bytes + postings_bytes,
+        })
+    }
+
+    fn wake_maintenance(&self) {
+        self.owner.maintenance.wake();
     }
 }
 
-impl Trees {
+impl Inner {
+    fn lock_ingest(&self) -> MutexGuard<'_, Ingest> {
+        self.ingest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn storage(&self, action: impl Into<String>, error: sled::Error) -> StoreError {
         StoreError::storage(&self.data_dir, action, error)
     }
 
     fn malformed(&self, what: impl Into<String>) -> StoreError {
         StoreError::malformed(&self.data_dir, what)
-    }
-
-    /// Ids of the series that may match: those in the postings of the selector's `=`
-    /// matchers, or else of one matcher that needs its label to be present. The caller
-    /// still checks every matcher against each series' labels.
-    fn candidate_series(&self, selector: &Selector) -> Result<BTreeSet<u64>, StoreError> {
-        let equal_matchers: Vec<&LabelMatcher> = selector
-            .matchers()
-            .iter()
-            .filter(|matcher| matcher.op() == MatchOp::Equal && !matcher.value().is_empty())
-            .collect();
-        if !equal_matchers.is_empty() {
-            let mut candidates: Option<BTreeSet<u64>> = None;
-            for matcher in equal_matchers {
-                let ids = self.postings_of(matcher, |_| true)?;
-                let narrowed = match candidates {
-                    Some(previous) => previous.intersection(&ids).copied().collect(),
-                    None => ids,
-                };
-                if narrowed.is_empty() {
-                    return Ok(narrowed);
-                }
-                candidates = Some(narrowed);
-            }
-            return Ok(candidates.unwrap_or_default());
-        }
-        // A parsed selector always has a matcher that needs its label; one built in code
-        // from `=` matchers with empty values only selects series without a metric name,
-        // and the store has none.
-        match selector
-            .matchers()
-            .iter()
-            .find(|matcher| !matcher.matches(""))
-        {
-            Some(matcher) => self.postings_of(matcher, |value| matcher.matches(value)),
-            None => Ok(BTreeSet::new()),
-        }
-    }
-
-    /// Ids of the series whose label `matcher.name()` has a value accepted by `accept`;
-    /// for an `=` matcher only its own value is scanned.
-    fn postings_of(
-        &self,
-        matcher: &LabelMatcher,
-        accept: impl Fn(&str) -> bool,
-    ) -> Result<BTreeSet<u64>, StoreError> {
-        let name_prefix = keys::postings_name_prefix(matcher.name());
-        let scan_prefix = match matcher.op() {
-            MatchOp::Equal => keys::postings_pair_prefix(matcher.name(), matcher.value()),
-            _ => name_prefix.clone(),
-        };
-        let mut ids = BTreeSet::new();
-        for entry in self.postings.scan_prefix(&scan_prefix) {
-            let (key, _) = entry.map_err(|error| self.storage("reading the label index", error))?;
-            let (value, series_id) =
-                keys::decode_postings_key(&name_prefix, &key).ok_or_else(|| {
-                    self.malformed(format!("label index entry for label '{}'", matcher.name()))
-                })?;
-            if accept(value) {
-                ids.insert(series_id);
-            }
-        }
-        Ok(ids)
-    }
-
-    fn series_labels(&self, series_id: u64) -> Result<Labels, StoreError> {
-        let bytes = self
-            .series
-            .get(keys::encode_series_id(series_id))
-            .map_err(|error| self.storage(format!("reading series {series_id}"), error))?
-            .ok_or_else(|| {
-                self.malformed(format!(
-                    "label index: it names series {series_id}, which does not exist"
-                ))
-            })?;
-        keys::decode_labels(&bytes)
-            .ok_or_else(|| self.malformed(format!("labels of series {series_id}")))
-    }
-
-    fn samples_in_range(
-        &self,
-        series_id: u64,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Vec<Sample>, StoreError> {
-        let range = keys::sample_key(series_id, start_ms)..=keys::sample_key(series_id, end_ms);
-        let mut samples = Vec::new();
-        for entry in self.samples.range(range) {
-            let (key, value) = entry.map_err(|error| {
-                self.storage(format!("reading samples of series {series_id}"), error)
-            })?;
-            let sample = keys::decode_sample_timestamp(&key)
-                .zip(keys::decode_value(&value))
-                .map(|(timestamp_ms, value)| Sample {
-                    timestamp_ms,
-                    value,
-                })
-                .ok_or_else(|| self.malformed(format!("sample of series {series_id}")))?;
-            samples.push(sample);
-        }
-        Ok(samples)
     }
 
     fn decode_host_record(
@@ -510,6 +710,118 @@ impl Trees {
     ) -> Result<serde_json::Value, StoreError> {
         serde_json::from_slice(bytes)
             .map_err(|_| self.malformed(format!("record of host '{host}'")))
+    }
+
+    /// The id of the series with these labels and whether this call created it; the head
+    /// holds it afterwards.
+    fn resolve_series(
+        &self,
+        ingest: &mut Ingest,
+        labels: &Labels,
+        labels_key: &[u8],
+    ) -> Result<(u64, bool), StoreError> {
+        if let Some(series_id) = ingest.head.series_id(labels_key) {
+            return Ok((series_id, false));
+        }
+        let (series_id, is_new) = match self.index.lookup(labels_key)? {
+            Some(series_id) => (series_id, false),
+            None => {
+                let series_id = ingest.next_series_id;
+                self.index.create(series_id, labels, labels_key)?;
+                ingest.next_series_id += 1;
+                (series_id, true)
+            }
+        };
+        ingest.head.add_series(series_id, labels_key);
+        Ok((series_id, is_new))
+    }
+
+    /// Raw samples of one series in `[start_ms, end_ms]`: sealed chunks overlaid with the
+    /// head. The head is copied first: a window moves from the head to sled only after it
+    /// is written there, so reading in this order never misses one.
+    fn raw_samples(
+        &self,
+        series_id: u64,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Sample>, StoreError> {
+        let head_windows = self
+            .lock_ingest()
+            .head
+            .windows_in_range(series_id, start_ms, end_ms);
+        let visible = |origin: u32| self.imports.is_visible(origin);
+        let mut samples = self.sealed.samples(series_id, start_ms, end_ms, &visible)?;
+        for window in head_windows {
+            let mut window_samples = window.samples().map_err(|error| StoreError::Codec {
+                what: format!("head of series {series_id}"),
+                reason: error.to_string(),
+            })?;
+            window_samples.retain(|s| s.timestamp_ms >= start_ms && s.timestamp_ms <= end_ms);
+            samples = overlay(samples, &window_samples);
+        }
+        Ok(samples)
+    }
+
+    /// Five-minute buckets of one series starting in `[start_ms, end_ms]`: the rollups of
+    /// sealed data plus buckets made from the head's samples.
+    fn rollup_buckets(
+        &self,
+        series_id: u64,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
+        let (head_windows, mut buckets) = {
+            let _gate = self
+                .seal_gate
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let head_windows = self.lock_ingest().head.windows_in_range(
+                series_id,
+                start_ms,
+                end_ms.saturating_add(BUCKET_MS),
+            );
+            let visible = |origin: u32| self.imports.is_visible(origin);
+            let buckets = self.sealed.buckets(series_id, start_ms, end_ms, &visible)?;
+            (head_windows, buckets)
+        };
+        let mut head_samples = Vec::new();
+        for window in head_windows {
+            let window_samples = window.samples().map_err(|error| StoreError::Codec {
+                what: format!("head of series {series_id}"),
+                reason: error.to_string(),
+            })?;
+            head_samples = overlay(head_samples, &window_samples);
+        }
+        for (bucket_ms, aggregate) in rollup::bucketize(&head_samples) {
+            if bucket_ms < start_ms || bucket_ms > end_ms {
+                continue;
+            }
+            buckets
+                .entry(bucket_ms)
+                .and_modify(|existing| existing.add(&aggregate))
+                .or_insert(aggregate);
+        }
+        Ok(buckets.into_iter().collect())
+    }
+
+    /// Flushes sled and fsyncs its files: sled's own flush ends in `sync_file_range`, which
+    /// does not make data durable on every file system, so the log is trimmed only behind
+    /// this.
+    fn sync_sled(&self) -> Result<(), StoreError> {
+        self.db
+            .flush()
+            .map_err(|error| self.storage("flushing to disk", error))?;
+        files::fsync_sled_files(&self.data_dir).map_err(|source| StoreError::Io {
+            path: self.data_dir.clone(),
+            action: "fsyncing the store files in",
+            source,
+        })
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.wal.close();
     }
 }
 

@@ -1,6 +1,8 @@
 //! Tests of [`Store`] against a real sled database in a temporary directory.
 
+use super::files::SLED_DATA_FILE;
 use super::*;
+use std::time::Duration;
 
 fn open_store(dir: &Path) -> Store {
     Store::open(&StoreConfig::new(dir)).expect("opening a store in a fresh directory")
@@ -432,4 +434,434 @@ fn store_config_defaults_the_cache_and_refuses_unknown_fields() {
         error.to_string().contains("unknown field `cache_bytes`"),
         "{error}"
     );
+}
+
+/// A store whose background thread stays out of the way, so that tests decide when to
+/// checkpoint.
+fn quiet_config(dir: &Path) -> StoreConfig {
+    StoreConfig {
+        checkpoint_interval: Duration::from_secs(3600),
+        retention_interval: Duration::from_secs(3600),
+        ..StoreConfig::new(dir)
+    }
+}
+
+fn open_quiet(dir: &Path) -> Store {
+    Store::open(&quiet_config(dir)).expect("opening a store")
+}
+
+/// `n` samples of one series from `start_ms`, every 10 s, values 0, 1, 2, …
+fn regular(start_ms: i64, n: i64) -> Vec<(i64, f64)> {
+    (0..n).map(|i| (start_ms + i * 10_000, i as f64)).collect()
+}
+
+fn times_and_values(selected: &[SelectedSeries]) -> Vec<(i64, f64)> {
+    selected
+        .iter()
+        .flat_map(|series| series.samples.iter().map(|s| (s.timestamp_ms, s.value)))
+        .collect()
+}
+
+#[test]
+fn acknowledged_samples_survive_a_restart_through_the_log_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = regular(1_000_000, 50);
+    {
+        let store = open_quiet(dir.path());
+        for (seq, piece) in samples.chunks(10).enumerate() {
+            store
+                .append(
+                    &writer("web-01", 1),
+                    seq as u64 + 1,
+                    &[series("m", &[], piece)],
+                )
+                .unwrap();
+        }
+        // No checkpoint, no flush: only the log has the samples.
+    }
+    let store = open_quiet(dir.path());
+    assert_eq!(times_and_values(&select(&store, "m")), samples);
+    assert_eq!(store.last_seq(&writer("web-01", 1)).unwrap(), 5);
+    assert_eq!(
+        store
+            .append(&writer("web-01", 1), 5, &[series("m", &[], &[(1, 1.0)])])
+            .unwrap(),
+        AppendOutcome::Duplicate
+    );
+}
+
+#[test]
+fn sealed_chunks_and_the_head_are_merged_in_queries_and_the_log_is_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_quiet(dir.path());
+    let first = regular(0, 100);
+    store
+        .append(&writer("a", 1), 1, &[series("m", &[], &first)])
+        .unwrap();
+    store.checkpoint(true).unwrap();
+    assert_eq!(store.stats().unwrap().head_samples, 0);
+    // A late sample in the sealed window, a replacement of a sealed one, and new ones.
+    let later = [(5_000, 0.5), (10_000, 42.0), (2_000_000, 7.0)];
+    store
+        .append(&writer("a", 1), 2, &[series("m", &[], &later)])
+        .unwrap();
+    let mut expected: std::collections::BTreeMap<i64, f64> = first.iter().copied().collect();
+    expected.extend(later);
+    let expected: Vec<(i64, f64)> = expected.into_iter().collect();
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+
+    // Sealing again merges the late samples into the stored chunk; after a restart the
+    // same comes back, and the log holds nothing sealed.
+    store.checkpoint(true).unwrap();
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+    drop(store);
+    let store = open_quiet(dir.path());
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.head_samples, 0);
+    assert_eq!(
+        stats.wal_segments, 1,
+        "only the fresh segment is left: {stats:?}"
+    );
+}
+
+#[test]
+fn due_windows_are_sealed_by_the_store_clock_and_recent_ones_stay_in_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_quiet(dir.path());
+    let hours = |h: i64| h * 3_600_000;
+    store
+        .append(
+            &writer("a", 1),
+            1,
+            &[series("m", &[], &[(hours(0), 1.0), (hours(5), 2.0)])],
+        )
+        .unwrap();
+    store.checkpoint(false).unwrap();
+    // The first window ended hours before the newest sample; the last has not ended.
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.head_samples, 1, "{stats:?}");
+    assert_eq!(select(&store, "m")[0].samples.len(), 2);
+}
+
+#[test]
+fn range_queries_aggregate_raw_samples_or_rollups_by_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_quiet(dir.path());
+    // Ten hours at 10 s: values 0..3600.
+    let samples = regular(0, 3600);
+    for (seq, piece) in samples.chunks(360).enumerate() {
+        store
+            .append(&writer("a", 1), seq as u64 + 1, &[series("m", &[], piece)])
+            .unwrap();
+    }
+    let selector: Selector = "m".parse().unwrap();
+    let check = |store: &Store| {
+        let hourly = store
+            .select_range(&selector, 0, 36_000_000 - 1, 3_600_000)
+            .unwrap();
+        assert_eq!(hourly.resolution, Resolution::Rollup5m);
+        let points = &hourly.series[0].points;
+        assert_eq!(points.len(), 10);
+        assert_eq!(points[1].timestamp_ms, 3_600_000);
+        assert_eq!(
+            points[1].aggregate,
+            Aggregate {
+                min: 360.0,
+                max: 719.0,
+                sum: (360..720).sum::<i64>() as f64,
+                count: 360
+            }
+        );
+        let raw = store.select_range(&selector, 0, 59_999, 30_000).unwrap();
+        assert_eq!(raw.resolution, Resolution::Raw);
+        let counts: Vec<u64> = raw.series[0]
+            .points
+            .iter()
+            .map(|p| p.aggregate.count)
+            .collect();
+        assert_eq!(counts, [3, 3]);
+    };
+    // From the head, then from sealed rollups with part of the data in the head.
+    check(&store);
+    store.checkpoint(false).unwrap();
+    check(&store);
+    store.checkpoint(true).unwrap();
+    check(&store);
+    assert_eq!(Store::auto_step(0, 3_600_000, 1000), 3_600);
+    assert_eq!(Store::auto_step(0, 30 * 86_400_000, 1000), 45 * 60_000);
+}
+
+#[test]
+fn retention_removes_old_chunks_rollups_and_empty_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        raw_retention: Duration::from_secs(86_400),
+        rollup_retention: Duration::from_secs(3 * 86_400),
+        ..quiet_config(dir.path())
+    };
+    let store = Store::open(&config).unwrap();
+    let day = 86_400_000;
+    store
+        .append(&writer("a", 1), 1, &[series("old", &[], &[(0, 1.0)])])
+        .unwrap();
+    store
+        .append(
+            &writer("a", 1),
+            2,
+            &[series(
+                "m",
+                &[],
+                &[(day / 2, 1.0), (2 * day, 2.0), (5 * day, 3.0)],
+            )],
+        )
+        .unwrap();
+    store.checkpoint(true).unwrap();
+    assert_eq!(store.retention_now(), 5 * day);
+    store.enforce_retention(store.retention_now()).unwrap();
+    let selector: Selector = "m".parse().unwrap();
+    let raw = store.select(&selector, i64::MIN, i64::MAX).unwrap();
+    assert_eq!(times_and_values(&raw), [(5 * day, 3.0)]);
+    // Rollups reach three days back: the sample of day 2 is there, the one of day 0 is not.
+    let rollups = store.select_range(&selector, 0, 6 * day, day).unwrap();
+    let days: Vec<i64> = rollups.series[0]
+        .points
+        .iter()
+        .map(|p| p.timestamp_ms / day)
+        .collect();
+    assert_eq!(days, [2, 5]);
+    // A series with nothing left is gone from the index too.
+    assert!(select(&store, "old").is_empty());
+    assert!(store
+        .inner
+        .index
+        .lookup(&keys::encode_labels(&series("old", &[], &[]).labels))
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn a_store_of_the_first_layout_is_migrated_into_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let labels = series("m", &[("host", "a")], &[]).labels;
+        let labels_key = keys::encode_labels(&labels);
+        db.open_tree("series")
+            .unwrap()
+            .insert(keys::encode_series_id(0), labels_key.as_slice())
+            .unwrap();
+        db.open_tree("series_by_labels")
+            .unwrap()
+            .insert(labels_key.as_slice(), &keys::encode_series_id(0))
+            .unwrap();
+        let postings = db.open_tree("postings").unwrap();
+        for (name, value) in labels.iter() {
+            postings
+                .insert(keys::postings_key(name, value, 0), &[])
+                .unwrap();
+        }
+        let samples = db.open_tree("samples").unwrap();
+        for i in 0..1000 {
+            samples
+                .insert(
+                    keys::sample_key(0, i * 10_000),
+                    &keys::encode_value(i as f64),
+                )
+                .unwrap();
+        }
+        db.open_tree("writers")
+            .unwrap()
+            .insert(keys::writer_key(&writer("a", 1)), &7u64.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = open_quiet(dir.path());
+    let selected = select(&store, "m");
+    assert_eq!(times_and_values(&selected), regular(0, 1000));
+    assert_eq!(store.last_seq(&writer("a", 1)).unwrap(), 7);
+    // New series do not collide with the migrated one.
+    store
+        .append(&writer("a", 1), 8, &[series("n", &[], &[(1, 1.0)])])
+        .unwrap();
+    assert_eq!(select(&store, "m").len(), 1);
+    assert_eq!(select(&store, "n").len(), 1);
+}
+
+/// Damages the final log segment's first record in a way replay cannot read past: a
+/// closed segment with a bad record before the end.
+fn damage_the_log(dir: &Path) {
+    let wal_dir = dir.join(wal::WAL_DIR);
+    let segments = wal::list_segments(&wal_dir).unwrap();
+    let (_, first) = &segments[0];
+    let mut bytes = std::fs::read(first).unwrap();
+    bytes[20] ^= 0xFF;
+    std::fs::write(first, bytes).unwrap();
+    // A later segment makes the damaged one not the last.
+    let next = segments.last().unwrap().0 + 1;
+    std::fs::write(
+        wal_dir.join(format!("{next:020}.wal")),
+        b"VIGILWAL\x01\x00\x00\x00",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_damaged_store_is_moved_aside_and_an_empty_one_started_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("collector.toml"), "keep me").unwrap();
+    {
+        let store = open_quiet(dir.path());
+        store
+            .append(&writer("a", 1), 1, &[series("m", &[], &[(1, 1.0)])])
+            .unwrap();
+    }
+    damage_the_log(dir.path());
+
+    // A tool reading the store reports the damage and moves nothing.
+    let error = Store::open_existing(&quiet_config(dir.path())).unwrap_err();
+    assert!(matches!(error, StoreError::WalDamaged { .. }), "{error:?}");
+
+    let refuse = StoreConfig {
+        on_damage: OnDamage::Refuse,
+        ..quiet_config(dir.path())
+    };
+    let error = Store::open(&refuse).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("holds a damaged store"), "{message}");
+    assert!(message.contains("on_damage = \"quarantine\""), "{message}");
+
+    let store = open_quiet(dir.path());
+    let moved = store
+        .quarantined_to()
+        .expect("the store was moved aside")
+        .to_owned();
+    assert!(moved.join("wal").is_dir());
+    assert!(moved.join(SLED_DATA_FILE).is_file());
+    assert!(select(&store, "m").is_empty());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("collector.toml")).unwrap(),
+        "keep me"
+    );
+    store
+        .append(&writer("a", 1), 1, &[series("m", &[], &[(1, 1.0)])])
+        .unwrap();
+    assert_eq!(select(&store, "m").len(), 1);
+}
+
+#[test]
+fn an_import_is_invisible_until_it_commits_and_gone_if_it_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_quiet(dir.path());
+    let labels = Labels::from_pairs([("host", "a")]);
+    let mut import = store.begin_import("test").unwrap();
+    for (t, v) in regular(0, 5000) {
+        import
+            .add(
+                "m",
+                &labels,
+                Sample {
+                    timestamp_ms: t,
+                    value: v,
+                },
+                true,
+            )
+            .unwrap();
+    }
+    // Written in part (a series is written out when it is large), not visible.
+    import
+        .add(
+            "other",
+            &labels,
+            Sample {
+                timestamp_ms: 0,
+                value: 1.0,
+            },
+            false,
+        )
+        .unwrap();
+    assert!(select(&store, "m").is_empty());
+    drop(import);
+    assert!(select(&store, "m").is_empty());
+    assert!(
+        store.inner.sealed.chunks.is_empty(),
+        "an abandoned import's chunks are deleted"
+    );
+
+    let mut import = store.begin_import("test").unwrap();
+    for (t, v) in regular(0, 5000) {
+        import
+            .add(
+                "m",
+                &labels,
+                Sample {
+                    timestamp_ms: t,
+                    value: v,
+                },
+                false,
+            )
+            .unwrap();
+    }
+    let summary = import.commit().unwrap();
+    assert_eq!((summary.n_series, summary.n_samples), (1, 5000));
+    assert_eq!(times_and_values(&select(&store, "m")), regular(0, 5000));
+    // Live samples at the same times overlay the import; both stay after a restart.
+    store
+        .append(
+            &writer("a", 1),
+            1,
+            &[series("m", &[("host", "a")], &[(50_000_000, -1.0)])],
+        )
+        .unwrap();
+    drop(store);
+    let store = open_quiet(dir.path());
+    let mut expected = regular(0, 5000);
+    expected.push((50_000_000, -1.0));
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+}
+
+#[test]
+fn an_import_interrupted_by_a_crash_stays_invisible_and_is_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_quiet(dir.path());
+        let mut import = store.begin_import("test").unwrap();
+        let labels = Labels::from_pairs([("host", "a")]);
+        // Values that do not compress to a few bytes, so that chunks go to files.
+        for (t, v) in regular(0, 2000) {
+            let v = (v * 7919.0) % 1000.0 * 0.37;
+            import
+                .add(
+                    "m",
+                    &labels,
+                    Sample {
+                        timestamp_ms: t,
+                        value: v,
+                    },
+                    true,
+                )
+                .unwrap();
+        }
+        import
+            .add(
+                "n",
+                &labels,
+                Sample {
+                    timestamp_ms: 0,
+                    value: 0.0,
+                },
+                false,
+            )
+            .unwrap();
+        store.flush().unwrap();
+        import.abandon_as_in_a_crash();
+    }
+    let store = open_quiet(dir.path());
+    assert!(select(&store, "m").is_empty());
+    assert!(!store.inner.sealed.chunks.is_empty());
+    assert!(dir.path().join("chunks/import-1").is_dir());
+    store.inner.sweep_aborted_imports().unwrap();
+    assert!(store.inner.sealed.chunks.is_empty());
+    assert!(!dir.path().join("chunks/import-1").exists());
+    assert!(store.inner.sealed.rollups.is_empty());
 }

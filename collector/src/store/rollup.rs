@@ -1,0 +1,242 @@
+//! Five-minute rollups: min, max, sum and count of a series' samples per aligned five-minute
+//! bucket, kept much longer than raw samples and read by range queries with a step of five
+//! minutes or more. A series' rollups for one UTC day are one sled value (a block); sealing a
+//! window recomputes that window's 24 buckets from its merged samples and rewrites the block.
+//!
+//! Block: version (1) ‖ for min, max and sum: length (LEB128) ‖ chunk ‖ then the count chunk
+//! to the end. Each chunk ([`super::chunk`]) has the bucket starts as timestamps, so the
+//! codec's regular-timestamp and whole-number paths do the compressing.
+
+use vigil_proto::model::Sample;
+
+use super::chunk::{self, ChunkError};
+
+/// Width of a rollup bucket.
+pub const BUCKET_MS: i64 = 5 * 60 * 1000;
+/// Span of one rollup block.
+pub(super) const BLOCK_MS: i64 = 24 * 60 * 60 * 1000;
+const BLOCK_VERSION: u8 = 1;
+
+/// Start of the bucket (or, with [`BLOCK_MS`], the block) holding `timestamp_ms`.
+pub(super) fn align(timestamp_ms: i64, width_ms: i64) -> i64 {
+    timestamp_ms
+        .checked_sub(timestamp_ms.rem_euclid(width_ms))
+        .unwrap_or(i64::MIN)
+}
+
+/// The samples of a span of time reduced to four numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Aggregate {
+    /// Smallest value; NaN only when every value was NaN.
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Aggregate {
+    pub fn of(value: f64) -> Self {
+        Self {
+            min: value,
+            max: value,
+            sum: value,
+            count: 1,
+        }
+    }
+
+    pub fn add(&mut self, other: &Aggregate) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    pub fn avg(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+}
+
+/// Buckets of `samples` (sorted by time), in time order.
+pub(super) fn bucketize(samples: &[Sample]) -> Vec<(i64, Aggregate)> {
+    let mut buckets: Vec<(i64, Aggregate)> = Vec::new();
+    for sample in samples {
+        let start = align(sample.timestamp_ms, BUCKET_MS);
+        match buckets.last_mut() {
+            Some((last_start, aggregate)) if *last_start == start => {
+                aggregate.add(&Aggregate::of(sample.value))
+            }
+            _ => buckets.push((start, Aggregate::of(sample.value))),
+        }
+    }
+    buckets
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7F) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Encodes buckets (sorted by start, one per start) as a block.
+pub(super) fn encode_block(buckets: &[(i64, Aggregate)]) -> Result<Vec<u8>, ChunkError> {
+    let column = |value: fn(&Aggregate) -> f64| -> Result<Vec<u8>, ChunkError> {
+        let samples: Vec<Sample> = buckets
+            .iter()
+            .map(|(start, aggregate)| Sample {
+                timestamp_ms: *start,
+                value: value(aggregate),
+            })
+            .collect();
+        chunk::encode(&samples)
+    };
+    let mut out = vec![BLOCK_VERSION];
+    for value in [
+        (|a: &Aggregate| a.min) as fn(&Aggregate) -> f64,
+        |a| a.max,
+        |a| a.sum,
+    ] {
+        let encoded = column(value)?;
+        put_varint(&mut out, encoded.len() as u64);
+        out.extend_from_slice(&encoded);
+    }
+    out.extend_from_slice(&column(|a| a.count as f64)?);
+    Ok(out)
+}
+
+/// Why a block did not decode.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BlockError {
+    #[error("rollup block framing is damaged")]
+    Framing,
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+}
+
+pub(super) fn decode_block(bytes: &[u8]) -> Result<Vec<(i64, Aggregate)>, BlockError> {
+    let (&version, mut rest) = bytes.split_first().ok_or(BlockError::Framing)?;
+    if version != BLOCK_VERSION {
+        return Err(BlockError::Framing);
+    }
+    let mut columns = Vec::with_capacity(4);
+    for _ in 0..3 {
+        let length = usize::try_from(take_varint(&mut rest).ok_or(BlockError::Framing)?)
+            .map_err(|_| BlockError::Framing)?;
+        if rest.len() < length {
+            return Err(BlockError::Framing);
+        }
+        let (column, after) = rest.split_at(length);
+        columns.push(chunk::decode(column)?);
+        rest = after;
+    }
+    columns.push(chunk::decode(rest)?);
+    let n = columns[0].len();
+    if columns.iter().any(|column| column.len() != n) {
+        return Err(BlockError::Framing);
+    }
+    Ok((0..n)
+        .map(|i| {
+            (
+                columns[0][i].timestamp_ms,
+                Aggregate {
+                    min: columns[0][i].value,
+                    max: columns[1][i].value,
+                    sum: columns[2][i].value,
+                    count: columns[3][i].value as u64,
+                },
+            )
+        })
+        .collect())
+}
+
+/// `block` with every bucket in `[start_ms, end_ms)` replaced by `replacement` (buckets
+/// inside that span, sorted).
+pub(super) fn replace_span(
+    block: Vec<(i64, Aggregate)>,
+    start_ms: i64,
+    end_ms: i64,
+    replacement: &[(i64, Aggregate)],
+) -> Vec<(i64, Aggregate)> {
+    let mut merged: Vec<(i64, Aggregate)> = block
+        .into_iter()
+        .filter(|(bucket, _)| *bucket < start_ms || *bucket >= end_ms)
+        .collect();
+    merged.extend_from_slice(replacement);
+    merged.sort_by_key(|(bucket, _)| *bucket);
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_hold_min_max_sum_and_count_of_their_five_minutes() {
+        let samples: Vec<Sample> = (0..60)
+            .map(|i| Sample {
+                timestamp_ms: i * 10_000,
+                value: i as f64,
+            })
+            .collect();
+        let buckets = bucketize(&samples);
+        assert_eq!(buckets.len(), 2);
+        assert_eq!(
+            buckets[0],
+            (
+                0,
+                Aggregate {
+                    min: 0.0,
+                    max: 29.0,
+                    sum: (0..30).sum::<i64>() as f64,
+                    count: 30
+                }
+            )
+        );
+        assert_eq!(buckets[1].0, BUCKET_MS);
+        assert_eq!(buckets[1].1.avg(), 44.5);
+    }
+
+    #[test]
+    fn blocks_round_trip() {
+        let buckets: Vec<(i64, Aggregate)> = (0..288)
+            .map(|i| {
+                (
+                    i * BUCKET_MS,
+                    Aggregate {
+                        min: i as f64 * 0.5,
+                        max: i as f64 * 0.75 + 1.0,
+                        sum: i as f64 * 30.0,
+                        count: 30,
+                    },
+                )
+            })
+            .collect();
+        let block = encode_block(&buckets).unwrap();
+        assert_eq!(decode_block(&block).unwrap(), buckets);
+        assert!(decode_block(&block[..block.len() / 2]).is_err());
+        assert!(decode_block(&[]).is_err());
+    }
+
+    #[test]
+    fn replacing_a_span_keeps_the_buckets_outside_it() {
+        let one = Aggregate::of(1.0);
+        let two = Aggregate::of(2.0);
+        let block = vec![(0, one), (BUCKET_MS, one), (2 * BUCKET_MS, one)];
+        let replaced = replace_span(block, BUCKET_MS, 2 * BUCKET_MS, &[(BUCKET_MS, two)]);
+        assert_eq!(replaced, [(0, one), (BUCKET_MS, two), (2 * BUCKET_MS, one)]);
+    }
+}
