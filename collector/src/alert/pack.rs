@@ -225,6 +225,21 @@ pub fn builtin_rules() -> Vec<Rule> {
             }),
         },
         Rule {
+            name: "InletTemperatureCreep".into(),
+            category: Some(FailureKind::Overheating),
+            summary: "inlet air on {host} is {rise} warmer than usual ({value} now); check the \
+                      room's cooling before the machines in it overheat"
+                .into(),
+            pending_for: hours(1),
+            clear_for: hours(1),
+            kind: RuleKind::Creep(Creep {
+                signal: Signal::metric("system_temperature_celsius").matching("sensor", "inlet"),
+                relative_to: None,
+                explained_by: None,
+                rise: 5.0,
+            }),
+        },
+        Rule {
             name: "TemperatureHigh".into(),
             category: Some(FailureKind::Overheating),
             summary: "temperature {sensor} on {host} at {value} for {for}; thermal trip \

@@ -288,6 +288,29 @@ mod tests {
     }
 
     #[test]
+    fn a_room_whose_cooling_fails_is_creep_of_the_inlet_and_its_daily_swing_is_not() {
+        let rule = rule();
+        let mut state = CreepState::default();
+        let failure = 4 * 24 * 60 + 14 * 60;
+        let mut first = None;
+        for minute in 0..5 * 24 * 60 {
+            let daily = 1.5 * ((minute % 1440) as f64 / 1440.0 * std::f64::consts::TAU).sin();
+            let warming = if minute > failure {
+                (minute - failure) as f64 / 60.0 * 2.0
+            } else {
+                0.0
+            };
+            let inlet = 21.0 + daily + warming + 0.3 * ((minute as f64) * 1.3).sin();
+            if let Some(Some(_)) = observe(&rule, &mut state, minute * 60_000, inlet, inlet, 0.0) {
+                first.get_or_insert(minute);
+            }
+        }
+        let first = first.expect("the warming room is reported");
+        // The daily swing sets the bar (five of its standard deviations, about 8 °C here).
+        assert!(first > failure && first < failure + 8 * 60, "{first}");
+    }
+
+    #[test]
     fn a_short_spike_is_not_creep() {
         let rule = rule();
         let mut state = CreepState::default();
