@@ -79,6 +79,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         format: OutputFormat,
     },
+    /// Load an OpenMetrics file with timestamps (.om or .om.gz, like promtool's backfill)
+    /// into a store: all of it, or nothing if a line is malformed. Stop a collector that
+    /// uses the store first.
+    Import {
+        /// The collector's data directory (its `data_dir`); created if missing.
+        #[arg(long)]
+        data: PathBuf,
+        /// The OpenMetrics file.
+        file: PathBuf,
+    },
     /// Replay a recorded OpenMetrics trace (.om or .om.gz) through the alert engine in
     /// simulated time; print one JSON line per alert state change.
     Backtest {
@@ -366,6 +376,26 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 "backtest replayed {}",
                 input.display()
             );
+            Ok(())
+        }
+        Command::Import { data, file } => {
+            let started = std::time::Instant::now();
+            let mut stderr = std::io::stderr();
+            let progress: Option<&mut dyn std::io::Write> =
+                if std::io::IsTerminal::is_terminal(&stderr) {
+                    Some(&mut stderr)
+                } else {
+                    None
+                };
+            let summary = tokio::task::block_in_place(|| {
+                vigil_collector::store::import::import_openmetrics(&data, &file, progress)
+            })?;
+            vigil_collector::store::import::write_summary(
+                &mut std::io::stdout(),
+                &data,
+                &summary,
+                started.elapsed(),
+            )?;
             Ok(())
         }
         Command::Query {

@@ -443,14 +443,28 @@ impl Inner {
     }
 }
 
-/// Why `vigil-collector import` stopped.
+/// Why `vigil-collector import` stopped. The message is the cause's own line (it names the
+/// file and line, or the data directory) and that nothing was imported; the cause is not
+/// repeated as a source.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// The file is malformed: `file:line: reason`.
     #[error("{0}; nothing was imported")]
-    Input(#[from] OmError),
+    Input(OmError),
     #[error("{0}; nothing was imported")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<OmError> for ImportError {
+    fn from(error: OmError) -> Self {
+        ImportError::Input(error)
+    }
+}
+
+impl From<StoreError> for ImportError {
+    fn from(error: StoreError) -> Self {
+        ImportError::Store(error)
+    }
 }
 
 /// `vigil-collector import --data DIR FILE.om`: streams `file` (OpenMetrics text with
