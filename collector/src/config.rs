@@ -31,6 +31,58 @@ pub struct CollectorConfig {
     /// Alert delivery: channels, routing per client, retries. Default: no channels.
     #[serde(default)]
     pub notify: crate::notify::NotifySection,
+    /// The alert engine: rule changes and its schedule. Default: the built-in rules.
+    #[serde(default)]
+    pub alerts: AlertsSection,
+    /// The clients' contracts. Default: none (alerts go out by the engine's severity).
+    #[serde(default)]
+    pub policies: PoliciesSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// A rules file that tunes, disables or adds to the built-in rules.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    /// How often forecasts, silence and staleness are judged, e.g. "60s".
+    #[serde(
+        default = "default_evaluation_interval",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub evaluation_interval: Duration,
+    /// After the collector starts, how long before any host is called silent.
+    #[serde(
+        default = "default_restart_grace",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub restart_grace: Duration,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        Self {
+            rules: None,
+            evaluation_interval: default_evaluation_interval(),
+            restart_grace: default_restart_grace(),
+        }
+    }
+}
+
+fn default_evaluation_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_restart_grace() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesSection {
+    /// Folder of policy files, one `*.toml` per client, re-read when a file changes.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +247,14 @@ impl CollectorConfig {
             }
         }
         self.notify.resolve_paths(base);
+        for path in [&mut self.alerts.rules, &mut self.policies.dir]
+            .into_iter()
+            .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
     }
 
     fn problems(&self) -> Vec<String> {
@@ -227,6 +287,20 @@ impl CollectorConfig {
                 problems.push(format!(
                     "enroll.cert_validity = {:?} is too short (at least 1h)",
                     humantime::format_duration(enroll.cert_validity).to_string()
+                ));
+            }
+        }
+        if self.alerts.evaluation_interval < Duration::from_secs(1) {
+            problems.push(format!(
+                "alerts.evaluation_interval = {:?} is too short (at least 1s)",
+                humantime::format_duration(self.alerts.evaluation_interval).to_string()
+            ));
+        }
+        if let Some(dir) = &self.policies.dir {
+            if !dir.is_dir() {
+                problems.push(format!(
+                    "policies.dir = '{}' is not a folder; create it or fix the path",
+                    dir.display()
                 ));
             }
         }

@@ -27,6 +27,7 @@ pub mod enroll;
 pub mod ingest;
 pub mod notify;
 pub mod openmetrics;
+pub mod pipeline;
 pub mod policy;
 pub mod query;
 pub mod serve;

@@ -224,6 +224,13 @@ enum PolicyCommand {
         /// e.g. deploy/policies/dental-practice.toml.
         file: PathBuf,
     },
+    /// List the stored versions of one client's contract: number, time, author, digest.
+    History {
+        #[arg(long, default_value = "/etc/vigil/collector.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        client: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -617,6 +624,30 @@ fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
             })?;
             let policy = Policy::parse(&file, &text)?;
             print!("{}: valid\n{}", file.display(), policy.summary());
+            Ok(())
+        }
+        PolicyCommand::History { config, client } => {
+            let loaded = CollectorConfig::load(&config)?;
+            let archive = vigil_collector::pipeline::PolicyArchive::new(&loaded.data_dir);
+            let versions = archive
+                .versions(&client)
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
+            if versions.is_empty() {
+                anyhow::bail!(
+                    "client '{client}' has no stored policy versions in {}; a collector \
+                     stores one when it reads the client's file in [policies] dir",
+                    loaded.data_dir.display()
+                );
+            }
+            for version in versions {
+                println!(
+                    "v{:<4} {}  {}  {}",
+                    version.version,
+                    version.created_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+                    version.digest.get(..19).unwrap_or(&version.digest),
+                    version.author
+                );
+            }
             Ok(())
         }
     }

@@ -11,6 +11,9 @@ use crate::enroll::service::{
 use crate::enroll::{CaError, CertificateAuthority};
 use crate::ingest::tls::{self, TlsError};
 use crate::ingest::{IngestEvent, IngestServer, IngestService, IngestSettings};
+use crate::notify::channel::Channels;
+use crate::notify::{Clock, Notifier, NotifierSettings, NotifyError, Outbox};
+use crate::pipeline::{Dispatch, LiveAlerts, Policies};
 use crate::store::{Store, StoreError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +45,10 @@ pub enum ServeError {
     },
     #[error("serving gRPC: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Rules(#[from] vigil_proto::config_file::ConfigFileError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
 }
 
 fn bind_hint(error: &std::io::Error) -> &'static str {
@@ -61,7 +68,16 @@ pub struct Collector {
     enrollment: Option<EnrollmentListener>,
     registry: Arc<Registry>,
     revocations: RevocationList,
+    alerts: Alerting,
     shutdown: CancellationToken,
+}
+
+/// The live alert path: the engine with its events, and the notifier that empties the
+/// outbox.
+struct Alerting {
+    live: LiveAlerts,
+    events: broadcast::Receiver<IngestEvent>,
+    notifier: Notifier,
 }
 
 /// The listener agents enroll at, with a join token and no certificate.
@@ -122,12 +138,14 @@ impl Collector {
                 service: EnrollmentService::new(authority),
             });
         }
+        let alerts = Alerting::open(config, &store, ingest.service().subscribe())?;
         Ok(Self {
             store,
             ingest,
             enrollment,
             registry,
             revocations,
+            alerts,
             shutdown,
         })
     }
@@ -167,6 +185,7 @@ impl Collector {
         if let Some(enrollment) = self.enrollment {
             tokio::spawn(enrollment.run(shutdown.child_token()));
         }
+        let alerting = self.alerts.start(shutdown.child_token());
         let mut serving = tokio::spawn(self.ingest.run(shutdown.clone()));
         let served = tokio::select! {
             served = &mut serving => served,
@@ -181,6 +200,7 @@ impl Collector {
                 }
             }
         };
+        alerting.stop().await;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await
@@ -189,6 +209,89 @@ impl Collector {
             Ok(result) => result.map_err(ServeError::from),
             Err(join_error) => panic!("the ingest server panicked: {join_error}"),
         }
+    }
+}
+
+impl Alerting {
+    fn open(
+        config: &CollectorConfig,
+        store: &Store,
+        events: broadcast::Receiver<IngestEvent>,
+    ) -> Result<Self, ServeError> {
+        let rules = match &config.alerts.rules {
+            Some(path) => crate::alert::config::load_rules(path)?,
+            None => crate::alert::RuleSet::builtin(),
+        };
+        let settings = crate::alert::EngineSettings {
+            restart_grace_ms: config.alerts.restart_grace.as_millis() as i64,
+            evaluation_interval_ms: config.alerts.evaluation_interval.as_millis() as i64,
+            ..crate::alert::EngineSettings::default()
+        };
+        let outbox = Arc::new(Outbox::open(&config.data_dir)?);
+        let channels = Arc::new(Channels::build(&config.notify)?);
+        let policies = Arc::new(Policies::open(
+            &config.data_dir,
+            config.policies.dir.clone(),
+        ));
+        let dispatch = Dispatch::new(outbox.clone(), policies, config.notify.routing.clone());
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let live = LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms);
+        let notifier = Notifier::new(
+            outbox,
+            channels,
+            NotifierSettings::from_section(&config.notify),
+            Clock::System,
+        );
+        Ok(Self {
+            live,
+            events,
+            notifier,
+        })
+    }
+
+    /// Starts the engine on a thread of its own (it saves its state with fsync, which
+    /// must not hold up the network tasks) and the notifier as a task.
+    fn start(self, shutdown: CancellationToken) -> RunningAlerting {
+        let notifier = tokio::spawn(self.notifier.run(shutdown.clone()));
+        let live = self.live;
+        let events = self.events;
+        let engine_shutdown = shutdown.clone();
+        let engine = std::thread::Builder::new()
+            .name("alert-engine".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .expect("a single-threaded runtime builds");
+                runtime.block_on(live.run(events, engine_shutdown));
+            })
+            .expect("the alert engine thread starts");
+        RunningAlerting {
+            engine,
+            notifier,
+            shutdown,
+        }
+    }
+}
+
+struct RunningAlerting {
+    engine: std::thread::JoinHandle<()>,
+    notifier: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl RunningAlerting {
+    /// Stops both and waits until the engine has saved its state.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let engine = self.engine;
+        if tokio::task::spawn_blocking(move || engine.join())
+            .await
+            .map_or(true, |joined| joined.is_err())
+        {
+            tracing::error!("the alert engine stopped abnormally");
+        }
+        let _ = self.notifier.await;
     }
 }
 

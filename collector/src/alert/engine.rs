@@ -53,7 +53,7 @@ pub enum AlertState {
 
 /// One state change of one alert instance: it fired, its severity rose (reported as firing
 /// again with the new severity), or it resolved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     pub ts_ms: i64,
     pub host: String,

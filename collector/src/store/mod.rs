@@ -31,6 +31,7 @@ mod open;
 pub mod rollup;
 mod sealed;
 mod selector;
+mod state;
 mod wal;
 
 use std::collections::HashMap;

@@ -1,0 +1,250 @@
+//! From an alert transition to the outbox: the client's contract classifies it, the
+//! client's routing picks the channels, [`notify::enqueue`] writes the deliveries.
+//!
+//! Two kinds of transition wait instead of going out at once, and are kept in
+//! [`Deferred`] (saved with the engine's state, so a restart keeps them): a firing held by
+//! a maintenance window, released when the window ends if the alert still fires; and one
+//! whose contract says to look again later (a condition that must last, such as "server
+//! silent for 5 minutes"). A resolve drops what waits for its alert.
+
+use super::policies::Policies;
+use crate::alert::{AlertState, Transition};
+use crate::notify::config::RoutingSection;
+use crate::notify::{self, NotifyError, Outbox};
+use crate::policy::{
+    AlertFacts, AlertKind, Classification, ContractSeverity, EngineSeverity, PolicyError,
+    PolicyVersionId, Route,
+};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A firing transition waiting to be classified again at `at_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deferred {
+    pub at_ms: i64,
+    pub transition: Transition,
+    /// When the alert began firing (the transition may be a later severity change).
+    pub firing_since_ms: i64,
+}
+
+/// Classifies and enqueues transitions.
+pub struct Dispatch {
+    outbox: Arc<Outbox>,
+    policies: Arc<Policies>,
+    routing: RoutingSection,
+    /// Waiting firings, by alert.
+    deferred: Vec<Deferred>,
+    /// When each open alert began firing, by (client, host, rule, labels).
+    firing_since: BTreeMap<String, i64>,
+}
+
+impl Dispatch {
+    pub fn new(outbox: Arc<Outbox>, policies: Arc<Policies>, routing: RoutingSection) -> Self {
+        Self {
+            outbox,
+            policies,
+            routing,
+            deferred: Vec::new(),
+            firing_since: BTreeMap::new(),
+        }
+    }
+
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// What waits, for the saved state.
+    pub fn deferred(&self) -> &[Deferred] {
+        &self.deferred
+    }
+
+    /// Takes back what waited before a restart.
+    pub fn restore(&mut self, deferred: Vec<Deferred>) {
+        for item in &deferred {
+            self.firing_since
+                .insert(key_of(&item.transition), item.firing_since_ms);
+        }
+        self.deferred = deferred;
+    }
+
+    /// Classifies and enqueues one transition. Returns when its deliveries are on disk.
+    pub fn handle(&mut self, transition: &Transition, now: Timestamp) -> Result<(), NotifyError> {
+        let key = key_of(transition);
+        let firing_since_ms = match transition.state {
+            AlertState::Firing => *self
+                .firing_since
+                .entry(key.clone())
+                .or_insert(transition.ts_ms),
+            AlertState::Resolved => {
+                self.deferred.retain(|item| key_of(&item.transition) != key);
+                self.firing_since.remove(&key).unwrap_or(transition.ts_ms)
+            }
+        };
+        self.send(transition, firing_since_ms, now)
+    }
+
+    /// Sends what has waited until `now`, if its alert still fires.
+    pub fn release_due(&mut self, now: Timestamp) -> Result<(), NotifyError> {
+        let now_ms = now.as_millisecond();
+        let (due, waiting): (Vec<Deferred>, Vec<Deferred>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|item| item.at_ms <= now_ms);
+        self.deferred = waiting;
+        for item in due {
+            tracing::info!(
+                rule = %item.transition.rule,
+                host = %item.transition.host,
+                "classifying a waiting alert again"
+            );
+            self.send(&item.transition, item.firing_since_ms, now)?;
+        }
+        Ok(())
+    }
+
+    fn send(
+        &mut self,
+        transition: &Transition,
+        firing_since_ms: i64,
+        now: Timestamp,
+    ) -> Result<(), NotifyError> {
+        let classification = self.classify(transition, firing_since_ms, now);
+        if transition.state == AlertState::Firing {
+            let wait_until = match classification.route {
+                Route::HeldForMaintenance { until } => Some(until),
+                _ => classification.reclassify_at,
+            };
+            if let Some(at) = wait_until {
+                let key = key_of(transition);
+                self.deferred.retain(|item| key_of(&item.transition) != key);
+                self.deferred.push(Deferred {
+                    at_ms: at.as_millisecond(),
+                    transition: transition.clone(),
+                    firing_since_ms,
+                });
+            }
+        }
+        let routing = self.routing.for_client(&transition.client);
+        let enqueued = notify::enqueue(&self.outbox, transition, &classification, &routing, now)?;
+        tracing::info!(
+            alert = %enqueued.fingerprint,
+            rule = %transition.rule,
+            host = %transition.host,
+            state = ?transition.state,
+            severity = %classification.contract_severity.as_str(),
+            plan = ?enqueued.plan,
+            "alert enqueued"
+        );
+        Ok(())
+    }
+
+    fn classify(
+        &self,
+        transition: &Transition,
+        firing_since_ms: i64,
+        now: Timestamp,
+    ) -> Classification {
+        let mut facts = facts_of(transition, firing_since_ms);
+        let mut classified = self.policies.classify(&facts, now);
+        // An alert that began before the client's first contract version is classified by
+        // that first version.
+        if let Some(Err(PolicyError::NoneInForce {
+            first: Some(first), ..
+        })) = &classified
+        {
+            facts.firing_since = *first;
+            classified = self.policies.classify(&facts, now);
+        }
+        match classified {
+            Some(Ok(classification)) => classification,
+            Some(Err(error)) => {
+                tracing::error!(
+                    "alert '{}' on host '{}': {error}; delivering it by the engine's severity",
+                    transition.rule,
+                    transition.host
+                );
+                without_contract(transition, now, &error.to_string())
+            }
+            None => without_contract(
+                transition,
+                now,
+                &format!(
+                    "client '{}' has no contract; add its policy file to [policies] dir",
+                    transition.client
+                ),
+            ),
+        }
+    }
+}
+
+/// What the policy room needs to know of a transition.
+pub fn facts_of(transition: &Transition, firing_since_ms: i64) -> AlertFacts {
+    let kind = transition
+        .category
+        .and_then(|category| AlertKind::from_name(category.as_str()))
+        .unwrap_or(AlertKind::Saturation);
+    let severity = match transition.severity {
+        crate::alert::rule::Severity::Warning => EngineSeverity::Warning,
+        crate::alert::rule::Severity::Critical => EngineSeverity::Critical,
+        crate::alert::rule::Severity::Emergency => EngineSeverity::Emergency,
+    };
+    AlertFacts {
+        client: transition.client.clone(),
+        host: transition.host.clone(),
+        rule: transition.rule.clone(),
+        kind,
+        severity,
+        labels: transition
+            .labels
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect(),
+        firing_since: Timestamp::from_millisecond(firing_since_ms).unwrap_or(Timestamp::UNIX_EPOCH),
+        forecast_time_left: None,
+    }
+}
+
+/// A classification for an alert no contract can classify: the engine's severity, at once,
+/// so that nothing is silently dropped.
+fn without_contract(transition: &Transition, now: Timestamp, why: &str) -> Classification {
+    let contract_severity = match transition.severity {
+        crate::alert::rule::Severity::Warning => ContractSeverity::Warning,
+        crate::alert::rule::Severity::Critical => ContractSeverity::Critical,
+        crate::alert::rule::Severity::Emergency => ContractSeverity::Emergency,
+    };
+    Classification {
+        contract_severity,
+        host_role: None,
+        route: if contract_severity == ContractSeverity::Warning {
+            Route::BusinessHours
+        } else {
+            Route::Now
+        },
+        response_due: now,
+        policy_version: PolicyVersionId {
+            client: transition.client.clone(),
+            version: 0,
+            digest: "none".to_string(),
+        },
+        rule: None,
+        accepted_risk: None,
+        reclassify_at: None,
+        reasons: vec![why.to_string()],
+    }
+}
+
+fn key_of(transition: &Transition) -> String {
+    let labels: Vec<String> = transition
+        .labels
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect();
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        transition.client,
+        transition.host,
+        transition.rule,
+        labels.join(",")
+    )
+}

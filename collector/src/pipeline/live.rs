@@ -1,0 +1,212 @@
+//! The alert engine, live: fed by ingest as batches are stored, judged on a schedule, and
+//! saved in the store so that a restart neither loses a pending alert nor repeats a firing
+//! one.
+//!
+//! Order matters for the promise that nothing is lost: a transition's deliveries are in the
+//! outbox before the state that produced it is saved. A crash between the two replays the
+//! transition after restart, and the outbox's idempotency keys stop it from going out twice.
+
+use super::dispatch::{Deferred, Dispatch};
+use crate::alert::{Engine, EngineSettings, RuleSet, Snapshot, Transition};
+use crate::ingest::IngestEvent;
+use crate::store::Store;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use vigil_proto::model::GoodbyeReason;
+
+/// The store record the live state is saved under.
+const STATE_KEY: &str = "alert_engine";
+/// How often the policy folder is looked at for changes.
+const POLICY_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What is saved: the engine and the alerts that wait.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedState {
+    engine: Snapshot,
+    #[serde(default)]
+    deferred: Vec<Deferred>,
+}
+
+/// The engine, the dispatch and the store they are saved in.
+pub struct LiveAlerts {
+    engine: Engine,
+    dispatch: Dispatch,
+    store: Store,
+    /// Transitions since the last save.
+    unsaved: bool,
+}
+
+impl LiveAlerts {
+    /// Restores the saved state, or starts afresh when there is none (or it cannot be read:
+    /// that is reported, and the unreadable record is kept aside).
+    pub fn open(
+        store: Store,
+        rules: RuleSet,
+        settings: EngineSettings,
+        mut dispatch: Dispatch,
+        now_ms: i64,
+    ) -> Self {
+        let saved = match store.state(STATE_KEY) {
+            Ok(Some(bytes)) => match serde_json::from_slice::<SavedState>(&bytes) {
+                Ok(saved) => Some(saved),
+                Err(error) => {
+                    tracing::error!(
+                        "the saved alert state cannot be read ({error}); starting afresh, the \
+                         old record is kept as '{STATE_KEY}.unreadable'"
+                    );
+                    let _ = store.put_state(&format!("{STATE_KEY}.unreadable"), &bytes);
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(error) => {
+                tracing::error!("reading the saved alert state: {error}; starting afresh");
+                None
+            }
+        };
+        let engine = match saved {
+            Some(saved) => {
+                dispatch.restore(saved.deferred);
+                tracing::info!("alert state restored");
+                Engine::restore_with_settings(rules, settings, saved.engine, now_ms)
+            }
+            None => Engine::with_settings(rules, settings),
+        };
+        Self {
+            engine,
+            dispatch,
+            store,
+            unsaved: false,
+        }
+    }
+
+    /// Runs until `shutdown`: samples as they are stored, the schedule every evaluation
+    /// interval, the policy folder every few seconds; saves at every evaluation with changes
+    /// and at the end.
+    pub async fn run(
+        mut self,
+        mut events: broadcast::Receiver<IngestEvent>,
+        shutdown: CancellationToken,
+    ) {
+        let author = "collector";
+        for problem in self.dispatch.policies().sync(author, Timestamp::now()) {
+            tracing::error!("{problem}");
+        }
+        let interval = Duration::from_millis(self.engine.settings().evaluation_interval_ms as u64);
+        let mut evaluation = tokio::time::interval(interval);
+        evaluation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut policy_sync = tokio::time::interval(POLICY_SYNC_INTERVAL);
+        policy_sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                event = events.recv() => match event {
+                    Ok(event) => self.on_event(&event),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => tracing::warn!(
+                        missed,
+                        "alert evaluation fell behind ingest; {missed} batches were stored but \
+                         not judged as they arrived (the schedule still judges them)"
+                    ),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = evaluation.tick() => self.evaluate(),
+                _ = policy_sync.tick() => {
+                    for problem in self.dispatch.policies().sync(author, Timestamp::now()) {
+                        tracing::error!("{problem}");
+                    }
+                }
+            }
+        }
+        self.unsaved = true;
+        self.save();
+    }
+
+    /// Judges what one ingest event tells.
+    pub fn on_event(&mut self, event: &IngestEvent) {
+        match event {
+            IngestEvent::Stored { peer, batch } => {
+                let now_ms = Timestamp::now().as_millisecond();
+                let mut transitions = Vec::new();
+                for series in &batch.series {
+                    let mut labels = series.labels.clone();
+                    labels.insert("host", peer.host.clone());
+                    labels.insert("client", peer.client.clone());
+                    let id = self.engine.series_id(&series.name, &labels);
+                    for sample in &series.samples {
+                        self.engine
+                            .observe_series(id, *sample, now_ms, &mut transitions);
+                    }
+                }
+                self.deliver(&transitions);
+                if !transitions.is_empty() {
+                    self.save();
+                }
+            }
+            IngestEvent::Goodbye { peer, reason } => {
+                if matches!(
+                    reason,
+                    GoodbyeReason::Shutdown | GoodbyeReason::Reboot | GoodbyeReason::Sleep
+                ) {
+                    self.engine.host_goodbye(&peer.host);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// One scheduled evaluation: forecasts, silence, staleness; then what waited.
+    pub fn evaluate(&mut self) {
+        let now = Timestamp::now();
+        let transitions = self.engine.evaluate(now.as_millisecond());
+        self.deliver(&transitions);
+        if let Err(error) = self.dispatch.release_due(now) {
+            tracing::error!("releasing waiting alerts: {error}");
+        }
+        self.unsaved = true;
+        self.save();
+    }
+
+    fn deliver(&mut self, transitions: &[Transition]) {
+        let now = Timestamp::now();
+        for transition in transitions {
+            if let Err(error) = self.dispatch.handle(transition, now) {
+                // The outbox is on local disk; if it fails, the alert is at least in the log.
+                tracing::error!(
+                    rule = %transition.rule,
+                    host = %transition.host,
+                    summary = %transition.summary,
+                    "enqueueing an alert failed: {error}"
+                );
+            }
+            self.unsaved = true;
+        }
+    }
+
+    fn save(&mut self) {
+        if !self.unsaved {
+            return;
+        }
+        let saved = SavedState {
+            engine: self.engine.snapshot(),
+            deferred: self.dispatch.deferred().to_vec(),
+        };
+        let result = serde_json::to_vec(&saved)
+            .map_err(|error| error.to_string())
+            .and_then(|bytes| {
+                self.store
+                    .put_state(STATE_KEY, &bytes)
+                    .map_err(|error| error.to_string())
+            });
+        match result {
+            Ok(()) => self.unsaved = false,
+            Err(error) => tracing::error!("saving the alert state: {error}"),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}

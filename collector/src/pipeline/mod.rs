@@ -1,0 +1,14 @@
+//! The live path from a stored sample to a person: the alert engine judges, the client's
+//! contract classifies, the outbox keeps the deliveries until the notifier sends them.
+//!
+//! - [`policies`] — the contracts in force: stored versions and the policy folder.
+//! - [`dispatch`] — one transition: classify, route, enqueue; what waits for later.
+//! - [`live`] — the engine fed by ingest and the schedule, saved in the store.
+
+pub mod dispatch;
+pub mod live;
+pub mod policies;
+
+pub use dispatch::Dispatch;
+pub use live::LiveAlerts;
+pub use policies::{Policies, PolicyArchive};
