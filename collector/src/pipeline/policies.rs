@@ -293,3 +293,74 @@ impl Policies {
         set.history(client).is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str =
+        "client = \"acme\"\ntime_zone = \"Europe/Berlin\"\n[hours]\nweekdays = \"08:00-17:00\"\n";
+    const EDITED: &str =
+        "client = \"acme\"\ntime_zone = \"Europe/Berlin\"\n[hours]\nweekdays = \"07:00-17:00\"\n";
+    const BAD: &str =
+        "client = \"acme\"\ntime_zone = \"Europe/Berlin\"\n[hours]\nweekdays = \"8 to 5\"\n";
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_bad_edit_is_reported_with_its_line_and_the_last_good_version_stays_in_force() {
+        let data = tempfile::tempdir().unwrap();
+        let source = tempfile::tempdir().unwrap();
+        let file = source.path().join("acme.toml");
+        std::fs::write(&file, GOOD).unwrap();
+        let policies = Policies::open(data.path(), Some(source.path().to_path_buf()));
+        assert!(policies.sync("test", at("2026-03-01T10:00:00Z")).is_empty());
+        assert!(policies.knows("acme"));
+
+        std::fs::write(&file, BAD).unwrap();
+        let problems = policies.sync("test", at("2026-03-02T10:00:00Z"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("acme.toml:4"), "{}", problems[0]);
+        assert!(problems[0].contains("stays in force"), "{}", problems[0]);
+        // Reported once per change, not at every look.
+        assert!(policies.sync("test", at("2026-03-02T10:00:05Z")).is_empty());
+
+        std::fs::write(&file, EDITED).unwrap();
+        assert!(policies.sync("test", at("2026-03-03T10:00:00Z")).is_empty());
+        let versions = PolicyArchive::new(data.path()).versions("acme").unwrap();
+        assert_eq!(
+            versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(versions[1].text, EDITED);
+
+        // A collector started later reads the same history back.
+        let reopened = Policies::open(data.path(), None);
+        let set = reopened.set.read().unwrap();
+        let history = set.history("acme").unwrap();
+        assert_eq!(history.versions().count(), 2);
+        assert!(history.in_force_at(at("2026-03-02T12:00:00Z")).is_ok());
+    }
+
+    #[test]
+    fn stored_versions_are_never_replaced() {
+        let data = tempfile::tempdir().unwrap();
+        let archive = PolicyArchive::new(data.path());
+        let version = PolicyVersion {
+            client: "acme".into(),
+            version: 1,
+            digest: crate::policy::version::digest_of(GOOD),
+            author: "a".into(),
+            created_at: at("2026-03-01T10:00:00Z"),
+            text: GOOD.into(),
+        };
+        archive.append(&version).unwrap();
+        assert!(archive
+            .append(&version)
+            .unwrap_err()
+            .contains("never replaced"));
+        assert!(archive.versions("../etc").is_err());
+    }
+}
