@@ -95,6 +95,10 @@ enum Command {
         /// Rules file that tunes, disables or adds rules (default: the built-in rules).
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// A client's policy file whose forecast horizons (`[forecast]`) apply to every host
+        /// of the trace.
+        #[arg(long)]
+        policy: Option<PathBuf>,
         /// The trace.
         input: PathBuf,
     },
@@ -366,14 +370,31 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             command: NotifyCommand::Test { config },
         } => run_notify_test(&config).await,
         Command::Alerts { command } => run_alerts(command),
-        Command::Backtest { rules, input } => {
+        Command::Backtest {
+            rules,
+            policy,
+            input,
+        } => {
             let rules = match rules {
                 Some(path) => vigil_collector::alert::load_rules(&path)?,
                 None => vigil_collector::alert::RuleSet::builtin(),
             };
+            let mut engine = vigil_collector::alert::Engine::new(rules);
+            if let Some(file) = policy {
+                let text = std::fs::read_to_string(&file).map_err(|error| {
+                    anyhow::anyhow!(
+                        "policy {}: cannot be read: {error}; check the path",
+                        file.display()
+                    )
+                })?;
+                let horizons = Policy::parse(&file, &text)?
+                    .forecast
+                    .map(|horizons| (horizons.warn, horizons.critical));
+                engine.set_forecast_horizons("", horizons);
+            }
             let started = std::time::Instant::now();
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            let replay = vigil_collector::alert::backtest::run(rules, &input, &mut stdout)?;
+            let replay = vigil_collector::alert::backtest::run_engine(engine, &input, &mut stdout)?;
             std::io::Write::flush(&mut stdout)?;
             tracing::info!(
                 samples = replay.samples,

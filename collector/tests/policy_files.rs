@@ -156,3 +156,29 @@ fn the_example_dental_practice_contract_is_accepted() {
         "{summary}"
     );
 }
+
+#[test]
+fn forecast_horizons_are_read_and_a_critical_one_beyond_the_warning_is_refused() {
+    use std::time::Duration;
+    use vigil_collector::policy::Policy;
+    let base = "client = \"acme\"\ntime_zone = \"UTC\"\n[hours]\nweekdays = \"08:00-17:00\"\n";
+    let path = std::path::Path::new("acme.toml");
+    let policy = Policy::parse(
+        path,
+        &format!("{base}[forecast]\nwarn_within = \"14d\"\ncritical_within = \"3d\"\n"),
+    )
+    .unwrap();
+    let horizons = policy.forecast.unwrap();
+    assert_eq!(horizons.warn, Duration::from_secs(14 * 86_400));
+    assert_eq!(horizons.critical, Duration::from_secs(3 * 86_400));
+    assert!(Policy::parse(path, base).unwrap().forecast.is_none());
+
+    let error = Policy::parse(
+        path,
+        &format!("{base}[forecast]\nwarn_within = \"1d\"\ncritical_within = \"3d\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("acme.toml:5"), "{error}");
+    assert!(error.contains("critical_within"), "{error}");
+}

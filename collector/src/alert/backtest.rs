@@ -50,7 +50,16 @@ struct Line<'a> {
 /// Replays the trace at `input` (`.om`, or gzip whatever its name) under `rules`, writing
 /// JSON Lines to `out`.
 pub fn run(rules: RuleSet, input: &Path, out: &mut impl Write) -> Result<Replay, BacktestError> {
-    let mut engine = Engine::new(rules);
+    run_engine(Engine::new(rules), input, out)
+}
+
+/// Replays the trace at `input` through `engine` as it is set up (for instance with a
+/// client contract's forecast horizons), writing JSON Lines to `out`.
+pub fn run_engine(
+    mut engine: Engine,
+    input: &Path,
+    out: &mut impl Write,
+) -> Result<Replay, BacktestError> {
     let mut samples = read_trace(&mut engine, input)?;
     samples.sort_by_key(|&(timestamp_ms, series, _)| (timestamp_ms, series));
     replay(&mut engine, &samples, out)

@@ -157,6 +157,9 @@ pub struct Engine {
     host_ids: HashMap<String, usize>,
     /// Hosts are not judged silent before this time.
     grace_until_ms: i64,
+    /// Forecast horizons (warn, critical) a client's contract sets, by client; `""` for
+    /// every client without one of its own. They replace the forecast rules' own.
+    forecast_horizons: HashMap<String, (std::time::Duration, std::time::Duration)>,
 }
 
 impl Engine {
@@ -175,7 +178,21 @@ impl Engine {
             hosts: Vec::new(),
             host_ids: HashMap::new(),
             grace_until_ms: i64::MIN,
+            forecast_horizons: HashMap::new(),
         }
+    }
+
+    /// Sets the forecast horizons of `client`'s contract (`None`: the rules' own), or of
+    /// every client without its own when `client` is empty.
+    pub fn set_forecast_horizons(
+        &mut self,
+        client: &str,
+        horizons: Option<(std::time::Duration, std::time::Duration)>,
+    ) {
+        match horizons {
+            Some(horizons) => self.forecast_horizons.insert(client.to_owned(), horizons),
+            None => self.forecast_horizons.remove(client),
+        };
     }
 
     pub fn rules(&self) -> &RuleSet {
@@ -533,7 +550,16 @@ impl Engine {
             let pending_ms = self.rules.rules[rule_index].pending_for.as_millis() as i64;
             let verdict = match &self.rules.rules[rule_index].kind {
                 RuleKind::Forecast(rule) => {
-                    let rule = rule.clone();
+                    let mut rule = rule.clone();
+                    let client = &self.instances[instance].client;
+                    if let Some(&(warn, critical)) = self
+                        .forecast_horizons
+                        .get(client)
+                        .or_else(|| self.forecast_horizons.get(""))
+                    {
+                        rule.warn_horizon = warn;
+                        rule.critical_horizon = critical;
+                    }
                     let KindState::Forecast(state) = &mut self.instances[instance].state else {
                         continue;
                     };

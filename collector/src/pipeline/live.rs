@@ -92,9 +92,7 @@ impl LiveAlerts {
         shutdown: CancellationToken,
     ) {
         let author = "collector";
-        for problem in self.dispatch.policies().sync(author, Timestamp::now()) {
-            tracing::error!("{problem}");
-        }
+        self.sync_policies(author);
         let interval = Duration::from_millis(self.engine.settings().evaluation_interval_ms as u64);
         let mut evaluation = tokio::time::interval(interval);
         evaluation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -113,15 +111,24 @@ impl LiveAlerts {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = evaluation.tick() => self.evaluate(),
-                _ = policy_sync.tick() => {
-                    for problem in self.dispatch.policies().sync(author, Timestamp::now()) {
-                        tracing::error!("{problem}");
-                    }
-                }
+                _ = policy_sync.tick() => self.sync_policies(author),
             }
         }
         self.unsaved = true;
         self.save();
+    }
+
+    /// Reads changed policy files and hands the contracts' forecast horizons to the engine.
+    fn sync_policies(&mut self, author: &str) {
+        for problem in self.dispatch.policies().sync(author, Timestamp::now()) {
+            tracing::error!("{problem}");
+        }
+        for (client, horizons) in self.dispatch.policies().forecast_horizons() {
+            self.engine.set_forecast_horizons(
+                &client,
+                horizons.map(|horizons| (horizons.warn, horizons.critical)),
+            );
+        }
     }
 
     /// Judges what one ingest event tells.

@@ -287,6 +287,19 @@ impl Policies {
         Some(set.classify(facts, now))
     }
 
+    /// The forecast horizons of every client's latest contract (`None`: the rules' own).
+    pub fn forecast_horizons(
+        &self,
+    ) -> Vec<(String, Option<crate::policy::contract::ForecastHorizons>)> {
+        let set = self.set.read().unwrap_or_else(|p| p.into_inner());
+        set.clients()
+            .filter_map(|client| {
+                let latest = set.history(client)?.latest()?;
+                Some((client.to_string(), latest.forecast))
+            })
+            .collect()
+    }
+
     /// Whether any version of `client`'s contract exists.
     pub fn knows(&self, client: &str) -> bool {
         let set = self.set.read().unwrap_or_else(|p| p.into_inner());

@@ -39,6 +39,16 @@ pub struct Policy {
     pub declined: Vec<DeclinedMeasure>,
     /// What an hour of downtime costs the client, for reports.
     pub downtime_cost: Option<DowntimeCost>,
+    /// How far ahead forecasts warn for this client; `None`: the rules' own horizons.
+    pub forecast: Option<ForecastHorizons>,
+}
+
+/// When a forecast alert fires for a client: the time left falls within `warn` (a warning)
+/// or within `critical` (critical).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForecastHorizons {
+    pub warn: Duration,
+    pub critical: Duration,
 }
 
 impl Policy {

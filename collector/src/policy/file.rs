@@ -49,6 +49,20 @@ pub struct PolicyFile {
     /// `[[declined]]`: preventive measures the client declined.
     #[serde(default)]
     pub declined: Vec<DeclinedFile>,
+    /// `[forecast]`: how far ahead this client wants to hear of a resource running out.
+    /// Default: each forecast rule's own horizons (warn at 7 days, critical at 2).
+    #[serde(default)]
+    pub forecast: Option<Spanned<ForecastFile>>,
+}
+
+/// `[forecast]`: `warn_within = "14d"`, `critical_within = "3d"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastFile {
+    #[serde(default)]
+    pub warn_within: Option<Spanned<String>>,
+    #[serde(default)]
+    pub critical_within: Option<Spanned<String>>,
 }
 
 /// `[hours]`: one entry per weekday, each `"08:00-17:00"`, several spans separated by commas

@@ -109,6 +109,22 @@ impl Policy {
             "respond within: emergency {}; critical {}; warning {}; notice {}",
             response.emergency, response.critical, response.warning, response.notice
         );
+        match &self.forecast {
+            Some(horizons) => {
+                let _ = writeln!(
+                    out,
+                    "forecasts warn {} ahead, critical {} ahead",
+                    in_words(horizons.warn),
+                    in_words(horizons.critical)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "forecasts warn at the rules' own horizons (7 days, critical 2)"
+                );
+            }
+        }
         for window in &self.maintenance {
             let when = match &window.schedule {
                 Schedule::Once { start, end } => {
@@ -219,5 +235,15 @@ fn short(duration: std::time::Duration) -> String {
         format!("{}m", seconds / 60)
     } else {
         humantime::format_duration(duration).to_string()
+    }
+}
+
+/// `14 days`, `36 hours`, or humantime's words for anything else.
+fn in_words(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        s if s > 0 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s > 0 && s % 3_600 == 0 => format!("{} hours", s / 3_600),
+        _ => humantime::format_duration(duration).to_string(),
     }
 }

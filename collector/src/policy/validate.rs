@@ -8,12 +8,13 @@
 
 use super::calendar::{BusinessCalendar, HolidayRange, OpenInterval};
 use super::contract::{
-    AfterHours, DeclinedMeasure, DowntimeCost, HostPattern, HostRole, HostScope, Measure, Policy,
-    ResponseTarget, ResponseTargets, SeverityRule,
+    AfterHours, DeclinedMeasure, DowntimeCost, ForecastHorizons, HostPattern, HostRole, HostScope,
+    Measure, Policy, ResponseTarget, ResponseTargets, SeverityRule,
 };
 use super::facts::{AlertKind, ContractSeverity, EngineSeverity};
 use super::file::{
-    DeclinedFile, HoursFile, MaintenanceFile, PolicyFile, ResponseFile, RoleFile, RuleFile,
+    DeclinedFile, ForecastFile, HoursFile, MaintenanceFile, PolicyFile, ResponseFile, RoleFile,
+    RuleFile,
 };
 use super::maintenance::{MaintenanceWindow, Recurrence, Schedule, LONGEST_RECURRING_WINDOW};
 use super::version::{digest_of, PolicyVersionId};
@@ -156,6 +157,10 @@ fn build(file: &PolicyFile, text: &str, version: u64, problems: &mut Problems) -
     let rules = rules(&file.rule, &role_names, problems);
     let maintenance = maintenance_windows(&file.maintenance, &zone_or_utc, &role_names, problems);
     let declined = declined_measures(&file.declined, &role_names, problems);
+    let forecast = file
+        .forecast
+        .as_ref()
+        .and_then(|forecast| forecast_horizons(forecast, problems));
     Some(Policy {
         version: PolicyVersionId {
             client: client.to_string(),
@@ -171,7 +176,33 @@ fn build(file: &PolicyFile, text: &str, version: u64, problems: &mut Problems) -
         maintenance,
         declined,
         downtime_cost,
+        forecast,
     })
+}
+
+/// `[forecast]`: both horizons, the critical one within the warning one.
+fn forecast_horizons(
+    forecast: &Spanned<ForecastFile>,
+    problems: &mut Problems,
+) -> Option<ForecastHorizons> {
+    let file = forecast.get_ref();
+    let warn = match &file.warn_within {
+        Some(value) => positive_duration("[forecast]", "warn_within", value, problems)?,
+        None => Duration::from_secs(7 * 86_400),
+    };
+    let critical = match &file.critical_within {
+        Some(value) => positive_duration("[forecast]", "critical_within", value, problems)?,
+        None => Duration::from_secs(2 * 86_400).min(warn),
+    };
+    if critical > warn {
+        problems.at(
+            forecast.span(),
+            "[forecast]: critical_within is longer than warn_within; the critical horizon must \
+             be the nearer one, e.g. warn_within = \"7d\", critical_within = \"2d\"",
+        );
+        return None;
+    }
+    Some(ForecastHorizons { warn, critical })
 }
 
 fn after_hours(value: Option<&Spanned<String>>, problems: &mut Problems) -> AfterHours {

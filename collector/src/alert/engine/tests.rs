@@ -578,3 +578,50 @@ fn a_patch_reboot_with_missed_scrapes_and_reset_counters_raises_nothing() {
     }
     assert!(out.is_empty(), "{out:#?}");
 }
+
+#[test]
+fn a_clients_forecast_horizons_replace_the_rules_own() {
+    // The disk of the test above: about five days left when the fill starts, so the default
+    // seven-day horizon warns within a day and a half; a contract asking to hear of it only
+    // two days ahead stays quiet.
+    let limit = labels(
+        "db-01",
+        "system_filesystem_limit_bytes",
+        &[("mountpoint", "/srv")],
+    );
+    let used = labels(
+        "db-01",
+        "system_filesystem_usage_bytes",
+        &[("mountpoint", "/srv"), ("state", "used")],
+    );
+    let onset = 3 * 24 * 60;
+    let run = |engine: &mut Engine| {
+        let mut out = Vec::new();
+        for minute in 0..onset + 36 * 60 {
+            let now = minute * MINUTE;
+            let value = 400.0 + (minute - onset).max(0) as f64 * 120.0 / 1440.0;
+            out.extend(engine.evaluate(now));
+            out.extend(engine.observe(&limit, sample(now, 1000.0)));
+            out.extend(engine.observe(&used, sample(now, value)));
+        }
+        out
+    };
+    let day = std::time::Duration::from_secs(86_400);
+    let forecast_fired = |out: &[Transition]| {
+        firing(out)
+            .iter()
+            .any(|t| t.rule == "FilesystemFullForecast")
+    };
+
+    let mut other_client = Engine::new(RuleSet::builtin());
+    other_client.set_forecast_horizons("other", Some((2 * day, day)));
+    assert!(forecast_fired(&run(&mut other_client)));
+
+    let mut near = Engine::new(RuleSet::builtin());
+    near.set_forecast_horizons("acme", Some((2 * day, day)));
+    assert!(!forecast_fired(&run(&mut near)));
+
+    let mut everyone = Engine::new(RuleSet::builtin());
+    everyone.set_forecast_horizons("", Some((2 * day, day)));
+    assert!(!forecast_fired(&run(&mut everyone)));
+}
