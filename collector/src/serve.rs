@@ -233,15 +233,16 @@ impl Alerting {
             &config.data_dir,
             config.policies.dir.clone(),
         ));
-        let dispatch = Dispatch::new(outbox.clone(), policies, config.notify.routing.clone());
-        let now_ms = jiff::Timestamp::now().as_millisecond();
-        let live = LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms);
         let notifier = Notifier::new(
-            outbox,
+            outbox.clone(),
             channels,
             NotifierSettings::from_section(&config.notify),
             Clock::System,
         );
+        let dispatch =
+            Dispatch::new(outbox, policies, config.notify.routing.clone()).waking(notifier.waker());
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let live = LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms);
         Ok(Self {
             live,
             events,

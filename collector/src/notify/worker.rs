@@ -98,6 +98,8 @@ pub struct Notifier {
     channels: Arc<Channels>,
     settings: NotifierSettings,
     clock: Clock,
+    /// Rung after an enqueue, so that what is due now does not wait for the next poll.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Notifier {
@@ -112,7 +114,13 @@ impl Notifier {
             channels,
             settings,
             clock,
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// What to ring after enqueueing a delivery that is due at once.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 
     /// Runs rounds until `shutdown` is cancelled; a round in progress finishes first (each
@@ -131,6 +139,8 @@ impl Notifier {
                 _ = shutdown.cancelled() => break,
                 // Time to look for due deliveries again.
                 _ = tokio::time::sleep(self.settings.poll_interval) => {}
+                // Something was just enqueued.
+                _ = self.wake.notified() => tracing::debug!("woken by an enqueue"),
             }
         }
         tracing::info!("alert delivery stopped");

@@ -38,6 +38,8 @@ pub struct Dispatch {
     deferred: Vec<Deferred>,
     /// When each open alert began firing, by (client, host, rule, labels).
     firing_since: BTreeMap<String, i64>,
+    /// Rung after each enqueue: the notifier sends what is due without waiting to poll.
+    wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Dispatch {
@@ -48,7 +50,14 @@ impl Dispatch {
             routing,
             deferred: Vec::new(),
             firing_since: BTreeMap::new(),
+            wake: None,
         }
+    }
+
+    /// Rings `wake` after every enqueue.
+    pub fn waking(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.wake = Some(wake);
+        self
     }
 
     pub fn policies(&self) -> &Policies {
@@ -127,6 +136,9 @@ impl Dispatch {
         }
         let routing = self.routing.for_client(&transition.client);
         let enqueued = notify::enqueue(&self.outbox, transition, &classification, &routing, now)?;
+        if let Some(wake) = &self.wake {
+            wake.notify_one();
+        }
         tracing::info!(
             alert = %enqueued.fingerprint,
             rule = %transition.rule,
