@@ -202,3 +202,21 @@ async fn a_restart_in_the_middle_of_a_pending_period_neither_loses_nor_repeats_t
     assert_eq!(hook.firing("ServiceDown").len(), 1);
     collector.stop().await;
 }
+
+#[tokio::test]
+async fn a_bad_rules_file_stops_the_collector_at_start_with_its_line_and_fix() {
+    let pki = Pki::new();
+    let config = config(&pki, "http://127.0.0.1:9/hook", "0s");
+    std::fs::write(
+        pki.path("rules.toml"),
+        "[rules.ServiceDown]\nfor = \"0s\"\nthreshhold = 3\n",
+    )
+    .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let error = match vigil_collector::serve::Collector::bind(&config, shutdown).await {
+        Ok(_) => panic!("a collector started with a bad rules file"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("rules.toml:3"), "{error}");
+    assert!(error.contains("threshhold"), "{error}");
+}
