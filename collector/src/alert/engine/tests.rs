@@ -16,6 +16,22 @@ fn labels(host: &str, name: &str, extra: &[(&str, &str)]) -> Labels {
     labels
 }
 
+/// The limit and used-bytes series of `/srv` on `host`.
+fn srv_filesystem(host: &str) -> (Labels, Labels) {
+    (
+        labels(
+            host,
+            "system_filesystem_limit_bytes",
+            &[("mountpoint", "/srv")],
+        ),
+        labels(
+            host,
+            "system_filesystem_usage_bytes",
+            &[("mountpoint", "/srv"), ("state", "used")],
+        ),
+    )
+}
+
 fn sample(timestamp_ms: i64, value: f64) -> Sample {
     Sample {
         timestamp_ms,
@@ -437,16 +453,7 @@ fn a_restart_in_the_middle_of_a_pending_period_neither_loses_nor_repeats_the_ale
 #[test]
 fn a_forecast_pending_at_a_restart_fires_at_the_same_time_as_without_it() {
     // A disk that fills at 12 %/day after three flat days, sampled every minute.
-    let limit = labels(
-        "db-01",
-        "system_filesystem_limit_bytes",
-        &[("mountpoint", "/srv")],
-    );
-    let used = labels(
-        "db-01",
-        "system_filesystem_usage_bytes",
-        &[("mountpoint", "/srv"), ("state", "used")],
-    );
+    let (limit, used) = srv_filesystem("db-01");
     let onset = 3 * 24 * 60;
     let value = |minute: i64| {
         let wobble = [0.0, 0.2, -0.1, 0.15, -0.2, 0.05][(minute % 6) as usize];
@@ -584,16 +591,7 @@ fn a_clients_forecast_horizons_replace_the_rules_own() {
     // The disk of the test above: about five days left when the fill starts, so the default
     // seven-day horizon warns within a day and a half; a contract asking to hear of it only
     // two days ahead stays quiet.
-    let limit = labels(
-        "db-01",
-        "system_filesystem_limit_bytes",
-        &[("mountpoint", "/srv")],
-    );
-    let used = labels(
-        "db-01",
-        "system_filesystem_usage_bytes",
-        &[("mountpoint", "/srv"), ("state", "used")],
-    );
+    let (limit, used) = srv_filesystem("db-01");
     let onset = 3 * 24 * 60;
     let run = |engine: &mut Engine| {
         let mut out = Vec::new();
