@@ -547,10 +547,21 @@ fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
                 eprintln!("no open alerts");
             }
             for (record, acknowledgement) in open {
+                let now_ms = jiff::Timestamp::now().as_millisecond();
                 let state = match acknowledgement {
-                    Some(ack) => format!("acknowledged by {} at {}", ack.by, time(ack.at_ms)),
-                    None if record.escalated => "ESCALATED".to_string(),
-                    None => "not acknowledged".to_string(),
+                    Some(ack) => format!(
+                        "acknowledged by {} at {}, {}",
+                        ack.by,
+                        time(ack.at_ms),
+                        record.alert.response_standing(ack.at_ms)
+                    ),
+                    None if record.escalated => {
+                        format!("ESCALATED, {}", record.alert.response_standing(now_ms))
+                    }
+                    None => format!(
+                        "not acknowledged, {}",
+                        record.alert.response_standing(now_ms)
+                    ),
                 };
                 println!(
                     "{}  since {}  {}  [{state}]",
@@ -564,8 +575,9 @@ fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
             let now_ms = jiff::Timestamp::now().as_millisecond();
             let record = outbox(&config)?.acknowledge(&id, &by, now_ms)?;
             println!(
-                "acknowledged by {by} at {}: {}",
+                "acknowledged by {by} at {}, {}: {}",
                 time(now_ms),
+                record.alert.response_standing(now_ms),
                 record.alert.title()
             );
         }

@@ -67,6 +67,23 @@ pub struct AlertMessage {
 }
 
 impl AlertMessage {
+    /// How an acknowledgement (or none yet) at `at_ms` stands against the contract's
+    /// response time: "within the response time (due …)" or "… past the response time".
+    pub fn response_standing(&self, at_ms: i64) -> String {
+        let Some(due_ms) = self.response_due_ms else {
+            return "no response time in the contract".to_string();
+        };
+        let due = jiff::Timestamp::from_millisecond(due_ms)
+            .map(|due| due.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        if at_ms <= due_ms {
+            format!("within the response time (due {due})")
+        } else {
+            let late_minutes = (at_ms - due_ms + 59_999) / 60_000;
+            format!("{late_minutes} min past the response time (due {due})")
+        }
+    }
+
     /// The message for `transition` as classified. `starts_at_ms` is when the episode began
     /// firing: the transition's own time for a firing, the recorded start for a resolve.
     pub fn from_transition(
@@ -264,6 +281,41 @@ impl Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_acknowledgement_is_measured_against_the_response_time() {
+        let mut message = AlertMessage {
+            fingerprint: "abcd".into(),
+            status: AlertStatus::Firing,
+            client: "dental".into(),
+            host: "srv-01".into(),
+            rule: "ServiceDown".into(),
+            labels: BTreeMap::new(),
+            summary: "service down".into(),
+            engine_severity: "critical".into(),
+            contract_severity: "emergency".into(),
+            host_role: None,
+            starts_at_ms: 0,
+            at_ms: 0,
+            ends_at_ms: None,
+            response_due_ms: None,
+            policy_version: 1,
+            policy_digest: "sha256:00".into(),
+            reasons: Vec::new(),
+        };
+        message.response_due_ms = Some(1_700_000_000_000);
+        assert!(message
+            .response_standing(1_700_000_000_000)
+            .starts_with("within the response time (due 2023-11-14 22:13:20Z)"));
+        assert!(message
+            .response_standing(1_700_000_000_000 + 90_000)
+            .starts_with("2 min past"));
+        message.response_due_ms = None;
+        assert_eq!(
+            message.response_standing(0),
+            "no response time in the contract"
+        );
+    }
 
     #[test]
     fn the_fingerprint_depends_on_labels_but_not_their_order_of_insertion() {
