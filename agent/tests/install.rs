@@ -137,3 +137,27 @@ fn a_token_without_a_collector_is_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--collector"));
 }
+
+#[test]
+fn the_token_may_come_from_the_environment_as_deployment_scripts_pass_it() {
+    let root = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil-agent"))
+        .args([
+            "install",
+            "--collector",
+            "https://127.0.0.1:1",
+            "--no-start",
+        ])
+        .args(["--root", root.path().to_str().unwrap()])
+        .env("VIGIL_TOKEN", "not-a-token")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Past the command line: it is the token itself that is refused.
+    assert!(!stderr.contains("--token"), "{stderr}");
+    assert!(
+        !stderr.contains("the following required arguments"),
+        "{stderr}"
+    );
+}

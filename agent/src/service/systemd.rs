@@ -1,8 +1,9 @@
 //! Linux: the hardened systemd unit, the `vigil-agent` system user, and `systemctl`.
 //!
 //! The unit is `deploy/systemd/vigil-agent.service`, compiled in. The agent runs as its own
-//! system user with only the capabilities SMART needs; the config folder is root's and
-//! readable by the agent's group, the state folder is the agent's. Against a layout that is
+//! system user with only the capabilities SMART needs; the config folder belongs to root and
+//! the agent's group, which may write it because certificate renewal replaces the key and
+//! certificate there; nobody else can read it. The state folder is the agent's. Against a layout that is
 //! not the running system only files are written, and nothing is run.
 
 use super::{
@@ -110,8 +111,8 @@ fn ensure_user() -> Result<(), ServiceError> {
     )
 }
 
-/// The config stays root's, readable by the agent's group (the key included, nobody else);
-/// the state folder is the agent's.
+/// The config folder belongs to root and the agent's group (renewal writes there; the key is
+/// readable by the group and nobody else); the state folder is the agent's.
 fn hand_files_to_user(layout: &InstallLayout) -> Result<(), ServiceError> {
     let config_dir = layout.config_dir();
     let state_dir = layout.state_dir();
@@ -119,7 +120,7 @@ fn hand_files_to_user(layout: &InstallLayout) -> Result<(), ServiceError> {
     let owner = format!("{SERVICE_USER}:{SERVICE_USER}");
     let hint = "run the install as root";
     run(&["chown", "-R", &owner_group, path(&config_dir)], hint)?;
-    run(&["chmod", "0750", path(&config_dir)], hint)?;
+    run(&["chmod", "0770", path(&config_dir)], hint)?;
     run(
         &["chmod", "0640", path(&config_dir.join("agent-key.pem"))],
         hint,
