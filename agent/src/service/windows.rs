@@ -189,9 +189,29 @@ pub fn install(options: &InstallOptions) -> Result<(), ServiceError> {
     let service = manager
         .create_service(
             &info,
-            ServiceAccess::CHANGE_CONFIG | ServiceAccess::START | ServiceAccess::QUERY_STATUS,
+            ServiceAccess::CHANGE_CONFIG
+                | ServiceAccess::START
+                | ServiceAccess::QUERY_STATUS
+                | ServiceAccess::DELETE,
         )
         .map_err(|error| scm("creating the service", error))?;
+    // A service that cannot be set up as intended is deleted again: an install either
+    // completes or leaves no service behind.
+    if let Err(error) = configure(&service) {
+        let _ = service.delete();
+        return Err(error);
+    }
+    if options.start {
+        service
+            .start::<&OsStr>(&[])
+            .map_err(|error| scm("starting the service", error))?;
+    }
+    Ok(())
+}
+
+/// Description, restart on failure (5 s, 30 s, then every minute; the count resets after a
+/// day), and time for the goodbye at shutdown.
+fn configure(service: &windows_service::service::Service) -> Result<(), ServiceError> {
     let _ = service.set_description("Reports this machine's health to the MSP's Vigil collector");
     let restart = |seconds| ServiceAction {
         action_type: ServiceActionType::Restart,
@@ -211,11 +231,6 @@ pub fn install(options: &InstallOptions) -> Result<(), ServiceError> {
     service
         .set_preshutdown_timeout(STOP_WAIT_HINT)
         .map_err(|error| scm("setting the service's preshutdown timeout", error))?;
-    if options.start {
-        service
-            .start::<&OsStr>(&[])
-            .map_err(|error| scm("starting the service", error))?;
-    }
     Ok(())
 }
 
