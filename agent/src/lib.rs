@@ -15,6 +15,7 @@
 //! - [`spool`] — batches waiting for the collector's ack.
 //! - [`ship`] — the gRPC stream, reconnects and backoff.
 //! - [`run`] — the agent's lifecycle.
+//! - [`service`] — install and uninstall as a systemd or Windows service; why it stops.
 
 #![forbid(unsafe_code)]
 
@@ -22,5 +23,6 @@ pub mod collect;
 pub mod config;
 pub mod enroll;
 pub mod run;
+pub mod service;
 pub mod ship;
 pub mod spool;

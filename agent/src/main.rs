@@ -8,6 +8,8 @@ use tokio_util::sync::CancellationToken;
 use vigil_agent::collect;
 use vigil_agent::config::AgentConfig;
 use vigil_agent::run::{Agent, AGENT_VERSION};
+use vigil_agent::service::stop::StopReason;
+use vigil_agent::service::{self, InstallLayout, InstallOptions, UninstallOptions};
 
 /// Vigil agent: reports this machine's health to the MSP's collector over mutual TLS.
 #[derive(Parser)]
@@ -53,11 +55,49 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = vigil_proto::config_file::parse_duration)]
         wait: std::time::Duration,
     },
-    /// Collect on the interval grid and stream to the collector until SIGTERM or Ctrl-C.
+    /// Collect on the interval grid and stream to the collector until SIGTERM, Ctrl-C or a
+    /// Windows service stop.
     Run {
         /// The agent's config file (agent.toml).
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Enroll (unless already enrolled), point the config at the system's state folder, and
+    /// install and start the agent as a systemd service (Linux) or a Windows service.
+    Install {
+        /// The collector's ingest address, e.g. "https://msp.example:7443".
+        #[arg(long, requires = "token")]
+        collector: Option<String>,
+        /// The join token from 'vigil-collector token create'. Without it, the agent must
+        /// already be enrolled in the system's config folder.
+        #[arg(
+            long,
+            env = "VIGIL_TOKEN",
+            hide_env_values = true,
+            requires = "collector"
+        )]
+        token: Option<String>,
+        /// Name to enroll under [default: this machine's host name].
+        #[arg(long)]
+        hostname: Option<String>,
+        /// How long to wait for a technician's approval, if the token requires one.
+        #[arg(long, default_value = "1h", value_parser = vigil_proto::config_file::parse_duration)]
+        wait: std::time::Duration,
+        /// Install into this folder instead of the system: files only, no user, no service.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Install and enable the service, but do not start it now.
+        #[arg(long)]
+        no_start: bool,
+    },
+    /// Stop and remove the service, its config and its state.
+    Uninstall {
+        /// Keep the spool of batches the collector has not acknowledged yet.
+        #[arg(long)]
+        keep_spool: bool,
+        /// Uninstall from this folder instead of the system (see 'install --root').
+        #[arg(long)]
+        root: Option<PathBuf>,
     },
 }
 
@@ -78,6 +118,19 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    // Started by the Service Control Manager, the process belongs to its dispatcher, which
+    // runs the agent on a thread of its own until the service stops.
+    #[cfg(windows)]
+    if let Command::Run { config } = &cli.command {
+        match vigil_agent::service::windows::run_if_started_by_scm(config.clone()) {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => {}
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -117,34 +170,65 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             hostname,
             wait,
         } => {
-            install_crypto_provider();
-            let token = token.parse()?;
-            let hostname = match hostname {
-                Some(hostname) => hostname,
-                None => {
-                    tokio::task::spawn_blocking(|| {
-                        collect::HostCollector::new()
-                            .inventory(AGENT_VERSION)
-                            .hostname
-                    })
-                    .await?
-                }
-            };
-            let options = vigil_agent::enroll::EnrollOptions {
-                collector_url: collector,
-                token,
-                config_dir,
-                hostname,
-                approval_wait: wait,
-                approval_poll: vigil_agent::enroll::APPROVAL_POLL,
-            };
-            let enrolled = vigil_agent::enroll::enroll(&options).await?;
+            let enrolled = enroll(collector, token, config_dir, hostname, wait).await?;
             println!(
                 "enrolled as '{}' of client '{}'; start reporting with: vigil-agent run --config {}",
                 enrolled.agent_id,
                 enrolled.client,
                 enrolled.config_path.display()
             );
+            Ok(())
+        }
+        Command::Install {
+            collector,
+            token,
+            hostname,
+            wait,
+            root,
+            no_start,
+        } => {
+            let layout = root.map_or_else(InstallLayout::system, InstallLayout::under);
+            if let (Some(collector), Some(token)) = (collector, token) {
+                let enrolled =
+                    enroll(collector, token, layout.config_dir(), hostname, wait).await?;
+                println!(
+                    "enrolled as '{}' of client '{}'",
+                    enrolled.agent_id, enrolled.client
+                );
+            }
+            let options = InstallOptions {
+                layout: layout.clone(),
+                start: !no_start,
+            };
+            tokio::task::spawn_blocking(move || service::install(&options)).await??;
+            if !layout.is_system() {
+                println!(
+                    "wrote the agent's files under {}; no service was registered",
+                    layout.root.display()
+                );
+            } else if no_start {
+                println!(
+                    "installed the '{}' service; it starts at the next boot",
+                    service::SERVICE_NAME
+                );
+            } else {
+                println!(
+                    "installed and started the '{}' service",
+                    service::SERVICE_NAME
+                );
+            }
+            Ok(())
+        }
+        Command::Uninstall { keep_spool, root } => {
+            let layout = root.map_or_else(InstallLayout::system, InstallLayout::under);
+            let spool = layout.state_dir().join("spool");
+            let options = UninstallOptions { layout, keep_spool };
+            tokio::task::spawn_blocking(move || service::uninstall(&options)).await??;
+            if keep_spool {
+                println!("uninstalled; the spool stays in {}", spool.display());
+            } else {
+                println!("uninstalled");
+            }
             Ok(())
         }
         Command::Run { config } => {
@@ -157,8 +241,12 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 "vigil-agent starting"
             );
             let shutdown = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(shutdown.clone()));
-            Agent::new(config).run(shutdown).await;
+            let agent = Agent::new(config);
+            tokio::spawn(cancel_on_signal(
+                shutdown.clone(),
+                Some(agent.stop_reason()),
+            ));
+            agent.run(shutdown).await;
             Ok(())
         }
     }
@@ -171,7 +259,7 @@ async fn collect_forever(
     let mut collector = tokio::task::spawn_blocking(collect::HostCollector::new).await?;
     let inventory = collector.inventory(AGENT_VERSION);
     let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(cancel_on_signal(shutdown.clone(), None));
     loop {
         let (tick_ms, wait) = vigil_agent::run::next_tick(vigil_agent::run::now_ms(), interval);
         tokio::select! {
@@ -220,8 +308,41 @@ fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// SIGTERM (systemd stop) and Ctrl-C cancel the same token.
-async fn cancel_on_signal(shutdown: CancellationToken) {
+/// Joins a collector with a join token and writes the agent's files into `config_dir`.
+async fn enroll(
+    collector: String,
+    token: String,
+    config_dir: PathBuf,
+    hostname: Option<String>,
+    wait: std::time::Duration,
+) -> anyhow::Result<vigil_agent::enroll::Enrolled> {
+    install_crypto_provider();
+    let token = token.parse()?;
+    let hostname = match hostname {
+        Some(hostname) => hostname,
+        None => {
+            tokio::task::spawn_blocking(|| {
+                collect::HostCollector::new()
+                    .inventory(AGENT_VERSION)
+                    .hostname
+            })
+            .await?
+        }
+    };
+    let options = vigil_agent::enroll::EnrollOptions {
+        collector_url: collector,
+        token,
+        config_dir,
+        hostname,
+        approval_wait: wait,
+        approval_poll: vigil_agent::enroll::APPROVAL_POLL,
+    };
+    Ok(vigil_agent::enroll::enroll(&options).await?)
+}
+
+/// SIGTERM (systemd stop) and Ctrl-C cancel the same token. On SIGTERM the Goodbye's reason
+/// is read from systemd first: the whole machine may be going down, not just the agent.
+async fn cancel_on_signal(shutdown: CancellationToken, stop_reason: Option<StopReason>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -236,11 +357,18 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
         };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
+            _ = terminate.recv() => {
+                if let Some(stop_reason) = &stop_reason {
+                    let reason = vigil_agent::service::stop::reason_from_this_system().await;
+                    tracing::info!(?reason, "SIGTERM");
+                    stop_reason.set(reason);
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = stop_reason;
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("stopping");

@@ -7,6 +7,7 @@
 
 use crate::collect::{Checks, ChecksConfig, HostCollector};
 use crate::config::{AgentConfig, ConfigWatch};
+use crate::service::stop::StopReason;
 use crate::ship::{ShipConfig, Shipper};
 use crate::spool::{Spool, SpoolError};
 use std::sync::Arc;
@@ -26,13 +27,18 @@ pub const SPOOL_DROPPED_METRIC: &str = "vigil_agent_spool_dropped_batches_total"
 pub struct Agent {
     config: AgentConfig,
     spool: Arc<Spool>,
+    stop_reason: StopReason,
 }
 
 impl Agent {
     /// Opens the agent's spool in its state folder.
     pub fn open(config: AgentConfig) -> Result<Self, SpoolError> {
         let spool = Arc::new(Spool::open(&config.spool_dir(), config.spool.limits())?);
-        Ok(Self { config, spool })
+        Ok(Self {
+            config,
+            spool,
+            stop_reason: StopReason::default(),
+        })
     }
 
     /// Like [`Agent::open`], but an agent whose state folder cannot be used still runs: it
@@ -45,6 +51,7 @@ impl Agent {
             Ok(spool) => Self {
                 config,
                 spool: Arc::new(spool),
+                stop_reason: StopReason::default(),
             },
             Err(error) => {
                 tracing::error!(%error, "batches are kept in a temporary spool that does not survive a restart until this is fixed");
@@ -53,6 +60,7 @@ impl Agent {
                 Self {
                     config,
                     spool: Arc::new(spool),
+                    stop_reason: StopReason::default(),
                 }
             }
         }
@@ -61,6 +69,12 @@ impl Agent {
     /// The queue of batches not yet acknowledged (for status and tests).
     pub fn spool(&self) -> Arc<Spool> {
         self.spool.clone()
+    }
+
+    /// Where to say why the agent stops: set it before cancelling the shutdown token, and
+    /// the Goodbye carries it (a service stop unless set).
+    pub fn stop_reason(&self) -> StopReason {
+        self.stop_reason.clone()
     }
 
     /// Samples and ships until `shutdown` is cancelled, then stops sampling, says goodbye to
@@ -82,6 +96,7 @@ impl Agent {
             spool: self.spool.clone(),
             inventory,
             interval: interval_tx,
+            stop_reason: self.stop_reason.clone(),
         };
         // Stop sampling first, then let the shipper drain: shutting the sampler down is the
         // parent token, the shipper gets its own once sampling has ended.

@@ -7,6 +7,7 @@
 //!
 //! It only ever reads data from the collector: an ack, a reject, or a new interval.
 
+use crate::service::stop::StopReason;
 use crate::spool::Spool;
 use rand::Rng;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use vigil_proto::limits::MAX_MESSAGE_BYTES;
-use vigil_proto::model::{AgentMessage, CollectorMessage, GoodbyeReason, Hello, Inventory};
+use vigil_proto::model::{AgentMessage, CollectorMessage, Hello, Inventory};
 use vigil_proto::pb;
 use vigil_proto::pb::ingest_client::IngestClient;
 
@@ -94,6 +95,8 @@ pub struct Shipper {
     pub inventory: Inventory,
     /// The interval the sampler runs with; the collector may change it.
     pub interval: watch::Sender<Duration>,
+    /// Why the agent stops, for the Goodbye; set by whoever cancels the shutdown token.
+    pub stop_reason: StopReason,
 }
 
 impl Shipper {
@@ -298,7 +301,7 @@ impl Shipper {
         mut inbound: tonic::Streaming<pb::CollectorMessage>,
         url: &str,
     ) -> Result<StreamEnd, ShipError> {
-        let goodbye = AgentMessage::Goodbye(GoodbyeReason::ServiceStop);
+        let goodbye = AgentMessage::Goodbye(self.stop_reason.get());
         let _ = outbound.send(pb::AgentMessage::from(&goodbye)).await;
         drop(outbound);
         // The collector ends its side once it has read our goodbye and end of stream; until

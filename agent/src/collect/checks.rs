@@ -19,6 +19,7 @@ use super::logwatch::{LogConfig, LogTail};
 use super::series::SeriesSink;
 use super::services::ServicesConfig;
 use super::smart::SmartConfig;
+use super::updates::UpdatesConfig;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -42,6 +43,9 @@ pub struct ChecksConfig {
     /// `[checks.smart]`: disk health through smartctl.
     #[serde(default)]
     pub smart: SmartConfig,
+    /// `[checks.updates]`: a pending reboot and pending OS updates, on a slow schedule.
+    #[serde(default)]
+    pub updates: UpdatesConfig,
     /// `[[checks.backup]]`: one table per backup job.
     #[serde(default)]
     pub backup: Vec<BackupConfig>,
@@ -66,6 +70,7 @@ impl ChecksConfig {
         let mut problems = Vec::new();
         self.services.problems("checks.services", &mut problems);
         self.smart.problems("checks.smart", &mut problems);
+        self.updates.problems("checks.updates", &mut problems);
         let mut jobs = HashSet::new();
         for (index, job) in self.backup.iter().enumerate() {
             let key = format!("checks.backup[{index}]");
@@ -300,6 +305,14 @@ fn start_checks(config: &ChecksConfig, board: &Arc<Board>) -> Running {
             check
                 .run(board.clone(), shutdown.clone())
                 .instrument(tracing::info_span!("check", name = "smart")),
+        );
+    }
+    if config.updates.enabled {
+        let check = config.updates.clone();
+        tokio::spawn(
+            check
+                .run(board.clone(), shutdown.clone())
+                .instrument(tracing::info_span!("check", name = "updates")),
         );
     }
     let mut watched: Vec<Box<dyn WatchedFile>> = Vec::new();

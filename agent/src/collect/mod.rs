@@ -14,8 +14,9 @@
 //! - `host`: CPU, memory, filesystems, disk and network I/O, temperatures, processes and
 //!   the inventory, all through sysinfo.
 //! - `checks`: the configured checks and the board they post to.
-//! - `services`: `service_up`, from systemd.
+//! - `services`: `service_up`, from systemd or the Windows Service Control Manager.
 //! - `smart`: `disk_smart_*`, from smartctl's JSON.
+//! - `updates`: `system_reboot_required` and pending updates, on a slow schedule.
 //! - `backups`: `backup_last_success_timestamp_seconds`, from a file's or folder's time.
 //! - `logwatch`: `log_matches_total`, lines matching patterns in a log file.
 //! - `file_watch`: the thread that follows files for `backups` and `logwatch` via notify.
@@ -31,6 +32,7 @@ mod logwatch;
 mod series;
 mod services;
 mod smart;
+mod updates;
 
 pub use backups::BackupConfig;
 pub use checks::{Checks, ChecksConfig};
@@ -38,6 +40,7 @@ pub use host::HostCollector;
 pub use logwatch::LogConfig;
 pub use services::ServicesConfig;
 pub use smart::SmartConfig;
+pub use updates::UpdatesConfig;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 use vigil_proto::model::{Inventory, Series};

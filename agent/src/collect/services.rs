@@ -5,8 +5,13 @@
 //! from a built-in list of services a technician expects on a server (SSH, cron, time sync,
 //! logging, common server roles). From the built-in list only the units that are installed
 //! and enabled count, so a machine is not reported for lacking what it never had; a unit the
-//! config names is always reported, 0 when it is missing. Windows services (through the
-//! Service Control Manager) are not read yet.
+//! config names is always reported, 0 when it is missing.
+//!
+//! On Windows the agent asks the Service Control Manager directly (no WMI, no PowerShell):
+//! each named service is opened for its status and start type. The built-in list there is of
+//! the services an MSP expects on a Windows PC or server (event log, DNS client, firewall,
+//! Defender, scheduler, file sharing, common server roles); only those set to start
+//! automatically count.
 
 use super::checks::{Board, Outcome, Reading};
 use serde::Deserialize;
@@ -52,6 +57,35 @@ const DEFAULT_UNITS: &[&str] = &[
     "fail2ban.service",
     "firewalld.service",
     "sssd.service",
+];
+
+/// Windows services looked for when the config names none: those set to start automatically
+/// are expected.
+#[cfg(windows)]
+const DEFAULT_WINDOWS_SERVICES: &[&str] = &[
+    "EventLog",
+    "Dnscache",
+    "Dhcp",
+    "RpcSs",
+    "Winmgmt",
+    "Schedule",
+    "CryptSvc",
+    "BFE",
+    "mpssvc",
+    "WinDefend",
+    "W32Time",
+    "LanmanServer",
+    "LanmanWorkstation",
+    "Spooler",
+    "TermService",
+    "wuauserv",
+    "NTDS",
+    "DNS",
+    "DHCPServer",
+    "W3SVC",
+    "MSSQLSERVER",
+    "vmms",
+    "VeeamBackupSvc",
 ];
 
 /// `[checks.services]`.
@@ -160,7 +194,7 @@ fn unit_name(name: &str) -> String {
 }
 
 /// What systemd says about one unit.
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct UnitState {
     id: String,
@@ -169,7 +203,7 @@ struct UnitState {
     unit_file_state: String,
 }
 
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 impl UnitState {
     fn is_up(&self) -> bool {
         matches!(self.active_state.as_str(), "active" | "reloading")
@@ -230,7 +264,7 @@ fn parse_show(output: &str) -> Vec<UnitState> {
 
 /// Turns what systemd said about the units `asked` into readings; `configured` says whether
 /// they are the config's list (all reported) or the built-in one (only enabled ones).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(any(target_os = "linux", windows)), allow(dead_code))]
 fn readings(
     asked: &[String],
     units: &[UnitState],
@@ -321,7 +355,77 @@ async fn look(expected: Option<&[String]>, reported_missing: &mut HashSet<String
     ))
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(windows)]
+async fn look(expected: Option<&[String]>, reported_missing: &mut HashSet<String>) -> Outcome {
+    let asked: Vec<String> = match expected {
+        Some(names) => names.to_vec(),
+        None => DEFAULT_WINDOWS_SERVICES
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect(),
+    };
+    if asked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names = asked.clone();
+    let units = tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        tokio::task::spawn_blocking(move || windows_states(&names)),
+    )
+    .await
+    .map_err(|_| {
+        format!(
+            "the Service Control Manager did not answer within {} s",
+            COMMAND_TIMEOUT.as_secs()
+        )
+    })?
+    .map_err(|error| format!("asking the Service Control Manager panicked: {error}"))??;
+    Ok(readings(
+        &asked,
+        &units,
+        expected.is_some(),
+        reported_missing,
+    ))
+}
+
+/// What the Service Control Manager says about each service, in the systemd terms the
+/// readings are made from: a service that cannot be opened is "not-found", one set to start
+/// automatically is "enabled", a running one is "active".
+#[cfg(windows)]
+fn windows_states(names: &[String]) -> Result<Vec<UnitState>, String> {
+    use windows_service::service::{ServiceAccess, ServiceStartType, ServiceState};
+    use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+        .map_err(|error| format!("cannot connect to the Service Control Manager: {error}"))?;
+    let states = names
+        .iter()
+        .map(|name| {
+            let access = ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG;
+            let Ok(service) = manager.open_service(name, access) else {
+                return UnitState {
+                    id: name.clone(),
+                    load_state: "not-found".into(),
+                    ..UnitState::default()
+                };
+            };
+            let running = service
+                .query_status()
+                .is_ok_and(|status| status.current_state == ServiceState::Running);
+            let automatic = service
+                .query_config()
+                .is_ok_and(|config| config.start_type == ServiceStartType::AutoStart);
+            UnitState {
+                id: name.clone(),
+                load_state: "loaded".into(),
+                active_state: if running { "active" } else { "inactive" }.into(),
+                unit_file_state: if automatic { "enabled" } else { "disabled" }.into(),
+            }
+        })
+        .collect();
+    Ok(states)
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
 async fn look(_expected: Option<&[String]>, _reported_missing: &mut HashSet<String>) -> Outcome {
     Err(format!(
         "service checks are not implemented on {} yet; set checks.services.enabled = false to silence this",

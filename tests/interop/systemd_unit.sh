@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Interop: systemd itself accepts the agent's unit (deploy/systemd/vigil-agent.service), and
+# 'vigil-agent install --root' writes exactly that unit. Needs: systemd-analyze (systemd).
+# Prints "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+passed=0
+failed=0
+check() { # name, command...
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+build() {
+  cargo build --locked -p vigil-agent >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; return 1; }
+}
+check "the agent builds" build
+
+# systemd-analyze checks that ExecStart names an executable: point it at the built binary.
+verify() {
+  mkdir -p "$work/unit"
+  sed "s|^ExecStart=/usr/bin/vigil-agent|ExecStart=$PWD/target/debug/vigil-agent|" \
+    deploy/systemd/vigil-agent.service >"$work/unit/vigil-agent.service"
+  systemd-analyze verify --man=no "$work/unit/vigil-agent.service" >"$work/verify.log" 2>&1
+  # verify exits 0 on some warnings; any line it prints about the unit is a finding.
+  if grep -q "vigil-agent.service" "$work/verify.log"; then cat "$work/verify.log"; return 1; fi
+}
+check "systemd-analyze verify finds nothing in the unit" verify
+
+installed_unit() {
+  local root="$work/root"
+  mkdir -p "$root/etc/vigil-agent"
+  printf 'collector = "https://127.0.0.1:7443"\n\n[tls]\ncert = "agent.pem"\nkey = "agent-key.pem"\nca = "ca.pem"\n' \
+    >"$root/etc/vigil-agent/agent.toml"
+  for file in agent.pem agent-key.pem ca.pem; do echo pem >"$root/etc/vigil-agent/$file"; done
+  target/debug/vigil-agent install --root "$root" --no-start >/dev/null &&
+    cmp "$root/etc/systemd/system/vigil-agent.service" deploy/systemd/vigil-agent.service &&
+    target/debug/vigil-agent uninstall --root "$root" >/dev/null &&
+    [ -z "$(find "$root" -type f)" ]
+}
+check "install --root writes the unit and uninstall removes every file" installed_unit
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
