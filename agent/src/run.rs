@@ -58,6 +58,15 @@ impl Agent {
         }
     }
 
+    /// An agent that queues into `spool` instead of the one its config names: for tests
+    /// that need a spool with other limits than `[spool]` allows (a few kilobytes).
+    pub fn with_spool(config: AgentConfig, spool: Spool) -> Self {
+        Self {
+            config,
+            spool: Arc::new(spool),
+        }
+    }
+
     /// The queue of batches not yet acknowledged (for status and tests).
     pub fn spool(&self) -> Arc<Spool> {
         self.spool.clone()
