@@ -136,8 +136,9 @@ async fn batches_made_while_the_collector_is_down_arrive_exactly_once_and_in_ord
     eventually(
         "everything made during the outage is stored and one more batch after it",
         || {
-            let log = log.lock().unwrap();
-            log.stored
+            log.lock()
+                .unwrap()
+                .stored
                 .last()
                 .is_some_and(|last| *last > newest_during_outage)
         },
@@ -146,7 +147,8 @@ async fn batches_made_while_the_collector_is_down_arrive_exactly_once_and_in_ord
     agent_shutdown.cancel();
     running_agent.await.unwrap();
 
-    let log = log.lock().unwrap();
+    // What was recorded so far; the recorders may go on appending to an empty log.
+    let log = std::mem::take(&mut *log.lock().unwrap());
     assert!(!log.lagged, "the test saw every event");
     let still_queued = queued_seqs(&spool);
     let expected: Vec<u64> = (1..=newest_seq(&spool))
@@ -186,7 +188,6 @@ async fn batches_made_while_the_collector_is_down_arrive_exactly_once_and_in_ord
         newest_during_outage,
         log.duplicates.len()
     );
-    drop(log);
     collector.stop().await;
 }
 
@@ -242,7 +243,8 @@ async fn a_full_spool_drops_the_oldest_batches_and_the_collector_learns_how_many
     running_agent.await.unwrap();
     let dropped = spool.dropped_batches();
 
-    let log = log.lock().unwrap();
+    // What was recorded so far; the recorders may go on appending to an empty log.
+    let log = std::mem::take(&mut *log.lock().unwrap());
     assert!(!log.lagged, "the test saw every event");
     for pair in log.stored.windows(2) {
         assert!(pair[0] < pair[1], "stored in order, once: {:?}", log.stored);
@@ -283,7 +285,6 @@ async fn a_full_spool_drops_the_oldest_batches_and_the_collector_learns_how_many
         missing.first().unwrap(),
         missing.last().unwrap()
     );
-    drop(log);
     collector.stop().await;
 }
 
@@ -374,7 +375,8 @@ async fn an_agent_killed_mid_send_and_restarted_loses_nothing_acknowledged_and_s
     // the newest one ever made.
     let newest = spool.push(Vec::new()) - 1;
 
-    let log = log.lock().unwrap();
+    // What was recorded so far; the recorders may go on appending to an empty log.
+    let log = std::mem::take(&mut *log.lock().unwrap());
     assert!(!log.lagged, "the test saw every event");
     let mut stored_sorted = log.stored.clone();
     stored_sorted.sort_unstable();
@@ -411,7 +413,6 @@ async fn an_agent_killed_mid_send_and_restarted_loses_nothing_acknowledged_and_s
         log.duplicates.len(),
         still_queued.len()
     );
-    drop(log);
     collector.stop().await;
 }
 
