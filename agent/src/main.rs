@@ -131,7 +131,16 @@ fn main() -> ExitCode {
             }
         }
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // The agent waits almost all the time, so one thread runs all of its async work: a
+    // worker thread per core would only add stacks and malloc arenas to its footprint.
+    // Blocking work (a tick's sampling) goes to a small pool whose thread outlives the
+    // interval, so it is not made anew every tick.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .thread_keep_alive(std::time::Duration::from_secs(120))
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: starting the async runtime: {error}");

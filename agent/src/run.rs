@@ -66,6 +66,16 @@ impl Agent {
         }
     }
 
+    /// An agent that queues into `spool` instead of the one its config names: for tests
+    /// that need a spool with other limits than `[spool]` allows (a few kilobytes).
+    pub fn with_spool(config: AgentConfig, spool: Spool) -> Self {
+        Self {
+            config,
+            spool: Arc::new(spool),
+            stop_reason: StopReason::default(),
+        }
+    }
+
     /// The queue of batches not yet acknowledged (for status and tests).
     pub fn spool(&self) -> Arc<Spool> {
         self.spool.clone()
