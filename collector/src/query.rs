@@ -392,15 +392,26 @@ mod tests {
         // start and end within a step.
         let first_minute = (NOW_MS - 10 * 86_400_000) / 60_000;
         let last_minute = NOW_MS / 60_000 - 1;
-        assert_eq!(values.len() as i64, last_minute / 30 - first_minute / 30 + 1);
+        assert_eq!(
+            values.len() as i64,
+            last_minute / 30 - first_minute / 30 + 1
+        );
         let step_s = 1800.0;
         let first_time = values[0][0].as_f64().unwrap();
-        assert_eq!(first_time % step_s, 0.0, "steps start on multiples of the step");
+        assert_eq!(
+            first_time % step_s,
+            0.0,
+            "steps start on multiples of the step"
+        );
         // A whole step holds 30 consecutive minutes: its average falls between two of them,
         // which no raw sample has.
         let second: f64 = values[1][1].as_str().unwrap().parse().unwrap();
         assert_eq!(second.fract(), 0.5, "{second} is not a step average");
-        let last: f64 = values[values.len() - 2][1].as_str().unwrap().parse().unwrap();
+        let last: f64 = values[values.len() - 2][1]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(last.fract(), 0.5, "{last} is not a step average");
     }
 

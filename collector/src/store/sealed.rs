@@ -406,23 +406,24 @@ impl Sealed {
         // range day by day instead would take forever on an open-ended range.
         let chunk_range = keys::span_key(series_id, day_of(start_ms), 0)
             ..=keys::span_key(series_id, end_ms, u32::MAX);
-        let day_of_chunk = |key: Option<sled::Result<sled::IVec>>| -> Result<Option<i64>, StoreError> {
-            match key {
-                None => Ok(None),
-                Some(key) => {
-                    let key = key.map_err(|error| self.storage("reading chunk keys", error))?;
-                    let (_, window_start_ms, _) = keys::decode_span_key(&key)
-                        .ok_or_else(|| StoreError::malformed(&self.data_dir, "chunk key"))?;
-                    Ok(Some(day_of(window_start_ms)))
+        let day_of_chunk =
+            |key: Option<sled::Result<sled::IVec>>| -> Result<Option<i64>, StoreError> {
+                match key {
+                    None => Ok(None),
+                    Some(key) => {
+                        let key = key.map_err(|error| self.storage("reading chunk keys", error))?;
+                        let (_, window_start_ms, _) = keys::decode_span_key(&key)
+                            .ok_or_else(|| StoreError::malformed(&self.data_dir, "chunk key"))?;
+                        Ok(Some(day_of(window_start_ms)))
+                    }
                 }
-            }
-        };
+            };
         let Some(first_day) = day_of_chunk(self.chunks.range(chunk_range.clone()).keys().next())?
         else {
             return Ok(days);
         };
-        let last_day = day_of_chunk(self.chunks.range(chunk_range).keys().next_back())?
-            .unwrap_or(first_day);
+        let last_day =
+            day_of_chunk(self.chunks.range(chunk_range).keys().next_back())?.unwrap_or(first_day);
         let mut day_ms = first_day.max(day_of(start_ms));
         while day_ms <= end_ms.min(last_day) {
             let prefix = &pending_key(day_ms, series_id, 0)[..16];
