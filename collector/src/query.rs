@@ -3,6 +3,11 @@
 //! Prometheus range-query result or as a table for a terminal. `main.rs` parses the
 //! arguments; this file does the rest. It never creates a store, and it cannot read one a
 //! running collector holds open: sled locks its directory, and [`StoreError::InUse`] says so.
+//!
+//! A range longer than [`RAW_RANGE_MAX`] is read from the five-minute rollups, which reach
+//! back further than raw samples and are far fewer: each printed point is then the average
+//! of a step (a multiple of five minutes, about [`MAX_POINTS`] per series) at the step's
+//! start.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -11,8 +16,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use crate::store::{
-    SelectedSeries, Selector, SelectorError, Store, StoreConfig, StoreError, METRIC_NAME_LABEL,
+    SelectedSeries, Selector, SelectorError, Store, StoreConfig, StoreError, BUCKET_MS,
+    METRIC_NAME_LABEL,
 };
+use vigil_proto::model::Sample;
+
+/// The longest range printed sample by sample; longer ones read the rollups.
+pub const RAW_RANGE_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// About how many points per series a range read from rollups prints.
+pub const MAX_POINTS: u32 = 1440;
 
 /// How `query` prints what it found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -37,7 +50,8 @@ pub enum QueryError {
 }
 
 /// Prints the series that `selector_text` selects with their samples of the last `since`
-/// before `now_ms`, and returns how many series there were (none prints `[]` as JSON and
+/// before `now_ms` (step averages from the rollups when `since` is longer than
+/// [`RAW_RANGE_MAX`]), and returns how many series there were (none prints `[]` as JSON and
 /// nothing as a table).
 pub fn run_query(
     data_dir: &Path,
@@ -51,7 +65,28 @@ pub fn run_query(
     let selector: Selector = selector_text.parse()?;
     let store = Store::open_existing(&StoreConfig::new(data_dir))?;
     let since_ms = i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
-    let selected = store.select(&selector, now_ms.saturating_sub(since_ms), now_ms)?;
+    let start_ms = now_ms.saturating_sub(since_ms);
+    let selected = if since > RAW_RANGE_MAX {
+        let step_ms = Store::auto_step(start_ms, now_ms, MAX_POINTS).max(BUCKET_MS);
+        store
+            .select_range(&selector, start_ms, now_ms, step_ms)?
+            .series
+            .into_iter()
+            .map(|series| SelectedSeries {
+                labels: series.labels,
+                samples: series
+                    .points
+                    .iter()
+                    .map(|point| Sample {
+                        timestamp_ms: point.timestamp_ms,
+                        value: point.aggregate.avg(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    } else {
+        store.select(&selector, start_ms, now_ms)?
+    };
     match format {
         OutputFormat::Json => write_json(&selected, out),
         OutputFormat::Table => write_table(&selected, out),
@@ -315,6 +350,69 @@ mod tests {
             "{error}"
         );
         assert!(!missing.exists());
+    }
+
+    #[test]
+    fn a_range_longer_than_a_day_prints_step_averages_from_the_rollups() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(&StoreConfig::new(dir.path())).unwrap();
+            // Ten days of one sample a minute, the value counting the minutes.
+            let first_minute = (NOW_MS - 10 * 86_400_000) / 60_000;
+            let samples: Vec<Sample> = (first_minute..NOW_MS / 60_000)
+                .map(|minute| Sample {
+                    timestamp_ms: minute * 60_000,
+                    value: (minute - first_minute) as f64,
+                })
+                .collect();
+            let n_raw = samples.len();
+            let batch = [SeriesSamples {
+                labels: Labels::from_pairs([("__name__", "uptime_minutes"), ("host", "web-01")]),
+                samples,
+            }];
+            let writer = WriterId {
+                host: "web-01".to_owned(),
+                spool_id: 1,
+            };
+            store.append(&writer, 1, &batch).unwrap();
+            store.checkpoint(true).unwrap();
+            assert_eq!(n_raw, 14_400);
+        }
+        let (n_series, text) = query(
+            dir.path(),
+            "uptime_minutes",
+            Duration::from_secs(30 * 86_400),
+            OutputFormat::Json,
+        )
+        .unwrap();
+        assert_eq!(n_series, 1);
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let values = parsed[0]["values"].as_array().unwrap();
+        // 30 days in about 1440 points: steps of 30 minutes, over ten days of samples that
+        // start and end within a step.
+        let first_minute = (NOW_MS - 10 * 86_400_000) / 60_000;
+        let last_minute = NOW_MS / 60_000 - 1;
+        assert_eq!(
+            values.len() as i64,
+            last_minute / 30 - first_minute / 30 + 1
+        );
+        let step_s = 1800.0;
+        let first_time = values[0][0].as_f64().unwrap();
+        assert_eq!(
+            first_time % step_s,
+            0.0,
+            "steps start on multiples of the step"
+        );
+        // A whole step holds 30 consecutive minutes: its average falls between two of them,
+        // which no raw sample has.
+        let second: f64 = values[1][1].as_str().unwrap().parse().unwrap();
+        assert_eq!(second.fract(), 0.5, "{second} is not a step average");
+        let last: f64 = values[values.len() - 2][1]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(last.fract(), 0.5, "{last} is not a step average");
     }
 
     #[test]

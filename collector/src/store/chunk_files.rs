@@ -1,7 +1,8 @@
-//! The bytes of sealed chunks, in append-only files: one file per origin and UTC day of the
-//! chunk's window, `<data_dir>/chunks/live/2025-01-01.chunks` (and `import-<id>/…` for an
-//! import). sled's `chunks` tree keeps, per series, window and origin, where a chunk is
-//! ([`Location`]); only chunks of a few bytes are kept in sled itself.
+//! The bytes of sealed chunks and rollup blocks, in append-only files: one file per origin
+//! and UTC day, `<data_dir>/chunks/live/2025-01-01.chunks` (and `import-<id>/…` for an
+//! import; `<data_dir>/rollups/…` for rollup blocks, which are kept longer). sled's `chunks`
+//! and `rollup_5m` trees keep where each one is ([`Location`]); only chunks of a few bytes
+//! are kept in sled itself.
 //!
 //! Why not in sled: sled rewrites a B-tree leaf every few inserts and keeps the old
 //! versions until a segment is half dead, so append-only data costs it 2 to 2.5 times its
@@ -17,13 +18,15 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::wal::{crc32c, sync_dir};
 
 /// Folder of the chunk files under the data directory.
 pub(super) const CHUNKS_DIR: &str = "chunks";
+/// Folder of the rollup files under the data directory.
+pub(super) const ROLLUPS_DIR: &str = "rollups";
 const FILE_MAGIC: &[u8; 8] = b"VIGILCHK";
 const FILE_VERSION: u32 = 1;
 const FILE_HEADER_LEN: u64 = 12;
@@ -105,9 +108,10 @@ pub(super) struct ChunkFiles {
 }
 
 impl ChunkFiles {
-    pub fn new(data_dir: &Path) -> Self {
+    /// The files under `dir` (`<data_dir>/chunks` or `<data_dir>/rollups`).
+    pub fn new(dir: PathBuf) -> Self {
         Self {
-            dir: data_dir.join(CHUNKS_DIR),
+            dir,
             open: Mutex::new(HashMap::new()),
             unsynced: Mutex::new(HashSet::new()),
         }
@@ -341,7 +345,7 @@ mod tests {
     #[test]
     fn chunks_read_back_and_damage_is_caught() {
         let dir = tempfile::tempdir().unwrap();
-        let files = ChunkFiles::new(dir.path());
+        let files = ChunkFiles::new(dir.path().to_owned());
         let first = files.append(0, 0, b"first chunk").unwrap();
         let second = files.append(0, 0, b"second").unwrap();
         files.sync(None).unwrap();
@@ -349,7 +353,7 @@ mod tests {
         assert_eq!(files.read(0, 0, second).unwrap(), b"second");
 
         // A fresh handle (a restart) appends after what is there.
-        let files = ChunkFiles::new(dir.path());
+        let files = ChunkFiles::new(dir.path().to_owned());
         let third = files.append(0, 0, b"third").unwrap();
         assert!(third.offset > second.offset);
         assert_eq!(files.read(0, 0, second).unwrap(), b"second");
@@ -358,7 +362,7 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes[first.offset as usize + FRAME_HEADER_LEN] ^= 1;
         fs::write(&path, bytes).unwrap();
-        let files = ChunkFiles::new(dir.path());
+        let files = ChunkFiles::new(dir.path().to_owned());
         let error = files.read(0, 0, first).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
@@ -366,7 +370,7 @@ mod tests {
     #[test]
     fn retention_deletes_whole_days_of_every_origin() {
         let dir = tempfile::tempdir().unwrap();
-        let files = ChunkFiles::new(dir.path());
+        let files = ChunkFiles::new(dir.path().to_owned());
         for day in 0..4 {
             files.append(0, day * DAY_MS, b"live").unwrap();
             files.append(3, day * DAY_MS, b"imported").unwrap();

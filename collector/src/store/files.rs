@@ -1,5 +1,5 @@
 //! The store's files in the data directory: sled's (`db`, `conf`, `snap.*`, `blobs/`), the
-//! log's (`wal/`) and the chunk files (`chunks/`). This file makes sled's durable with a real fsync, measures the
+//! log's (`wal/`), and the chunk and rollup files (`chunks/`, `rollups/`). This file makes sled's durable with a real fsync, measures the
 //! directory, and moves a damaged store aside. The data directory may hold other things
 //! (the demo keeps its configs and certificates there), which are never touched.
 
@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::chunk_files::CHUNKS_DIR;
+use super::chunk_files::{CHUNKS_DIR, ROLLUPS_DIR};
 use super::wal::WAL_DIR;
 
 /// The file sled keeps its log in; its presence tells a store from an unrelated directory.
@@ -63,6 +63,7 @@ fn is_store_file(name: &str) -> bool {
         || name == SLED_BLOBS_DIR
         || name == WAL_DIR
         || name == CHUNKS_DIR
+        || name == ROLLUPS_DIR
         || name.starts_with(SLED_SNAPSHOT_PREFIX)
 }
 

@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use vigil_proto::model::{Labels, Sample};
 
+use super::chunk_files::day_of;
 use super::error::StoreError;
 use super::files;
 use super::head::{overlay, window_start};
 use super::keys;
 use super::open::META_NEWEST_MS;
-use super::rollup::{self, BLOCK_MS};
 use super::sealed::WindowWrite;
 use super::{Inner, Store, StoreConfig, METRIC_NAME_LABEL};
 use crate::openmetrics::{self, OmError};
@@ -266,12 +266,10 @@ impl Import {
         }
         // The chunk files are synced once, at commit: until then nothing of the import is
         // visible, and a crash leaves it to the sweep.
-        let (_, rollups) = self
-            .store
+        self.store
             .inner
             .sealed
-            .write_chunks(self.origin, windows, false)?;
-        self.store.inner.sealed.apply_rollups(rollups)?;
+            .write_windows(self.origin, windows, false)?;
         Ok(())
     }
 
@@ -280,15 +278,16 @@ impl Import {
         let all: Vec<Vec<u8>> = self.series.keys().cloned().collect();
         self.flush_series(&all)?;
         let inner = &*self.store.inner;
-        inner
-            .sealed
-            .files
-            .sync(Some(self.origin))
-            .map_err(|source| StoreError::Io {
-                path: inner.data_dir.join(super::chunk_files::CHUNKS_DIR),
-                action: "syncing the imported chunk files in",
-                source,
-            })?;
+        inner.sealed.roll_up(Some(self.origin), i64::MAX, false)?;
+        for files in [&inner.sealed.chunk_files, &inner.sealed.rollup_files] {
+            files
+                .sync(Some(self.origin))
+                .map_err(|source| StoreError::Io {
+                    path: inner.data_dir.clone(),
+                    action: "syncing the imported chunk and rollup files in",
+                    source,
+                })?;
+        }
         inner.sync_sled()?;
         {
             let mut ingest = inner.lock_ingest();
@@ -346,7 +345,7 @@ impl Drop for Import {
         let days: BTreeSet<(u64, i64)> = self
             .written_chunks
             .iter()
-            .map(|&(series_id, start_ms)| (series_id, rollup::align(start_ms, BLOCK_MS)))
+            .map(|&(series_id, start_ms)| (series_id, day_of(start_ms)))
             .collect();
         let result = (|| {
             let mut chunks = sled::Batch::default();
@@ -359,11 +358,22 @@ impl Drop for Import {
                 rollups.remove(&keys::span_key(series_id, day_ms, self.origin)[..]);
             }
             inner.sealed.rollups.apply_batch(rollups)?;
-            inner.imports.tree.remove(self.origin.to_be_bytes())?;
             Ok::<(), sled::Error>(())
-        })();
-        if let Err(error) = inner.sealed.files.remove_origin(self.origin) {
-            tracing::warn!(%error, import = self.origin, "deleting the chunk files of an unfinished import failed");
+        })()
+        .map_err(|error| inner.storage("deleting an unfinished import", error))
+        .and_then(|()| inner.sealed.forget_pending(self.origin, &days))
+        .and_then(|()| {
+            inner
+                .imports
+                .tree
+                .remove(self.origin.to_be_bytes())
+                .map(|_| ())
+                .map_err(|error| inner.storage("deleting an unfinished import", error))
+        });
+        for files in [&inner.sealed.chunk_files, &inner.sealed.rollup_files] {
+            if let Err(error) = files.remove_origin(self.origin) {
+                tracing::warn!(%error, import = self.origin, "deleting the files of an unfinished import failed");
+            }
         }
         if let Err(error) = result {
             tracing::warn!(%error, import = self.origin, "deleting an unfinished import failed; it stays invisible and is removed at the next start");
@@ -410,29 +420,17 @@ impl Inner {
         if abandoned.is_empty() {
             return Ok(());
         }
-        for tree in [&self.sealed.chunks, &self.sealed.rollups] {
-            let mut batch = sled::Batch::default();
-            for key in tree.iter().keys() {
-                let key =
-                    key.map_err(|error| self.storage("sweeping an unfinished import", error))?;
-                if keys::decode_span_key(&key)
-                    .is_some_and(|(_, _, origin)| abandoned.contains(&origin))
-                {
-                    batch.remove(key);
-                }
-            }
-            tree.apply_batch(batch)
-                .map_err(|error| self.storage("sweeping an unfinished import", error))?;
-        }
+        self.sealed.forget_origin(&abandoned)?;
         for origin in &abandoned {
-            self.sealed
-                .files
-                .remove_origin(*origin)
-                .map_err(|source| StoreError::Io {
-                    path: self.data_dir.join(super::chunk_files::CHUNKS_DIR),
-                    action: "deleting the chunk files of an unfinished import in",
-                    source,
-                })?;
+            for files in [&self.sealed.chunk_files, &self.sealed.rollup_files] {
+                files
+                    .remove_origin(*origin)
+                    .map_err(|source| StoreError::Io {
+                        path: self.data_dir.clone(),
+                        action: "deleting the files of an unfinished import in",
+                        source,
+                    })?;
+            }
             self.imports
                 .tree
                 .remove(origin.to_be_bytes())

@@ -15,11 +15,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::chunk_files::DAY_MS;
 use super::error::StoreError;
 use super::head::{SealPolicy, WINDOW_MS};
 use super::keys;
 use super::open::META_NEWEST_MS;
-use super::rollup::BLOCK_MS;
 use super::sealed::WindowWrite;
 use super::{Inner, ORIGIN_LIVE};
 
@@ -40,7 +40,8 @@ pub(super) struct CheckpointStats {
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct RetentionStats {
     pub n_chunks: usize,
-    pub n_chunk_files: usize,
+    /// Chunk and rollup files.
+    pub n_files: usize,
     pub n_rollup_blocks: usize,
     pub n_series: usize,
 }
@@ -219,18 +220,18 @@ impl Inner {
                         samples,
                     });
                 }
-                let (_, rollups) = self.sealed.write_chunks(ORIGIN_LIVE, windows, true)?;
-                // Rollup queries hold the gate while they read the head and sled, so they
-                // see each window in exactly one of the two.
-                let _gate = self
-                    .seal_gate
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                self.sealed.apply_rollups(rollups)?;
+                self.sealed.write_windows(ORIGIN_LIVE, windows, true)?;
                 for job in group {
                     job.mark_written();
                 }
             }
+            // Days complete by the store's clock get their rollup block (once).
+            let complete_before = newest_ms
+                .saturating_sub(SEAL_GRACE_MS)
+                .saturating_sub(DAY_MS)
+                .saturating_add(1);
+            self.sealed
+                .roll_up(Some(ORIGIN_LIVE), complete_before, true)?;
             let mut batch = sled::Batch::default();
             for (writer, seq) in &writers {
                 batch.insert(keys::writer_key(writer), &seq.to_be_bytes());
@@ -277,6 +278,13 @@ impl Inner {
         let raw_cutoff = now_ms.saturating_sub(duration_ms(self.config.raw_retention));
         let rollup_cutoff = now_ms.saturating_sub(duration_ms(self.config.rollup_retention));
         let mut stats = RetentionStats::default();
+        // Raw samples about to go must have their rollups first (the checkpoint writes them
+        // a day after; this only catches days it could not).
+        self.sealed.roll_up(
+            None,
+            raw_cutoff.saturating_sub(DAY_MS).saturating_add(1),
+            true,
+        )?;
         let series_ids: Vec<u64> = self.index.all_series_ids().collect::<Result<_, _>>()?;
         let mut empty_series = Vec::new();
         for &series_id in &series_ids {
@@ -289,7 +297,7 @@ impl Inner {
             let n_blocks = self.delete_spans_before(
                 &self.sealed.rollups,
                 series_id,
-                rollup_cutoff.saturating_sub(BLOCK_MS),
+                rollup_cutoff.saturating_sub(DAY_MS),
             )?;
             stats.n_chunks += n_chunks;
             stats.n_rollup_blocks += n_blocks;
@@ -307,16 +315,18 @@ impl Inner {
                 empty_series.push(series_id);
             }
         }
-        // Every chunk of these days is gone from the index: their files can go.
-        stats.n_chunk_files = self
-            .sealed
-            .files
-            .remove_days_ending_by(raw_cutoff)
-            .map_err(|source| StoreError::Io {
-                path: self.data_dir.join(super::chunk_files::CHUNKS_DIR),
-                action: "deleting chunk files past retention in",
-                source,
-            })?;
+        // Every chunk and block of these days is gone from the index: their files can go.
+        let remove_files = |files: &super::chunk_files::ChunkFiles, cutoff_ms: i64| {
+            files
+                .remove_days_ending_by(cutoff_ms)
+                .map_err(|source| StoreError::Io {
+                    path: self.data_dir.clone(),
+                    action: "deleting files past retention in",
+                    source,
+                })
+        };
+        stats.n_files = remove_files(&self.sealed.chunk_files, raw_cutoff)?
+            + remove_files(&self.sealed.rollup_files, rollup_cutoff)?;
         // A running import holds ids of series it has not written yet.
         if self
             .imports

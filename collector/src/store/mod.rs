@@ -37,7 +37,7 @@ mod wal;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -243,7 +243,10 @@ pub struct StorageBreakdown {
     /// Keys and values of the `chunks` tree: where each chunk is.
     pub chunk_index_bytes: u64,
     pub n_rollup_blocks: u64,
-    pub rollup_bytes: u64,
+    /// The rollup files.
+    pub rollup_file_bytes: u64,
+    /// Keys and values of the `rollup_5m` and `rollup_pending` trees.
+    pub rollup_index_bytes: u64,
     /// Keys and values of the series index and postings.
     pub index_bytes: u64,
 }
@@ -286,9 +289,6 @@ struct Inner {
     wal: Wal,
     /// One checkpoint at a time (the background one and explicit ones).
     checkpoint_lock: Mutex<()>,
-    /// Held for writing while a checkpoint publishes rollups and marks their windows
-    /// written, for reading while a query reads rollups from the head and sled.
-    seal_gate: RwLock<()>,
     /// Where a damaged store was moved to when this one was opened in its place.
     quarantined_to: Option<PathBuf>,
 }
@@ -665,21 +665,33 @@ impl Store {
         let chunk_file_bytes =
             inner
                 .sealed
-                .files
+                .chunk_files
                 .disk_bytes()
                 .map_err(|source| StoreError::Io {
                     path: inner.data_dir.clone(),
                     action: "measuring",
                     source,
                 })?;
-        let (n_rollup_blocks, rollup_bytes) = sum(&inner.sealed.rollups)?;
+        let (n_rollup_blocks, rollup_index_bytes) = sum(&inner.sealed.rollups)?;
+        let (_, pending_bytes) = sum(&inner.sealed.pending)?;
+        let rollup_file_bytes =
+            inner
+                .sealed
+                .rollup_files
+                .disk_bytes()
+                .map_err(|source| StoreError::Io {
+                    path: inner.data_dir.clone(),
+                    action: "measuring",
+                    source,
+                })?;
         Ok(StorageBreakdown {
             n_series,
             n_chunks,
             chunk_file_bytes,
             chunk_index_bytes,
             n_rollup_blocks,
-            rollup_bytes,
+            rollup_file_bytes,
+            rollup_index_bytes: rollup_index_bytes + pending_bytes,
             index_bytes: series_bytes + by_labels_bytes + postings_bytes,
         })
     }
@@ -763,44 +775,44 @@ impl Inner {
         Ok(samples)
     }
 
-    /// Five-minute buckets of one series starting in `[start_ms, end_ms]`: the rollups of
-    /// sealed data plus buckets made from the head's samples.
+    /// Five-minute buckets of one series starting in `[start_ms, end_ms]`: rollup blocks
+    /// for complete days, and buckets made from raw samples (sealed and in the head) for
+    /// days whose block is not written yet or out of date.
     fn rollup_buckets(
         &self,
         series_id: u64,
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<(i64, Aggregate)>, StoreError> {
-        let (head_windows, mut buckets) = {
-            let _gate = self
-                .seal_gate
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let head_windows = self.lock_ingest().head.windows_in_range(
+        let visible = |origin: u32| self.imports.is_visible(origin);
+        // Days with samples in the head are read raw; the head is copied first, so that a
+        // window sealed meanwhile is found as a pending day.
+        let head_days: Vec<i64> = self
+            .lock_ingest()
+            .head
+            .windows_in_range(series_id, start_ms, end_ms.saturating_add(BUCKET_MS))
+            .iter()
+            .map(|window| chunk_files::day_of(window.start_ms))
+            .collect();
+        let mut raw_days = self
+            .sealed
+            .pending_days(series_id, start_ms, end_ms, &visible)?;
+        raw_days.extend(head_days);
+        let mut buckets = self
+            .sealed
+            .block_buckets(series_id, start_ms, end_ms, &visible, &raw_days)?;
+        for &day_ms in &raw_days {
+            let day_end = day_ms.saturating_add(chunk_files::DAY_MS - 1);
+            let samples = self.raw_samples(
                 series_id,
-                start_ms,
-                end_ms.saturating_add(BUCKET_MS),
-            );
-            let visible = |origin: u32| self.imports.is_visible(origin);
-            let buckets = self.sealed.buckets(series_id, start_ms, end_ms, &visible)?;
-            (head_windows, buckets)
-        };
-        let mut head_samples = Vec::new();
-        for window in head_windows {
-            let window_samples = window.samples().map_err(|error| StoreError::Codec {
-                what: format!("head of series {series_id}"),
-                reason: error.to_string(),
-            })?;
-            head_samples = overlay(head_samples, &window_samples);
-        }
-        for (bucket_ms, aggregate) in rollup::bucketize(&head_samples) {
-            if bucket_ms < start_ms || bucket_ms > end_ms {
-                continue;
+                day_ms.max(start_ms),
+                day_end.min(end_ms.saturating_add(BUCKET_MS - 1)),
+            )?;
+            for (bucket_ms, aggregate) in rollup::bucketize(&samples) {
+                if bucket_ms >= start_ms && bucket_ms <= end_ms {
+                    buckets.insert(bucket_ms, aggregate);
+                }
             }
-            buckets
-                .entry(bucket_ms)
-                .and_modify(|existing| existing.add(&aggregate))
-                .or_insert(aggregate);
         }
         Ok(buckets.into_iter().collect())
     }

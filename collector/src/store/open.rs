@@ -12,11 +12,11 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use vigil_proto::model::Sample;
 
-use super::chunk_files::ChunkFiles;
+use super::chunk_files::{ChunkFiles, CHUNKS_DIR, ROLLUPS_DIR};
 use super::error::StoreError;
 use super::files::{self, SLED_DATA_FILE};
 use super::head::{window_start, Head};
@@ -158,7 +158,9 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
         data_dir: data_dir.clone(),
         chunks: open_tree("chunks")?,
         rollups: open_tree("rollup_5m")?,
-        files: Arc::new(ChunkFiles::new(&data_dir)),
+        pending: open_tree("rollup_pending")?,
+        chunk_files: Arc::new(ChunkFiles::new(data_dir.join(CHUNKS_DIR))),
+        rollup_files: Arc::new(ChunkFiles::new(data_dir.join(ROLLUPS_DIR))),
     };
     let meta = open_tree("meta")?;
     let writers_tree = open_tree("writers")?;
@@ -241,7 +243,6 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
         ingest: Mutex::new(ingest),
         wal,
         checkpoint_lock: Mutex::new(()),
-        seal_gate: RwLock::new(()),
         quarantined_to,
     })
 }
@@ -366,10 +367,10 @@ fn migrate_first_layout(db: &sled::Db, data_dir: &Path, sealed: &Sealed) -> Resu
         }
         n_samples += 1;
         if windows.len() >= 1024 {
-            sealed.write_windows(ORIGIN_LIVE, std::mem::take(&mut windows))?;
+            sealed.write_windows(ORIGIN_LIVE, std::mem::take(&mut windows), true)?;
         }
     }
-    sealed.write_windows(ORIGIN_LIVE, windows)?;
+    sealed.write_windows(ORIGIN_LIVE, windows, true)?;
     db.flush()
         .map_err(|error| StoreError::storage(data_dir, "flushing migrated chunks", error))?;
     files::fsync_sled_files(data_dir).map_err(|source| StoreError::Io {

@@ -1,7 +1,8 @@
 //! Five-minute rollups: min, max, sum and count of a series' samples per aligned five-minute
 //! bucket, kept much longer than raw samples and read by range queries with a step of five
-//! minutes or more. A series' rollups for one UTC day are one sled value (a block); sealing a
-//! window recomputes that window's 24 buckets from its merged samples and rewrites the block.
+//! minutes or more. A series' rollups for one UTC day and origin are one block, made from
+//! that day's chunks once the day is complete ([`super::sealed`] decides when and where it
+//! goes); this file computes buckets and encodes blocks.
 //!
 //! Block: version (1) ‖ for min, max and sum: length (LEB128) ‖ chunk ‖ then the count chunk
 //! to the end. Each chunk ([`super::chunk`]) has the bucket starts as timestamps, so the
@@ -13,11 +14,9 @@ use super::chunk::{self, ChunkError};
 
 /// Width of a rollup bucket.
 pub const BUCKET_MS: i64 = 5 * 60 * 1000;
-/// Span of one rollup block.
-pub(super) const BLOCK_MS: i64 = 24 * 60 * 60 * 1000;
 const BLOCK_VERSION: u8 = 1;
 
-/// Start of the bucket (or, with [`BLOCK_MS`], the block) holding `timestamp_ms`.
+/// Start of the span of `width_ms` (a bucket, a step) holding `timestamp_ms`.
 pub(super) fn align(timestamp_ms: i64, width_ms: i64) -> i64 {
     timestamp_ms
         .checked_sub(timestamp_ms.rem_euclid(width_ms))
@@ -163,23 +162,6 @@ pub(super) fn decode_block(bytes: &[u8]) -> Result<Vec<(i64, Aggregate)>, BlockE
         .collect())
 }
 
-/// `block` with every bucket in `[start_ms, end_ms)` replaced by `replacement` (buckets
-/// inside that span, sorted).
-pub(super) fn replace_span(
-    block: Vec<(i64, Aggregate)>,
-    start_ms: i64,
-    end_ms: i64,
-    replacement: &[(i64, Aggregate)],
-) -> Vec<(i64, Aggregate)> {
-    let mut merged: Vec<(i64, Aggregate)> = block
-        .into_iter()
-        .filter(|(bucket, _)| *bucket < start_ms || *bucket >= end_ms)
-        .collect();
-    merged.extend_from_slice(replacement);
-    merged.sort_by_key(|(bucket, _)| *bucket);
-    merged
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,14 +211,5 @@ mod tests {
         assert_eq!(decode_block(&block).unwrap(), buckets);
         assert!(decode_block(&block[..block.len() / 2]).is_err());
         assert!(decode_block(&[]).is_err());
-    }
-
-    #[test]
-    fn replacing_a_span_keeps_the_buckets_outside_it() {
-        let one = Aggregate::of(1.0);
-        let two = Aggregate::of(2.0);
-        let block = vec![(0, one), (BUCKET_MS, one), (2 * BUCKET_MS, one)];
-        let replaced = replace_span(block, BUCKET_MS, 2 * BUCKET_MS, &[(BUCKET_MS, two)]);
-        assert_eq!(replaced, [(0, one), (BUCKET_MS, two), (2 * BUCKET_MS, one)]);
     }
 }

@@ -1,28 +1,32 @@
-//! Sealed data: compressed chunks (one per series, two-hour window and origin; the bytes in
-//! [`ChunkFiles`], where they are in sled's `chunks` tree) and five-minute rollups (sled's
-//! `rollup_5m`, one block per series, day and origin).
-//! Writing a window merges it with the chunk already stored for that key, so late samples
-//! and a window sealed in several parts end up in one chunk, and recomputes the window's
-//! rollup buckets from the merged samples. Reading overlays the origins of a window, later
-//! origins winning a timestamp, and the caller overlays the head on top.
+//! Sealed data: compressed chunks (one per series, two-hour window and origin) and
+//! five-minute rollup blocks (one per series, UTC day and origin). The bytes of both live in
+//! append-only day files ([`ChunkFiles`], under `chunks/` and `rollups/`); sled's `chunks`
+//! and `rollup_5m` trees say where each one is, or hold it when it is a few bytes.
 //!
-//! A chunk's bytes are fsynced before sled learns where they are (sled flushes on its own
+//! Writing a window merges it with the chunk already stored for that key, so late samples
+//! and a window sealed in several parts end up in one chunk, and marks its day as pending in
+//! `rollup_pending`. A day's block is written once the day is complete ([`Sealed::roll_up`]),
+//! from that day's chunks, and written again only if late samples make it pending again.
+//! Reading overlays the origins of a window, later origins winning a timestamp; the caller
+//! overlays the head on top, and reads pending days from raw samples instead of blocks.
+//!
+//! Bytes in files are fsynced before sled learns where they are (sled flushes on its own
 //! every half second, so a location must never reach its disk first), except for imports,
 //! which sync once before they commit. The rest is not durable by itself: the checkpoint
 //! ([`super::maintenance`]) flushes and fsyncs sled before the log is trimmed behind it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use vigil_proto::model::Sample;
 
 use super::chunk;
-use super::chunk_files::{day_of, ChunkFiles, Location};
+use super::chunk_files::{day_of, ChunkFiles, Location, DAY_MS};
 use super::error::StoreError;
-use super::head::{overlay, WINDOW_MS};
+use super::head::{overlay, window_start};
 use super::keys;
-use super::rollup::{self, Aggregate, BLOCK_MS};
+use super::rollup::{self, Aggregate};
 
 /// Samples of one window of one series, to be stored.
 #[derive(Debug)]
@@ -40,13 +44,7 @@ pub(super) struct WriteStats {
     pub chunk_bytes: usize,
 }
 
-/// A window's start and its rollup buckets, to replace in a day's block.
-type WindowBuckets = (i64, Vec<(i64, Aggregate)>);
-
-/// Rollup blocks written by [`Sealed::write_chunks`], not yet applied.
-pub(super) struct PendingRollups(sled::Batch);
-
-/// Chunks this small stay in sled rather than cost a file read.
+/// Chunks and blocks this small stay in sled rather than cost a file read.
 const INLINE_MAX: usize = 24;
 const VALUE_INLINE: u8 = 0;
 const VALUE_IN_FILE: u8 = 1;
@@ -72,28 +70,49 @@ fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
     None
 }
 
-/// What the `chunks` tree holds for a chunk.
-enum ChunkValue<'a> {
+/// What the `chunks` and `rollup_5m` trees hold for a chunk or block.
+enum StoredValue<'a> {
     Inline(&'a [u8]),
     InFile(Location),
 }
 
-impl<'a> ChunkValue<'a> {
+impl<'a> StoredValue<'a> {
     fn decode(mut bytes: &'a [u8]) -> Option<Self> {
         let (&tag, rest) = bytes.split_first()?;
         bytes = rest;
         match tag {
-            VALUE_INLINE => Some(ChunkValue::Inline(bytes)),
+            VALUE_INLINE => Some(StoredValue::Inline(bytes)),
             VALUE_IN_FILE => {
                 let offset = take_varint(&mut bytes)?;
                 let len = u32::try_from(take_varint(&mut bytes)?).ok()?;
                 bytes
                     .is_empty()
-                    .then_some(ChunkValue::InFile(Location { offset, len }))
+                    .then_some(StoredValue::InFile(Location { offset, len }))
             }
             _ => None,
         }
     }
+}
+
+/// Key of `rollup_pending`: day first, so that the days complete by a time are one range.
+fn pending_key(day_ms: i64, series_id: u64, origin: u32) -> [u8; 20] {
+    // The same layout as a span key with the first two fields swapped.
+    let span = keys::span_key(series_id, day_ms, origin);
+    let mut key = [0; 20];
+    key[..8].copy_from_slice(&span[8..16]);
+    key[8..16].copy_from_slice(&span[..8]);
+    key[16..].copy_from_slice(&span[16..]);
+    key
+}
+
+fn decode_pending_key(key: &[u8]) -> Option<(i64, u64, u32)> {
+    let key: &[u8; 20] = key.try_into().ok()?;
+    let mut span = [0; 20];
+    span[..8].copy_from_slice(&key[8..16]);
+    span[8..16].copy_from_slice(&key[..8]);
+    span[16..].copy_from_slice(&key[16..]);
+    let (series_id, day_ms, origin) = keys::decode_span_key(&span)?;
+    Some((day_ms, series_id, origin))
 }
 
 /// The sealed data of a store.
@@ -102,8 +121,12 @@ pub(super) struct Sealed {
     pub data_dir: PathBuf,
     /// (series, window, origin) → where the chunk is.
     pub chunks: sled::Tree,
+    /// (series, day, origin) → where the rollup block is.
     pub rollups: sled::Tree,
-    pub files: Arc<ChunkFiles>,
+    /// (day, series, origin) → nothing: days whose block is missing or out of date.
+    pub pending: sled::Tree,
+    pub chunk_files: Arc<ChunkFiles>,
+    pub rollup_files: Arc<ChunkFiles>,
 }
 
 impl Sealed {
@@ -115,60 +138,81 @@ impl Sealed {
         StoreError::malformed(&self.data_dir, format!("{what} ({error})"))
     }
 
-    /// The bytes of the chunk whose `chunks` entry is (`key`, `value`).
-    fn chunk_bytes(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// The bytes a `chunks` or `rollup_5m` entry (`key`, `value`) stands for.
+    fn stored_bytes(
+        &self,
+        files: &ChunkFiles,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
         let (series_id, start_ms, origin) = keys::decode_span_key(key)
-            .ok_or_else(|| StoreError::malformed(&self.data_dir, "chunk key"))?;
-        match ChunkValue::decode(value) {
-            Some(ChunkValue::Inline(bytes)) => Ok(bytes.to_vec()),
-            Some(ChunkValue::InFile(location)) => self
-                .files
+            .ok_or_else(|| StoreError::malformed(&self.data_dir, "chunk or rollup key"))?;
+        match StoredValue::decode(value) {
+            Some(StoredValue::Inline(bytes)) => Ok(bytes.to_vec()),
+            Some(StoredValue::InFile(location)) => files
                 .read(origin, day_of(start_ms), location)
                 .map_err(|source| StoreError::Io {
-                    path: self.files.path(origin, day_of(start_ms)),
-                    action: "reading a chunk from",
+                    path: files.path(origin, day_of(start_ms)),
+                    action: "reading",
                     source,
                 }),
             None => Err(StoreError::malformed(
                 &self.data_dir,
-                format!("location of the chunk of series {series_id} at {start_ms}"),
+                format!("location of data of series {series_id} at {start_ms}"),
             )),
         }
     }
 
+    /// The value that stores `bytes` for (origin, time): inline, or appended to a file.
+    fn store_bytes(
+        &self,
+        files: &ChunkFiles,
+        origin: u32,
+        start_ms: i64,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut value = Vec::with_capacity(INLINE_MAX + 1);
+        if bytes.len() <= INLINE_MAX {
+            value.push(VALUE_INLINE);
+            value.extend_from_slice(bytes);
+        } else {
+            let day_ms = day_of(start_ms);
+            let location =
+                files
+                    .append(origin, day_ms, bytes)
+                    .map_err(|source| StoreError::Io {
+                        path: files.path(origin, day_ms),
+                        action: "appending to",
+                        source,
+                    })?;
+            value.push(VALUE_IN_FILE);
+            put_varint(&mut value, location.offset);
+            put_varint(&mut value, u64::from(location.len));
+        }
+        Ok(value)
+    }
+
+    fn sync_files(&self, files: &ChunkFiles, origin: Option<u32>) -> Result<(), StoreError> {
+        files.sync(origin).map_err(|source| StoreError::Io {
+            path: self.data_dir.clone(),
+            action: "syncing the chunk and rollup files in",
+            source,
+        })
+    }
+
     /// Stores windows under `origin`, merging each with what that key already holds, and
-    /// rewrites the rollup blocks they touch.
+    /// marks their days pending for rollups. With `sync_files`, chunk bytes are fsynced
+    /// before sled learns where they are; an import passes `false` and syncs before it
+    /// commits.
     pub fn write_windows(
         &self,
         origin: u32,
         windows: Vec<WindowWrite>,
-    ) -> Result<WriteStats, StoreError> {
-        let (stats, rollups) = self.write_chunks(origin, windows, true)?;
-        self.apply_rollups(rollups)?;
-        Ok(stats)
-    }
-
-    /// Applies rollup blocks made by [`Sealed::write_chunks`], atomically.
-    pub fn apply_rollups(&self, rollups: PendingRollups) -> Result<(), StoreError> {
-        self.rollups
-            .apply_batch(rollups.0)
-            .map_err(|error| self.storage("storing rollups", error))
-    }
-
-    /// The first half of [`Sealed::write_windows`]: stores the chunks and returns the
-    /// rollup blocks to apply, so that the checkpoint can apply them while queries of
-    /// rollups wait (a window must not count both in the head and in sled). With
-    /// `sync_files`, chunk bytes are fsynced before sled learns where they are; an import
-    /// passes `false` and syncs before it commits.
-    pub fn write_chunks(
-        &self,
-        origin: u32,
-        windows: Vec<WindowWrite>,
         sync_files: bool,
-    ) -> Result<(WriteStats, PendingRollups), StoreError> {
+    ) -> Result<WriteStats, StoreError> {
         let mut stats = WriteStats::default();
         let mut chunk_batch = sled::Batch::default();
-        let mut rollup_updates: BTreeMap<(u64, i64), Vec<WindowBuckets>> = BTreeMap::new();
+        let mut pending_batch = sled::Batch::default();
         for window in windows {
             let key = keys::span_key(window.series_id, window.start_ms, origin);
             let existing = self
@@ -177,7 +221,7 @@ impl Sealed {
                 .map_err(|error| self.storage("reading a chunk to merge into", error))?;
             let samples = match existing {
                 Some(value) => {
-                    let bytes = self.chunk_bytes(&key, &value)?;
+                    let bytes = self.stored_bytes(&self.chunk_files, &key, &value)?;
                     let stored = chunk::decode(&bytes).map_err(|error| {
                         self.damaged(
                             format!(
@@ -200,73 +244,100 @@ impl Sealed {
             })?;
             stats.n_chunks += 1;
             stats.chunk_bytes += encoded.len();
-            let mut value = Vec::with_capacity(INLINE_MAX + 1);
-            if encoded.len() <= INLINE_MAX {
-                value.push(VALUE_INLINE);
-                value.extend_from_slice(&encoded);
-            } else {
-                let day_ms = day_of(window.start_ms);
-                let location = self
-                    .files
-                    .append(origin, day_ms, &encoded)
-                    .map_err(|source| StoreError::Io {
-                        path: self.files.path(origin, day_ms),
-                        action: "appending a chunk to",
-                        source,
-                    })?;
-                value.push(VALUE_IN_FILE);
-                put_varint(&mut value, location.offset);
-                put_varint(&mut value, u64::from(location.len));
-            }
+            let value = self.store_bytes(&self.chunk_files, origin, window.start_ms, &encoded)?;
             chunk_batch.insert(&key[..], value);
-            rollup_updates
-                .entry((window.series_id, rollup::align(window.start_ms, BLOCK_MS)))
-                .or_default()
-                .push((window.start_ms, rollup::bucketize(&samples)));
-        }
-        let mut rollup_batch = sled::Batch::default();
-        for ((series_id, day_ms), spans) in rollup_updates {
-            let key = keys::span_key(series_id, day_ms, origin);
-            let mut block = match self
-                .rollups
-                .get(key)
-                .map_err(|error| self.storage("reading a rollup block to merge into", error))?
-            {
-                Some(bytes) => rollup::decode_block(&bytes).map_err(|error| {
-                    self.damaged(
-                        format!("rollup block of series {series_id} at {day_ms}"),
-                        error,
-                    )
-                })?,
-                None => Vec::new(),
-            };
-            for (start_ms, buckets) in spans {
-                block = rollup::replace_span(
-                    block,
-                    start_ms,
-                    start_ms.saturating_add(WINDOW_MS),
-                    &buckets,
-                );
-            }
-            let encoded = rollup::encode_block(&block).map_err(|error| StoreError::Codec {
-                what: format!("rollups of series {series_id} at {day_ms}"),
-                reason: error.to_string(),
-            })?;
-            rollup_batch.insert(&key[..], encoded);
+            pending_batch.insert(
+                &pending_key(day_of(window.start_ms), window.series_id, origin)[..],
+                &[][..],
+            );
         }
         if sync_files {
-            self.files
-                .sync(Some(origin))
-                .map_err(|source| StoreError::Io {
-                    path: self.data_dir.join(super::chunk_files::CHUNKS_DIR),
-                    action: "syncing chunk files in",
-                    source,
-                })?;
+            self.sync_files(&self.chunk_files, Some(origin))?;
         }
+        // Pending first: a crash between the two leaves a day rolled up again, never a
+        // day with new chunks and an old block.
+        self.pending
+            .apply_batch(pending_batch)
+            .map_err(|error| self.storage("marking days for rollups", error))?;
         self.chunks
             .apply_batch(chunk_batch)
             .map_err(|error| self.storage("storing chunk locations", error))?;
-        Ok((stats, PendingRollups(rollup_batch)))
+        Ok(stats)
+    }
+
+    /// Writes the rollup blocks of pending days that start before `days_before_ms` (of
+    /// `origin` only, when given), each from its day's chunks, then clears them. Returns how
+    /// many blocks it wrote.
+    pub fn roll_up(
+        &self,
+        origin: Option<u32>,
+        days_before_ms: i64,
+        sync_files: bool,
+    ) -> Result<usize, StoreError> {
+        let first = pending_key(i64::MIN, 0, 0);
+        let last = pending_key(days_before_ms, 0, 0);
+        if first >= last {
+            return Ok(0);
+        }
+        let mut n_blocks = 0;
+        let mut todo = Vec::new();
+        for key in self.pending.range(first..last).keys() {
+            let key = key.map_err(|error| self.storage("reading days pending rollup", error))?;
+            let parts = decode_pending_key(&key)
+                .ok_or_else(|| StoreError::malformed(&self.data_dir, "rollup pending key"))?;
+            if origin.is_none_or(|origin| origin == parts.2) {
+                todo.push(parts);
+            }
+        }
+        for group in todo.chunks(1024) {
+            let mut block_batch = sled::Batch::default();
+            let mut done_batch = sled::Batch::default();
+            for &(day_ms, series_id, day_origin) in group {
+                let samples = self.origin_samples(series_id, day_ms, day_origin)?;
+                let block_key = keys::span_key(series_id, day_ms, day_origin);
+                if samples.is_empty() {
+                    block_batch.remove(&block_key[..]);
+                } else {
+                    let block =
+                        rollup::encode_block(&rollup::bucketize(&samples)).map_err(|error| {
+                            StoreError::Codec {
+                                what: format!("rollups of series {series_id} at {day_ms}"),
+                                reason: error.to_string(),
+                            }
+                        })?;
+                    let value = self.store_bytes(&self.rollup_files, day_origin, day_ms, &block)?;
+                    block_batch.insert(&block_key[..], value);
+                    n_blocks += 1;
+                }
+                done_batch.remove(&pending_key(day_ms, series_id, day_origin)[..]);
+            }
+            if sync_files {
+                self.sync_files(&self.rollup_files, origin)?;
+            }
+            self.rollups
+                .apply_batch(block_batch)
+                .map_err(|error| self.storage("storing rollup locations", error))?;
+            self.pending
+                .apply_batch(done_batch)
+                .map_err(|error| self.storage("clearing days pending rollup", error))?;
+        }
+        Ok(n_blocks)
+    }
+
+    /// The samples of one series, day and origin (for its rollup block).
+    fn origin_samples(
+        &self,
+        series_id: u64,
+        day_ms: i64,
+        origin: u32,
+    ) -> Result<Vec<Sample>, StoreError> {
+        let only_this = |other: u32| other == origin;
+        self.samples(
+            series_id,
+            day_ms,
+            day_ms.saturating_add(DAY_MS - 1),
+            &only_this,
+        )
     }
 
     /// Sealed samples of `series_id` in `[start_ms, end_ms]` from the origins `visible`
@@ -278,7 +349,7 @@ impl Sealed {
         end_ms: i64,
         visible: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<Sample>, StoreError> {
-        let first = keys::span_key(series_id, super::head::window_start(start_ms), 0);
+        let first = keys::span_key(series_id, window_start(start_ms), 0);
         let last = keys::span_key(series_id, end_ms, u32::MAX);
         let mut samples: Vec<Sample> = Vec::new();
         let mut window: Option<(i64, Vec<Sample>)> = None;
@@ -300,7 +371,7 @@ impl Sealed {
             if !visible(origin) {
                 continue;
             }
-            let bytes = self.chunk_bytes(&key, &value)?;
+            let bytes = self.stored_bytes(&self.chunk_files, &key, &value)?;
             let decoded = chunk::decode(&bytes).map_err(|error| {
                 self.damaged(
                     format!("chunk of series {series_id} at {window_start_ms}"),
@@ -321,16 +392,69 @@ impl Sealed {
         Ok(samples)
     }
 
-    /// Rollup buckets of `series_id` starting in `[start_ms, end_ms]` from the origins
-    /// `visible` accepts, in time order. Buckets that several origins hold are added up.
-    pub fn buckets(
+    /// Days of `series_id` from `start_ms` to `end_ms` whose block is missing or out of date
+    /// for an origin `visible` accepts: a query reads those from raw samples.
+    pub fn pending_days(
         &self,
         series_id: u64,
         start_ms: i64,
         end_ms: i64,
         visible: &dyn Fn(u32) -> bool,
+    ) -> Result<BTreeSet<i64>, StoreError> {
+        let mut days = BTreeSet::new();
+        // Only days that hold chunks of the series can be pending; walking the query's
+        // range day by day instead would take forever on an open-ended range.
+        let chunk_range = keys::span_key(series_id, day_of(start_ms), 0)
+            ..=keys::span_key(series_id, end_ms, u32::MAX);
+        let day_of_chunk =
+            |key: Option<sled::Result<sled::IVec>>| -> Result<Option<i64>, StoreError> {
+                match key {
+                    None => Ok(None),
+                    Some(key) => {
+                        let key = key.map_err(|error| self.storage("reading chunk keys", error))?;
+                        let (_, window_start_ms, _) = keys::decode_span_key(&key)
+                            .ok_or_else(|| StoreError::malformed(&self.data_dir, "chunk key"))?;
+                        Ok(Some(day_of(window_start_ms)))
+                    }
+                }
+            };
+        let Some(first_day) = day_of_chunk(self.chunks.range(chunk_range.clone()).keys().next())?
+        else {
+            return Ok(days);
+        };
+        let last_day =
+            day_of_chunk(self.chunks.range(chunk_range).keys().next_back())?.unwrap_or(first_day);
+        let mut day_ms = first_day.max(day_of(start_ms));
+        while day_ms <= end_ms.min(last_day) {
+            let prefix = &pending_key(day_ms, series_id, 0)[..16];
+            for key in self.pending.scan_prefix(prefix).keys() {
+                let key =
+                    key.map_err(|error| self.storage("reading days pending rollup", error))?;
+                if decode_pending_key(&key).is_some_and(|(_, _, origin)| visible(origin)) {
+                    days.insert(day_ms);
+                    break;
+                }
+            }
+            let Some(next) = day_ms.checked_add(DAY_MS) else {
+                break;
+            };
+            day_ms = next;
+        }
+        Ok(days)
+    }
+
+    /// Rollup buckets of `series_id` starting in `[start_ms, end_ms]` from the blocks of the
+    /// origins `visible` accepts, leaving out the days in `skip_days`. Buckets that several
+    /// origins hold are added up.
+    pub fn block_buckets(
+        &self,
+        series_id: u64,
+        start_ms: i64,
+        end_ms: i64,
+        visible: &dyn Fn(u32) -> bool,
+        skip_days: &BTreeSet<i64>,
     ) -> Result<BTreeMap<i64, Aggregate>, StoreError> {
-        let first = keys::span_key(series_id, rollup::align(start_ms, BLOCK_MS), 0);
+        let first = keys::span_key(series_id, day_of(start_ms), 0);
         let last = keys::span_key(series_id, end_ms, u32::MAX);
         let mut buckets: BTreeMap<i64, Aggregate> = BTreeMap::new();
         for entry in self.rollups.range(first..=last) {
@@ -339,10 +463,11 @@ impl Sealed {
             })?;
             let (_, day_ms, origin) = keys::decode_span_key(&key)
                 .ok_or_else(|| StoreError::malformed(&self.data_dir, "rollup key"))?;
-            if !visible(origin) {
+            if !visible(origin) || skip_days.contains(&day_ms) {
                 continue;
             }
-            let block = rollup::decode_block(&value).map_err(|error| {
+            let bytes = self.stored_bytes(&self.rollup_files, &key, &value)?;
+            let block = rollup::decode_block(&bytes).map_err(|error| {
                 self.damaged(
                     format!("rollup block of series {series_id} at {day_ms}"),
                     error,
@@ -359,5 +484,63 @@ impl Sealed {
             }
         }
         Ok(buckets)
+    }
+
+    /// Deletes the pending marks of `origin` for these (series, day) pairs.
+    pub fn forget_pending(
+        &self,
+        origin: u32,
+        days: &BTreeSet<(u64, i64)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for &(series_id, day_ms) in days {
+            batch.remove(&pending_key(day_ms, series_id, origin)[..]);
+        }
+        self.pending
+            .apply_batch(batch)
+            .map_err(|error| self.storage("clearing days pending rollup", error))
+    }
+
+    /// Deletes every entry of `origin` in the three trees (an import that did not commit).
+    pub fn forget_origin(&self, origins: &[u32]) -> Result<(), StoreError> {
+        for (tree, is_pending) in [
+            (&self.chunks, false),
+            (&self.rollups, false),
+            (&self.pending, true),
+        ] {
+            let mut batch = sled::Batch::default();
+            for key in tree.iter().keys() {
+                let key =
+                    key.map_err(|error| self.storage("sweeping an unfinished import", error))?;
+                let origin = if is_pending {
+                    decode_pending_key(&key).map(|(_, _, origin)| origin)
+                } else {
+                    keys::decode_span_key(&key).map(|(_, _, origin)| origin)
+                };
+                if origin.is_some_and(|origin| origins.contains(&origin)) {
+                    batch.remove(key);
+                }
+            }
+            tree.apply_batch(batch)
+                .map_err(|error| self.storage("sweeping an unfinished import", error))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn pending_keys_sort_by_day_then_series_and_read_back(
+            a in (any::<i64>(), 0u64..4, 0u32..3),
+            b in (any::<i64>(), 0u64..4, 0u32..3),
+        ) {
+            prop_assert_eq!(pending_key(a.0, a.1, a.2).cmp(&pending_key(b.0, b.1, b.2)), a.cmp(&b));
+            prop_assert_eq!(decode_pending_key(&pending_key(a.0, a.1, a.2)), Some(a));
+        }
     }
 }

@@ -865,3 +865,58 @@ fn an_import_interrupted_by_a_crash_stays_invisible_and_is_swept() {
     assert!(!dir.path().join("chunks/import-1").exists());
     assert!(store.inner.sealed.rollups.is_empty());
 }
+
+#[test]
+fn complete_days_are_rolled_up_once_and_late_samples_roll_them_up_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_quiet(dir.path());
+    let day = 86_400_000;
+    // Day 0 at one sample a minute, values 0..1440; then a sample two days on moves the
+    // store's clock past day 0's end.
+    let samples: Vec<(i64, f64)> = (0..1440).map(|i| (i * 60_000, i as f64)).collect();
+    store
+        .append(&writer("a", 1), 1, &[series("m", &[], &samples)])
+        .unwrap();
+    store
+        .append(&writer("a", 1), 2, &[series("m", &[], &[(2 * day, 0.0)])])
+        .unwrap();
+    store.checkpoint(false).unwrap();
+    assert_eq!(store.inner.sealed.rollups.len(), 1, "day 0 has its block");
+    assert!(store.inner.sealed.pending.is_empty());
+
+    let selector: Selector = "m".parse().unwrap();
+    let hour = |store: &Store, h: i64| {
+        store
+            .select_range(&selector, 0, day - 1, 3_600_000)
+            .unwrap()
+            .series[0]
+            .points[h as usize]
+            .aggregate
+    };
+    assert_eq!(
+        hour(&store, 1),
+        Aggregate {
+            min: 60.0,
+            max: 119.0,
+            sum: (60..120).sum::<i64>() as f64,
+            count: 60
+        }
+    );
+
+    // A late sample replaces one of day 0: the day is pending (read raw) until the next
+    // checkpoint writes its block again.
+    store
+        .append(
+            &writer("a", 1),
+            3,
+            &[series("m", &[], &[(3_600_000, 1000.0)])],
+        )
+        .unwrap();
+    store.checkpoint(false).unwrap();
+    assert!(store.inner.sealed.pending.is_empty());
+    let late = hour(&store, 1);
+    assert_eq!((late.max, late.count), (1000.0, 60));
+    drop(store);
+    let store = open_quiet(dir.path());
+    assert_eq!(hour(&store, 1), late);
+}
