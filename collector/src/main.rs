@@ -73,7 +73,8 @@ enum Command {
         data: PathBuf,
         /// e.g. 'system_filesystem_usage_bytes{mountpoint="/",state="used"}'.
         selector: String,
-        /// How far back to look, e.g. "5m", "1h", "7d".
+        /// How far back to look, e.g. "5m", "1h", "7d". Beyond a day, each series prints one
+        /// average per step, read from the five-minute rollups.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         since: Duration,
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
