@@ -185,7 +185,9 @@ impl Collector {
         if let Some(enrollment) = self.enrollment {
             tokio::spawn(enrollment.run(shutdown.child_token()));
         }
-        let alerting = self.alerts.start(shutdown.child_token());
+        // Not a child of `shutdown`: the engine stops after ingest has, so that it judges
+        // every batch that was acknowledged.
+        let alerting = self.alerts.start(CancellationToken::new());
         let mut serving = tokio::spawn(self.ingest.run(shutdown.clone()));
         let served = tokio::select! {
             served = &mut serving => served,

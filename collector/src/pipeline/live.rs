@@ -114,6 +114,15 @@ impl LiveAlerts {
                 _ = policy_sync.tick() => self.sync_policies(author),
             }
         }
+        // Batches stored before the stop are judged before the state is saved: an ack the
+        // agent received must not leave a condition unseen by the engine.
+        loop {
+            match events.try_recv() {
+                Ok(event) => self.on_event(&event),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            }
+        }
         self.unsaved = true;
         self.save();
     }
