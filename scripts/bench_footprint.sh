@@ -57,8 +57,12 @@ if [[ -z "$NODE_EXPORTER" ]]; then
 fi
 
 if [[ -z "${VIGIL_BIN_DIR:-}" ]]; then
-    echo "building release binaries" >&2
-    (cd "$ROOT" && cargo build --release --locked -p vigil-agent -p vigil-collector >&2)
+    echo "building release binaries (the agent as shipped: profile 'agent')" >&2
+    (cd "$ROOT" && cargo build --release --locked -p vigil-collector >&2)
+    if [[ -z "${AGENT_BIN:-}" ]]; then
+        (cd "$ROOT" && cargo build --profile agent --locked -p vigil-agent >&2)
+        AGENT_BIN=$ROOT/target/agent/vigil-agent
+    fi
 fi
 BIN=${VIGIL_BIN_DIR:-$ROOT/target/release}
 AGENT_BIN=${AGENT_BIN:-$BIN/vigil-agent}
