@@ -32,6 +32,7 @@ pub mod rollup;
 mod sealed;
 mod selector;
 mod state;
+mod varint;
 mod wal;
 
 use std::collections::HashMap;

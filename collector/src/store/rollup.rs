@@ -8,6 +8,7 @@
 //! to the end. Each chunk ([`super::chunk`]) has the bucket starts as timestamps, so the
 //! codec's regular-timestamp and whole-number paths do the compressing.
 
+use super::varint::{put_varint, take_varint};
 use vigil_proto::model::Sample;
 
 use super::chunk::{self, ChunkError};
@@ -68,27 +69,6 @@ pub(super) fn bucketize(samples: &[Sample]) -> Vec<(i64, Aggregate)> {
         }
     }
     buckets
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = bytes.split_first()?;
-        *bytes = rest;
-        value |= u64::from(byte & 0x7F) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 /// Encodes buckets (sorted by start, one per start) as a block.

@@ -15,6 +15,7 @@
 //! which sync once before they commit. The rest is not durable by itself: the checkpoint
 //! ([`super::maintenance`]) flushes and fsyncs sled before the log is trimmed behind it.
 
+use super::varint::{put_varint, take_varint};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,27 +49,6 @@ pub(super) struct WriteStats {
 const INLINE_MAX: usize = 24;
 const VALUE_INLINE: u8 = 0;
 const VALUE_IN_FILE: u8 = 1;
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = bytes.split_first()?;
-        *bytes = rest;
-        value |= u64::from(byte & 0x7F) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
-}
 
 /// What the `chunks` and `rollup_5m` trees hold for a chunk or block.
 enum StoredValue<'a> {

@@ -16,6 +16,7 @@
 //! number of samples ‖ per sample: timestamp (zigzag delta from the previous one in the
 //! record) ‖ value (f64 bits, LE).
 
+use super::varint::{put_varint, take_varint};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -135,27 +136,6 @@ pub(super) fn read_frame(bytes: &[u8], offset: usize) -> Frame<'_> {
 
 // ---------------------------------------------------------------------------------------
 // Batch records.
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn take_varint(bytes: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = bytes.split_first()?;
-        *bytes = rest;
-        value |= u64::from(byte & 0x7F) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
-}
 
 fn take_bytes<'a>(bytes: &mut &'a [u8], length: usize) -> Option<&'a [u8]> {
     if bytes.len() < length {
