@@ -16,7 +16,7 @@ pub mod slack;
 pub mod teams;
 pub mod webhook;
 
-use super::config::{read_secret, ChannelConfig, NotifySection};
+use super::config::{read_secret, ChannelConfig, NotifySection, Secret};
 use super::message::Delivery;
 use super::NotifyError;
 use std::collections::BTreeMap;
@@ -99,36 +99,21 @@ impl Channel {
                 alertmanager::Alertmanager::new(&c.url, context.clone()).map_err(fail)?,
             ),
             ChannelConfig::Slack(c) => {
-                let url = read_secret(
-                    "url",
-                    c.url.as_ref(),
-                    c.url_file.as_ref(),
-                    c.url_env.as_ref(),
-                )
-                .map_err(fail)?
-                .ok_or_else(|| fail("url: missing; give url, url_file or url_env".into()))?;
+                let url = required_secret("url", &c.url, &c.url_file, &c.url_env).map_err(fail)?;
                 Sender::Slack(slack::Slack::new(url.expose(), context.clone()).map_err(fail)?)
             }
             ChannelConfig::Teams(c) => {
-                let url = read_secret(
-                    "url",
-                    c.url.as_ref(),
-                    c.url_file.as_ref(),
-                    c.url_env.as_ref(),
-                )
-                .map_err(fail)?
-                .ok_or_else(|| fail("url: missing; give url, url_file or url_env".into()))?;
+                let url = required_secret("url", &c.url, &c.url_file, &c.url_env).map_err(fail)?;
                 Sender::Teams(teams::Teams::new(url.expose(), context.clone()).map_err(fail)?)
             }
             ChannelConfig::Pagerduty(c) => {
-                let key = read_secret(
+                let key = required_secret(
                     "routing_key",
-                    c.routing_key.as_ref(),
-                    c.routing_key_file.as_ref(),
-                    c.routing_key_env.as_ref(),
+                    &c.routing_key,
+                    &c.routing_key_file,
+                    &c.routing_key_env,
                 )
-                .map_err(fail)?
-                .ok_or_else(|| fail("routing_key: missing; give routing_key, routing_key_file or routing_key_env".into()))?;
+                .map_err(fail)?;
                 Sender::PagerDuty(
                     pagerduty::PagerDuty::new(&c.url, key, context.clone()).map_err(fail)?,
                 )
@@ -196,4 +181,15 @@ impl Channels {
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
+}
+
+/// A secret the channel cannot work without: [`read_secret`], and a missing one is an error.
+fn required_secret(
+    place: &str,
+    inline: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+    env: &Option<String>,
+) -> Result<Secret, String> {
+    read_secret(place, inline.as_ref(), file.as_ref(), env.as_ref())?
+        .ok_or_else(|| format!("{place}: missing; give {place}, {place}_file or {place}_env"))
 }
