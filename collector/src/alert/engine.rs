@@ -150,7 +150,8 @@ pub struct Engine {
     rules: RuleSet,
     settings: EngineSettings,
     series: Vec<SeriesEntry>,
-    series_ids: HashMap<(String, Labels), SeriesId>,
+    /// By name, then labels: looked up without allocating, once per arriving sample.
+    series_ids: HashMap<String, HashMap<Labels, SeriesId>>,
     instances: Vec<Instance>,
     instance_ids: HashMap<InstanceKey, usize>,
     hosts: Vec<HostEntry>,
@@ -206,7 +207,11 @@ impl Engine {
     /// The id of the series `name{labels}` (labels include `host` and `client`), binding it
     /// to the rules that read it on first sight.
     pub fn series_id(&mut self, name: &str, labels: &Labels) -> SeriesId {
-        if let Some(&id) = self.series_ids.get(&(name.to_owned(), labels.clone())) {
+        if let Some(&id) = self
+            .series_ids
+            .get(name)
+            .and_then(|by_labels| by_labels.get(labels))
+        {
             return id;
         }
         let id = SeriesId(self.series.len() as u32);
@@ -222,7 +227,9 @@ impl Engine {
             bindings: Vec::new(),
         });
         self.series_ids
-            .insert((name.to_owned(), labels.clone()), id);
+            .entry(name.to_owned())
+            .or_default()
+            .insert(labels.clone(), id);
         for rule_index in 0..self.rules.rules.len() {
             let rule = &self.rules.rules[rule_index];
             let Some(signal) = rule.kind.signal() else {
@@ -489,7 +496,7 @@ impl Engine {
             Some(id) => id,
             None => {
                 let (name, labels) = self.related_key(instance, related)?;
-                let id = *self.series_ids.get(&(name, labels))?;
+                let id = *self.series_ids.get(&name)?.get(&labels)?;
                 let links = &mut self.instances[instance].links;
                 match related {
                     Related::Denominator => links.denominator = Some(id),
