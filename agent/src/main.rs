@@ -131,16 +131,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    // The agent waits almost all the time, so one thread runs all of its async work: a
-    // worker thread per core would only add stacks and malloc arenas to its footprint.
-    // Blocking work (a tick's sampling) goes to a small pool whose thread outlives the
-    // interval, so it is not made anew every tick.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(4)
-        .thread_keep_alive(std::time::Duration::from_secs(120))
-        .build();
-    let runtime = match runtime {
+    let runtime = match vigil_agent::run::runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: starting the async runtime: {error}");
@@ -255,6 +246,8 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 shutdown.clone(),
                 Some(agent.stop_reason()),
             ));
+            #[cfg(unix)]
+            tokio::spawn(follow_sleep_signals(agent.power()));
             agent.run(shutdown).await;
             Ok(())
         }
@@ -382,6 +375,36 @@ async fn cancel_on_signal(shutdown: CancellationToken, stop_reason: Option<StopR
     }
     tracing::info!("stopping");
     shutdown.cancel();
+}
+
+/// The systemd sleep hook (`deploy/systemd/vigil-agent-sleep`) sends SIGUSR1 before the
+/// machine sleeps and SIGUSR2 after it wakes.
+#[cfg(unix)]
+async fn follow_sleep_signals(power: vigil_agent::service::power::Power) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut sleeping, mut woken) = match (
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+    ) {
+        (Ok(sleeping), Ok(woken)) => (sleeping, woken),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(%error, "cannot listen for the sleep hook's signals; the collector will not hear of sleeps");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            Some(()) = sleeping.recv() => {
+                tracing::info!("SIGUSR1: the machine is going to sleep");
+                power.going_to_sleep();
+            }
+            Some(()) = woken.recv() => {
+                tracing::info!("SIGUSR2: the machine woke up");
+                power.resumed();
+            }
+            else => return,
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -7,6 +7,7 @@
 
 use crate::collect::{Checks, ChecksConfig, HostCollector};
 use crate::config::{AgentConfig, ConfigWatch};
+use crate::service::power::Power;
 use crate::service::stop::StopReason;
 use crate::ship::{ShipConfig, Shipper};
 use crate::spool::{Spool, SpoolError};
@@ -28,17 +29,14 @@ pub struct Agent {
     config: AgentConfig,
     spool: Arc<Spool>,
     stop_reason: StopReason,
+    power: Power,
 }
 
 impl Agent {
     /// Opens the agent's spool in its state folder.
     pub fn open(config: AgentConfig) -> Result<Self, SpoolError> {
-        let spool = Arc::new(Spool::open(&config.spool_dir(), config.spool.limits())?);
-        Ok(Self {
-            config,
-            spool,
-            stop_reason: StopReason::default(),
-        })
+        let spool = Spool::open(&config.spool_dir(), config.spool.limits())?;
+        Ok(Self::with_spool(config, spool))
     }
 
     /// Like [`Agent::open`], but an agent whose state folder cannot be used still runs: it
@@ -47,32 +45,21 @@ impl Agent {
     pub fn new(config: AgentConfig) -> Self {
         let spool_dir = config.spool_dir();
         let limits = config.spool.limits();
-        match Spool::open(&spool_dir, limits) {
-            Ok(spool) => Self {
-                config,
-                spool: Arc::new(spool),
-                stop_reason: StopReason::default(),
-            },
-            Err(error) => {
-                tracing::error!(%error, "batches are kept in a temporary spool that does not survive a restart until this is fixed");
-                let spool =
-                    Spool::open_temporary(limits).expect("a temporary spool can always be created");
-                Self {
-                    config,
-                    spool: Arc::new(spool),
-                    stop_reason: StopReason::default(),
-                }
-            }
-        }
+        let spool = Spool::open(&spool_dir, limits).unwrap_or_else(|error| {
+            tracing::error!(%error, "batches are kept in a temporary spool that does not survive a restart until this is fixed");
+            Spool::open_temporary(limits).expect("a temporary spool can always be created")
+        });
+        Self::with_spool(config, spool)
     }
 
-    /// An agent that queues into `spool` instead of the one its config names: for tests
-    /// that need a spool with other limits than `[spool]` allows (a few kilobytes).
+    /// An agent that queues into `spool`; tests pass one with other limits than `[spool]`
+    /// allows (a few kilobytes).
     pub fn with_spool(config: AgentConfig, spool: Spool) -> Self {
         Self {
             config,
             spool: Arc::new(spool),
             stop_reason: StopReason::default(),
+            power: Power::default(),
         }
     }
 
@@ -85,6 +72,12 @@ impl Agent {
     /// the Goodbye carries it (a service stop unless set).
     pub fn stop_reason(&self) -> StopReason {
         self.stop_reason.clone()
+    }
+
+    /// Where to say that the machine is about to sleep or has resumed: the shipper says
+    /// goodbye before a sleep and connects again after it.
+    pub fn power(&self) -> Power {
+        self.power.clone()
     }
 
     /// Samples and ships until `shutdown` is cancelled, then stops sampling, says goodbye to
@@ -107,6 +100,7 @@ impl Agent {
             inventory,
             interval: interval_tx,
             stop_reason: self.stop_reason.clone(),
+            power: self.power.clone(),
         };
         // Stop sampling first, then let the shipper drain: shutting the sampler down is the
         // parent token, the shipper gets its own once sampling has ended.
@@ -251,6 +245,18 @@ pub fn next_tick(now_ms: i64, period: Duration) -> (i64, Duration) {
     let period_ms = (period.as_millis() as i64).max(1);
     let tick_ms = (now_ms.div_euclid(period_ms) + 1) * period_ms;
     (tick_ms, Duration::from_millis((tick_ms - now_ms) as u64))
+}
+
+/// The async runtime the agent runs on. The agent waits almost all the time, so one thread
+/// runs all of its async work: a worker thread per core would only add stacks and malloc
+/// arenas to its footprint. Blocking work (a tick's sampling) goes to a small pool whose
+/// thread outlives the interval, so it is not made anew every tick.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .thread_keep_alive(Duration::from_secs(120))
+        .build()
 }
 
 /// Milliseconds since the Unix epoch by the wall clock.

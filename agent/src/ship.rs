@@ -5,8 +5,12 @@
 //! stream breaks it reconnects with exponential backoff and full jitter, and starts again
 //! from the oldest unacknowledged batch; the collector drops any it already has.
 //!
+//! When the machine is about to sleep ([`Power`]) it says goodbye with the reason "sleep",
+//! closes the stream and connects again on resume.
+//!
 //! It only ever reads data from the collector: an ack, a reject, or a new interval.
 
+use crate::service::power::{Power, PowerState};
 use crate::service::stop::StopReason;
 use crate::spool::Spool;
 use rand::Rng;
@@ -18,7 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use vigil_proto::limits::MAX_MESSAGE_BYTES;
-use vigil_proto::model::{AgentMessage, CollectorMessage, Hello, Inventory};
+use vigil_proto::model::{AgentMessage, CollectorMessage, GoodbyeReason, Hello, Inventory};
 use vigil_proto::pb;
 use vigil_proto::pb::ingest_client::IngestClient;
 
@@ -26,6 +30,12 @@ use vigil_proto::pb::ingest_client::IngestClient;
 const WINDOW: usize = 64;
 /// How long to wait for outstanding acks when shutting down.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+/// How long to wait for the collector to take the goodbye before the machine sleeps; the
+/// system gives a service about two seconds.
+const SLEEP_DRAIN_DEADLINE: Duration = Duration::from_millis(1500);
+/// A resume that never comes (a sleep another program vetoed, a lost signal) is assumed
+/// after this much of the agent's own running time.
+const RESUME_FALLBACK: Duration = Duration::from_secs(120);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
@@ -84,6 +94,8 @@ pub struct ShipConfig {
 /// How a stream ended without an error.
 enum StreamEnd {
     Shutdown,
+    /// The machine is going to sleep; the goodbye is said.
+    Asleep,
     ClosedByCollector,
     /// The certificate was renewed; reconnect at once to use it.
     Renewed,
@@ -97,16 +109,26 @@ pub struct Shipper {
     pub interval: watch::Sender<Duration>,
     /// Why the agent stops, for the Goodbye; set by whoever cancels the shutdown token.
     pub stop_reason: StopReason,
+    /// Sleep and resume, as the service glue hears of them.
+    pub power: Power,
 }
 
 impl Shipper {
     /// Ships until `shutdown`, then says goodbye and waits briefly for the last acks.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
+        let mut power = self.power.subscribe();
         loop {
-            let result = self.stream_once(&shutdown, &mut failures).await;
+            let result = self.stream_once(&shutdown, &mut power, &mut failures).await;
             match result {
                 Ok(StreamEnd::Shutdown) => return,
+                Ok(StreamEnd::Asleep) => {
+                    if !self.wait_for_resume(&shutdown, &mut power).await {
+                        return;
+                    }
+                    failures = 0;
+                    continue;
+                }
                 Ok(StreamEnd::ClosedByCollector) => {
                     tracing::info!("collector closed the stream; reconnecting");
                 }
@@ -126,6 +148,43 @@ impl Shipper {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
+                _ = sleep_notice(&mut power) => {
+                    // No stream to say goodbye on.
+                    self.power.goodbye_said();
+                    if !self.wait_for_resume(&shutdown, &mut power).await {
+                        return;
+                    }
+                    failures = 0;
+                }
+            }
+        }
+    }
+
+    /// With no stream open, waits until the machine has resumed; false if the agent is
+    /// stopping meanwhile.
+    async fn wait_for_resume(
+        &self,
+        shutdown: &CancellationToken,
+        power: &mut watch::Receiver<PowerState>,
+    ) -> bool {
+        tracing::info!(
+            queued_batches = self.spool.len(),
+            "the machine is going to sleep; the collector was told"
+        );
+        let resumed = async {
+            // The sender lives in `self.power`, so this only ends at a resume.
+            let _ = power.wait_for(|state| *state == PowerState::Awake).await;
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = resumed => {
+                tracing::info!("the machine woke up; reconnecting");
+                true
+            }
+            _ = tokio::time::sleep(RESUME_FALLBACK) => {
+                tracing::warn!("no resume was announced, but the agent is running; reconnecting");
+                self.power.resumed();
+                true
             }
         }
     }
@@ -171,11 +230,16 @@ impl Shipper {
     async fn stream_once(
         &self,
         shutdown: &CancellationToken,
+        power: &mut watch::Receiver<PowerState>,
         failures: &mut u32,
     ) -> Result<StreamEnd, ShipError> {
         let url = self.config.collector_url.clone();
         let channel = tokio::select! {
             _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
+            _ = sleep_notice(power) => {
+                self.power.goodbye_said();
+                return Ok(StreamEnd::Asleep);
+            }
             channel = self.connect() => channel?,
         };
         match renewal_due(&self.config.cert) {
@@ -212,6 +276,10 @@ impl Shipper {
         let _ = outbound.send(pb::AgentMessage::from(&hello)).await;
         let response = tokio::select! {
             _ = shutdown.cancelled() => return Ok(StreamEnd::Shutdown),
+            _ = sleep_notice(power) => {
+                self.power.goodbye_said();
+                return Ok(StreamEnd::Asleep);
+            }
             response = client.report(ReceiverStream::new(outbound_rx)) => response,
         };
         let mut inbound = response
@@ -250,7 +318,14 @@ impl Shipper {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    return self.drain(outbound, inbound, &url).await;
+                    let reason = self.stop_reason.get();
+                    self.drain(outbound, inbound, &url, reason, DRAIN_DEADLINE).await;
+                    return Ok(StreamEnd::Shutdown);
+                }
+                _ = sleep_notice(power) => {
+                    self.drain(outbound, inbound, &url, GoodbyeReason::Sleep, SLEEP_DRAIN_DEADLINE).await;
+                    self.power.goodbye_said();
+                    return Ok(StreamEnd::Asleep);
                 }
                 changed = newest.changed() => {
                     // The spool outlives the shipper, so this only fails while shutting down.
@@ -294,14 +369,16 @@ impl Shipper {
     }
 
     /// Says goodbye, closes our side, and waits for the acks of what is in flight until the
-    /// collector closes its side, up to a deadline.
+    /// collector closes its side, up to `deadline`.
     async fn drain(
         &self,
         outbound: mpsc::Sender<pb::AgentMessage>,
         mut inbound: tonic::Streaming<pb::CollectorMessage>,
         url: &str,
-    ) -> Result<StreamEnd, ShipError> {
-        let goodbye = AgentMessage::Goodbye(self.stop_reason.get());
+        reason: GoodbyeReason,
+        deadline: Duration,
+    ) {
+        let goodbye = AgentMessage::Goodbye(reason);
         let _ = outbound.send(pb::AgentMessage::from(&goodbye)).await;
         drop(outbound);
         // The collector ends its side once it has read our goodbye and end of stream; until
@@ -313,17 +390,24 @@ impl Shipper {
                 }
             }
         };
-        if tokio::time::timeout(DRAIN_DEADLINE, wait_for_acks)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(deadline, wait_for_acks).await.is_err() {
             tracing::warn!(
                 collector = %url,
                 unacknowledged = self.spool.len(),
                 "stopped waiting for the collector's last acks"
             );
         }
-        Ok(StreamEnd::Shutdown)
+    }
+}
+
+/// Resolves when the machine is about to sleep, never if it does not.
+async fn sleep_notice(power: &mut watch::Receiver<PowerState>) {
+    let notice = power
+        .wait_for(|state| *state == PowerState::GoingToSleep)
+        .await
+        .is_ok();
+    if !notice {
+        std::future::pending::<()>().await;
     }
 }
 

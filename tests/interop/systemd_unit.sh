@@ -38,10 +38,25 @@ installed_unit() {
   for file in agent.pem agent-key.pem ca.pem; do echo pem >"$root/etc/vigil-agent/$file"; done
   target/debug/vigil-agent install --root "$root" --no-start >/dev/null &&
     cmp "$root/etc/systemd/system/vigil-agent.service" deploy/systemd/vigil-agent.service &&
+    cmp "$root/usr/lib/systemd/system-sleep/vigil-agent" deploy/systemd/vigil-agent-sleep &&
+    [ -x "$root/usr/lib/systemd/system-sleep/vigil-agent" ] &&
     target/debug/vigil-agent uninstall --root "$root" >/dev/null &&
     [ -z "$(find "$root" -type f)" ]
 }
-check "install --root writes the unit and uninstall removes every file" installed_unit
+check "install --root writes the unit and sleep hook, uninstall removes every file" installed_unit
+
+# The sleep hook signals the agent's main process through systemctl: SIGUSR1 before a sleep,
+# SIGUSR2 after. A systemctl stand-in on PATH records what it was asked.
+sleep_hook() {
+  mkdir -p "$work/bin"
+  printf '#!/bin/sh\necho "$*" >>"%s"\n' "$work/systemctl.log" >"$work/bin/systemctl"
+  chmod +x "$work/bin/systemctl"
+  PATH="$work/bin:$PATH" sh deploy/systemd/vigil-agent-sleep pre suspend &&
+    PATH="$work/bin:$PATH" sh deploy/systemd/vigil-agent-sleep post suspend &&
+    printf 'kill --kill-whom=main --signal=SIGUSR1 vigil-agent.service\nkill --kill-whom=main --signal=SIGUSR2 vigil-agent.service\n' |
+    cmp - "$work/systemctl.log"
+}
+check "the sleep hook sends SIGUSR1 before a sleep and SIGUSR2 after" sleep_hook
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,6 +1,6 @@
 //! The agent as a real service: the collector away for a while, a spool that fills up, the
-//! agent killed with SIGKILL in the middle of sending, a backup that finishes, and checks
-//! that cannot work on this machine.
+//! agent killed with SIGKILL in the middle of sending, the machine going to sleep, a backup
+//! that finishes, and checks that cannot work on this machine.
 //!
 //! The real agent and the real collector talk over mutual TLS on 127.0.0.1 with a 1 s
 //! collection interval. Waits are bounded by generous deadlines; what passes or fails is
@@ -20,6 +20,7 @@ use vigil_agent::run::{Agent, SPOOL_DROPPED_METRIC};
 use vigil_agent::spool::{Spool, SpoolLimits};
 use vigil_collector::ingest::IngestEvent;
 use vigil_collector::store::{SelectedSeries, Store};
+use vigil_proto::model::GoodbyeReason;
 use vigil_tests::{binary, Pki, RunningCollector};
 
 /// Long enough for anything in these tests on a loaded machine; only a hang reaches it.
@@ -32,6 +33,8 @@ struct IngestLog {
     stored: Vec<u64>,
     /// Batches sent again and recognised as already stored.
     duplicates: Vec<u64>,
+    /// Each goodbye heard, with the number of batches stored before it.
+    goodbyes: Vec<(GoodbyeReason, usize)>,
     /// Whether the log missed events (then it cannot be trusted).
     lagged: bool,
 }
@@ -47,6 +50,11 @@ fn record(collector: &RunningCollector, log: &SharedLog) {
             match events.recv().await {
                 Ok(IngestEvent::Stored { batch, .. }) => log.lock().unwrap().stored.push(batch.seq),
                 Ok(IngestEvent::Duplicate { seq, .. }) => log.lock().unwrap().duplicates.push(seq),
+                Ok(IngestEvent::Goodbye { reason, .. }) => {
+                    let mut log = log.lock().unwrap();
+                    let stored = log.stored.len();
+                    log.goodbyes.push((reason, stored));
+                }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => log.lock().unwrap().lagged = true,
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -305,13 +313,17 @@ fn spawn_agent(config: &Path, stderr_file: &Path) -> Child {
         .expect("vigil-agent starts")
 }
 
-/// Asks the agent to stop with SIGTERM and waits for it, killing it after the deadline.
-async fn terminate(mut child: Child) -> std::process::ExitStatus {
+fn send_signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "kill -{signal}");
+}
+
+/// Asks the agent to stop with SIGTERM and waits for it, killing it after the deadline.
+async fn terminate(mut child: Child) -> std::process::ExitStatus {
+    send_signal(&child, "TERM");
     let waiting = async {
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -412,6 +424,62 @@ async fn an_agent_killed_mid_send_and_restarted_loses_nothing_acknowledged_and_s
         log.stored.len(),
         log.duplicates.len(),
         still_queued.len()
+    );
+    collector.stop().await;
+}
+
+/// The systemd sleep hook sends SIGUSR1 before the machine sleeps and SIGUSR2 after it wakes
+/// (the Windows service hears the same from the Service Control Manager's power events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_a_sleep_the_agent_says_goodbye_and_on_waking_sends_what_it_measured_meanwhile() {
+    let pki = Pki::new();
+    let log = SharedLog::default();
+    let collector = RunningCollector::start(&pki.collector_config()).await;
+    record(&collector, &log);
+    let files = pki.issue_agent("agent", "pc-reception", "acme-dental");
+    pki.agent_config(&files, collector.grpc, 1);
+    let config = pki.path(&format!("agent-{}.toml", collector.grpc.port()));
+    let child = spawn_agent(&config, &pki.path("agent-stderr.log"));
+    eventually("the agent stores two batches", || n_stored(&log) >= 2).await;
+
+    send_signal(&child, "USR1");
+    eventually("the collector hears a goodbye", || {
+        !log.lock().unwrap().goodbyes.is_empty()
+    })
+    .await;
+    let (reason, stored_before_goodbye) = log.lock().unwrap().goodbyes[0];
+    assert_eq!(reason, GoodbyeReason::Sleep);
+    // Three ticks "asleep": the agent measures into its spool and sends nothing.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        n_stored(&log),
+        stored_before_goodbye,
+        "nothing is sent between the goodbye and the wake-up"
+    );
+
+    send_signal(&child, "USR2");
+    eventually("the ticks measured asleep and new ones arrive", || {
+        n_stored(&log) >= stored_before_goodbye + 5
+    })
+    .await;
+    let exit = terminate(child).await;
+    assert!(exit.success(), "the agent exits cleanly: {exit:?}");
+
+    let log = std::mem::take(&mut *log.lock().unwrap());
+    assert!(!log.lagged, "the test saw every event");
+    let reasons: Vec<GoodbyeReason> = log.goodbyes.iter().map(|(reason, _)| *reason).collect();
+    assert_eq!(
+        reasons,
+        [GoodbyeReason::Sleep, GoodbyeReason::ServiceStop],
+        "one goodbye for the sleep, one for the stop"
+    );
+    // Every batch once, in order, including those measured while the stream was closed.
+    let expected: Vec<u64> = (1..=log.stored.len() as u64).collect();
+    assert_eq!(log.stored, expected);
+    let uptime = one_series(&collector.store, "system_uptime_seconds");
+    assert_eq!(
+        strictly_increasing_timestamps(&uptime).len(),
+        log.stored.len()
     );
     collector.stop().await;
 }

@@ -12,9 +12,11 @@
 //!
 //! Modules:
 //! - [`stop`] — the Goodbye reason, decided from the system's state.
+//! - [`power`] — sleep and resume: goodbye before, reconnect after.
 //! - `systemd` — the unit, the system user, `systemctl` (Unix).
 //! - [`windows`] — the service dispatcher and the Service Control Manager (Windows).
 
+pub mod power;
 pub mod stop;
 #[cfg(unix)]
 mod systemd;
@@ -112,6 +114,16 @@ impl InstallLayout {
             .join("systemd")
             .join("system")
             .join(format!("{SERVICE_NAME}.service"))
+    }
+
+    /// The hook systemd-sleep runs before and after a sleep (Unix): it tells the agent.
+    pub fn sleep_hook_path(&self) -> PathBuf {
+        self.root
+            .join("usr")
+            .join("lib")
+            .join("systemd")
+            .join("system-sleep")
+            .join(SERVICE_NAME)
     }
 
     pub fn config_path(&self) -> PathBuf {

@@ -87,20 +87,36 @@ pub enum ServiceControlEvent {
     Shutdown,
     /// A power event PBT_APMSUSPEND: the machine is going to sleep.
     Suspend,
-    /// Any other power event (resume, battery, power setting change).
+    /// A power event PBT_APMRESUMEAUTOMATIC or PBT_APMRESUMESUSPEND: it woke up.
+    Resume,
+    /// Any other power event (battery, power setting change).
     OtherPowerEvent,
 }
 
-/// What a control means for the agent: stop with this reason, or carry on.
-pub fn reason_from_service_control(event: ServiceControlEvent) -> Option<GoodbyeReason> {
+/// What a control asks of the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlAction {
+    /// Say goodbye with this reason and stop.
+    Stop(GoodbyeReason),
+    /// Say goodbye with the reason "sleep" and keep running: the process sleeps with the
+    /// machine ([`super::power`]).
+    Sleep,
+    /// Connect again.
+    Resume,
+    Nothing,
+}
+
+/// What a control means for the agent.
+pub fn action_for_service_control(event: ServiceControlEvent) -> ControlAction {
     match event {
-        ServiceControlEvent::Stop => Some(GoodbyeReason::ServiceStop),
+        ServiceControlEvent::Stop => ControlAction::Stop(GoodbyeReason::ServiceStop),
         // Windows does not tell a service whether the shutdown is a restart.
         ServiceControlEvent::Preshutdown | ServiceControlEvent::Shutdown => {
-            Some(GoodbyeReason::Shutdown)
+            ControlAction::Stop(GoodbyeReason::Shutdown)
         }
-        ServiceControlEvent::Suspend => Some(GoodbyeReason::Sleep),
-        ServiceControlEvent::OtherPowerEvent => None,
+        ServiceControlEvent::Suspend => ControlAction::Sleep,
+        ServiceControlEvent::Resume => ControlAction::Resume,
+        ServiceControlEvent::OtherPowerEvent => ControlAction::Nothing,
     }
 }
 
@@ -190,23 +206,25 @@ mod tests {
     #[test]
     fn windows_shutdown_controls_are_shutdowns_and_suspend_is_sleep() {
         use ServiceControlEvent::*;
+        let stop = |reason| ControlAction::Stop(reason);
         assert_eq!(
-            reason_from_service_control(Stop),
-            Some(GoodbyeReason::ServiceStop)
+            action_for_service_control(Stop),
+            stop(GoodbyeReason::ServiceStop)
         );
         assert_eq!(
-            reason_from_service_control(Preshutdown),
-            Some(GoodbyeReason::Shutdown)
+            action_for_service_control(Preshutdown),
+            stop(GoodbyeReason::Shutdown)
         );
         assert_eq!(
-            reason_from_service_control(Shutdown),
-            Some(GoodbyeReason::Shutdown)
+            action_for_service_control(Shutdown),
+            stop(GoodbyeReason::Shutdown)
         );
+        assert_eq!(action_for_service_control(Suspend), ControlAction::Sleep);
+        assert_eq!(action_for_service_control(Resume), ControlAction::Resume);
         assert_eq!(
-            reason_from_service_control(Suspend),
-            Some(GoodbyeReason::Sleep)
+            action_for_service_control(OtherPowerEvent),
+            ControlAction::Nothing
         );
-        assert_eq!(reason_from_service_control(OtherPowerEvent), None);
     }
 
     #[test]

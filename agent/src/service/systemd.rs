@@ -1,6 +1,8 @@
 //! Linux: the hardened systemd unit, the `vigil-agent` system user, and `systemctl`.
 //!
-//! The unit is `deploy/systemd/vigil-agent.service`, compiled in. The agent runs as its own
+//! The unit is `deploy/systemd/vigil-agent.service`, compiled in, and so is the sleep hook
+//! `deploy/systemd/vigil-agent-sleep`, which tells the agent when the machine goes to sleep
+//! and wakes up (SIGUSR1, SIGUSR2). The agent runs as its own
 //! system user with only the capabilities SMART needs; the config folder belongs to root and
 //! the agent's group, which may write it because certificate renewal replaces the key and
 //! certificate there; nobody else can read it. The state folder is the agent's. Against a layout that is
@@ -16,6 +18,9 @@ use std::process::Command;
 /// The unit file as shipped in `deploy/systemd/`.
 pub const UNIT: &str = include_str!("../../../deploy/systemd/vigil-agent.service");
 
+/// The systemd-sleep hook as shipped in `deploy/systemd/`.
+pub const SLEEP_HOOK: &str = include_str!("../../../deploy/systemd/vigil-agent-sleep");
+
 /// The system user and group the service runs as (`User=` in the unit).
 const SERVICE_USER: &str = "vigil-agent";
 
@@ -24,15 +29,8 @@ const SERVICE_USER: &str = "vigil-agent";
 pub fn install(options: &InstallOptions) -> Result<(), ServiceError> {
     let layout = &options.layout;
     prepare_files(layout)?;
-    let unit_path = layout.unit_path();
-    if let Some(folder) = unit_path.parent() {
-        std::fs::create_dir_all(folder).map_err(ServiceError::io("creating", folder))?;
-    }
-    crate::enroll::write_atomically(&unit_path, UNIT, false).map_err(|error| ServiceError::Io {
-        action: "writing",
-        path: unit_path.clone(),
-        source: std::io::Error::other(error.to_string()),
-    })?;
+    write_file(&layout.unit_path(), UNIT, 0o644)?;
+    write_file(&layout.sleep_hook_path(), SLEEP_HOOK, 0o755)?;
     if !layout.is_system() {
         return Ok(());
     }
@@ -61,11 +59,12 @@ pub fn uninstall(options: &UninstallOptions) -> Result<(), ServiceError> {
         // A unit that is not loaded any more cannot be stopped; that is fine here.
         let _ = run(&["systemctl", "disable", "--now", SERVICE_NAME], "");
     }
-    let unit_path = layout.unit_path();
-    match std::fs::remove_file(&unit_path) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(ServiceError::io("removing", &unit_path)(error)),
+    for file in [layout.unit_path(), layout.sleep_hook_path()] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(ServiceError::io("removing", &file)(error)),
+        }
     }
     if layout.is_system() {
         run(&["systemctl", "daemon-reload"], "")?;
@@ -80,6 +79,21 @@ pub fn uninstall(options: &UninstallOptions) -> Result<(), ServiceError> {
         )?;
     }
     Ok(())
+}
+
+/// Writes a file the service needs, atomically, with `mode`.
+fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), ServiceError> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(ServiceError::io("creating", folder))?;
+    }
+    crate::enroll::write_atomically(path, contents, false).map_err(|error| ServiceError::Io {
+        action: "writing",
+        path: path.to_path_buf(),
+        source: std::io::Error::other(error.to_string()),
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(ServiceError::io("setting the mode of", path))
 }
 
 fn user_exists() -> bool {

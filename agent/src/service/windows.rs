@@ -5,12 +5,13 @@
 //! and the agent runs in the foreground as on Linux. As a service it reports Running, then
 //! StopPending while it says goodbye and drains, then Stopped. Stop, preshutdown and shutdown
 //! controls cancel the same shutdown token as Ctrl-C, with the Goodbye reason [`super::stop`]
-//! decides. A suspend does not stop the service: the machine comes back with it.
+//! decides. A suspend does not stop the service: the agent says goodbye with the reason
+//! "sleep" before the handler lets the machine sleep, and connects again on resume.
 //!
 //! `install` creates the service (automatic start, restarted on failure, started now);
 //! `uninstall` stops and deletes it, then removes the agent's files.
 
-use super::stop::{reason_from_service_control, ServiceControlEvent};
+use super::stop::{action_for_service_control, ControlAction, ServiceControlEvent};
 use super::{
     prepare_files, remove_dir_except, InstallOptions, ServiceError, UninstallOptions, SERVICE_NAME,
 };
@@ -37,6 +38,9 @@ const NOT_STARTED_BY_SCM: i32 = 1063;
 const NO_SUCH_SERVICE: i32 = 1060;
 /// How long the SCM is told to wait for the goodbye and the last acks.
 const STOP_WAIT_HINT: Duration = Duration::from_secs(20);
+/// How long the control handler holds a suspend back for the goodbye; Windows allows about
+/// two seconds.
+const SLEEP_GOODBYE_WAIT: Duration = Duration::from_millis(1800);
 
 /// The config the service runs with; the dispatcher's entry point takes no context.
 static SERVICE_CONFIG: OnceLock<PathBuf> = OnceLock::new();
@@ -73,6 +77,7 @@ fn run_service() -> Result<(), ServiceError> {
         .ok()
         .map(|config| Agent::new(config.clone()));
     let stop_reason = agent.as_ref().map(Agent::stop_reason).unwrap_or_default();
+    let power = agent.as_ref().map(Agent::power).unwrap_or_default();
     let handler_shutdown = shutdown.clone();
     let status = service_control_handler::register(SERVICE_NAME, move |control| {
         let event = match control {
@@ -81,19 +86,30 @@ fn run_service() -> Result<(), ServiceError> {
             ServiceControl::Preshutdown => ServiceControlEvent::Preshutdown,
             ServiceControl::Shutdown => ServiceControlEvent::Shutdown,
             ServiceControl::PowerEvent(PowerEventParam::Suspend) => ServiceControlEvent::Suspend,
+            ServiceControl::PowerEvent(
+                PowerEventParam::ResumeAutomatic | PowerEventParam::ResumeSuspend,
+            ) => ServiceControlEvent::Resume,
             ServiceControl::PowerEvent(_) => ServiceControlEvent::OtherPowerEvent,
             _ => return ServiceControlHandlerResult::NotImplemented,
         };
-        match reason_from_service_control(event) {
-            // Going to sleep: the process sleeps too and carries on at resume.
-            Some(_) if event == ServiceControlEvent::Suspend => {
-                tracing::info!("the machine is going to sleep");
-            }
-            Some(reason) => {
+        match action_for_service_control(event) {
+            ControlAction::Stop(reason) => {
                 stop_reason.set(reason);
                 handler_shutdown.cancel();
             }
-            None => {}
+            // The machine sleeps once this handler returns: hold it for the goodbye.
+            ControlAction::Sleep => {
+                tracing::info!("the machine is going to sleep");
+                power.going_to_sleep();
+                if !power.wait_until_said(SLEEP_GOODBYE_WAIT) {
+                    tracing::warn!("the machine sleeps before the collector took the goodbye");
+                }
+            }
+            ControlAction::Resume => {
+                tracing::info!("the machine woke up");
+                power.resumed();
+            }
+            ControlAction::Nothing => {}
         }
         ServiceControlHandlerResult::NoError
     })
@@ -121,7 +137,7 @@ fn run_service() -> Result<(), ServiceError> {
         });
     };
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Runtime::new().map_err(|source| ServiceError::Io {
+    let runtime = crate::run::runtime().map_err(|source| ServiceError::Io {
         action: "starting the async runtime for",
         path: config_path.clone(),
         source,
