@@ -117,7 +117,11 @@ enum LogFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    #[cfg(windows)]
+    let log_file = windows_log_file(&cli.command);
+    #[cfg(not(windows))]
+    let log_file: Option<fn() -> std::io::Sink> = None;
+    init_logging(cli.log_format, log_file);
     // Started by the Service Control Manager, the process belongs to its dispatcher, which
     // runs the agent on a thread of its own until the service stops.
     #[cfg(windows)]
@@ -407,16 +411,67 @@ async fn follow_sleep_signals(power: vigil_agent::service::power::Power) {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr (the journal under systemd) and, when given, to `file` as well.
+fn init_logging<W>(format: LogFormat, file: Option<W>)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == LogFormat::Json {
-        builder.json().init();
+    let stderr = if format == LogFormat::Json {
+        stderr.json().boxed()
     } else {
-        builder.init();
+        stderr.boxed()
+    };
+    let file = file.map(|file| {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(file)
+            .with_ansi(false);
+        if format == LogFormat::Json {
+            layer.json().boxed()
+        } else {
+            layer.boxed()
+        }
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file)
+        .init();
+}
+
+/// A Windows service has no console: `run` also writes its log to the config folder's
+/// `logs` folder (`%ProgramData%\Vigil\agent\logs` when installed), a file a day, the last
+/// seven kept.
+#[cfg(windows)]
+fn windows_log_file(command: &Command) -> Option<tracing_appender::rolling::RollingFileAppender> {
+    let Command::Run { config } = command else {
+        return None;
+    };
+    let folder = config
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
+        .join("logs");
+    let appender = tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("vigil-agent")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(&folder);
+    match appender {
+        Ok(appender) => Some(appender),
+        Err(error) => {
+            eprintln!(
+                "warning: cannot write the log to '{}': {error}; logging to stderr only",
+                folder.display()
+            );
+            None
+        }
     }
 }

@@ -12,7 +12,6 @@ check() { # name, command...
 }
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 export WINEPREFIX="$work/wineprefix" WINEDEBUG=-all
 
 build() {
@@ -45,6 +44,72 @@ print(f"     {len(report['series'])} series from the Windows agent under Wine")
 PY
 }
 check "vigil-agent.exe collect --once --format json runs under Wine and prints metrics" collect
+
+# The agent as a Windows service under Wine's Service Control Manager: `install` creates and
+# starts it, it reports to a collector on 127.0.0.1 and logs to a file (a service has no
+# console), and `uninstall` stops it — the collector hears the goodbye — and removes it and
+# every file.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+collector_pid=
+stop_everything() {
+  [ -n "$collector_pid" ] && kill "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null
+  collector_pid=
+  wineserver -k 2>/dev/null
+  rm -rf "$work"
+}
+trap stop_everything EXIT
+
+wait_for() { # what, command...: up to 60 s
+  local what=$1; shift
+  for _ in $(seq 1 120); do "$@" && return 0; sleep 0.5; done
+  echo "     timed out waiting until $what" >&2
+  return 1
+}
+
+service() {
+  cargo build --locked -p vigil-collector >"$work/build-collector.log" 2>&1 \
+    || { tail -20 "$work/build-collector.log"; return 1; }
+  local port; port=$(free_port)
+  target/debug/vigil-collector demo --data "$work/vigil" --duration 1s --grpc "127.0.0.1:$port" \
+    >"$work/demo.log" 2>&1 || { tail -20 "$work/demo.log"; return 1; }
+  VIGIL_LOG=info target/debug/vigil-collector serve --config "$work/vigil/collector.toml" \
+    >"$work/collector.log" 2>&1 &
+  collector_pid=$!
+  # Wine keeps services only while its server runs; a persistent server stands in for Windows.
+  wineserver -p
+  local folder="$WINEPREFIX/drive_c/ProgramData/Vigil/agent"
+  mkdir -p "$folder"
+  cp "$work/vigil/agent.pem" "$work/vigil/agent-key.pem" "$work/vigil/ca.pem" "$folder/"
+  sed 's/^interval = .*/interval = "1s"/' "$work/vigil/agent.toml" >"$folder/agent.toml"
+
+  (cd "$work" && timeout 120 wine ./vigil-agent.exe install) >"$work/install.log" 2>&1 \
+    || { cat "$work/install.log"; return 1; }
+  grep -q "installed and started" "$work/install.log" || { cat "$work/install.log"; return 1; }
+  wait_for "the service reports to the collector" grep -q "agent connected" "$work/collector.log" \
+    || { tail "$work/collector.log"; return 1; }
+  wait_for "the service logs to its file" \
+    sh -c "grep -qs 'vigil-agent service running' '$folder'/logs/vigil-agent.*.log" \
+    || { ls -R "$folder"; return 1; }
+  sleep 3 # a few batches at 1 s
+  (cd "$work" && timeout 120 wine ./vigil-agent.exe uninstall) >"$work/uninstall.log" 2>&1 \
+    || { cat "$work/uninstall.log"; return 1; }
+  grep -q "agent is going away reason=ServiceStop" "$work/collector.log" \
+    || { echo "     the collector heard no goodbye"; tail "$work/collector.log"; return 1; }
+  [ ! -e "$folder" ] || { echo "     uninstall left files:"; find "$folder"; return 1; }
+  if timeout 60 wine sc query vigil-agent 2>/dev/null | grep -q STATE; then
+    echo "     the service is still registered"; return 1
+  fi
+  kill "$collector_pid" && wait "$collector_pid" 2>/dev/null
+  collector_pid=
+  local stored
+  stored=$(target/debug/vigil-collector query --data "$work/vigil" 'system_uptime_seconds{host="vm"}' \
+    --since 1h --format json 2>"$work/query.log" | python3 -c 'import json, sys; print(sum(len(s["values"]) for s in json.load(sys.stdin)))')
+  echo "     the Windows service stored $stored ticks of system_uptime_seconds"
+  [ "$stored" -ge 3 ]
+}
+check "vigil-agent.exe install runs the agent as a Windows service that reports, logs to a file and uninstalls cleanly" service
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

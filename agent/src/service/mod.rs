@@ -195,6 +195,8 @@ pub(crate) fn remove_dir_except(dir: &Path, keep: Option<&str>) -> Result<(), Se
         Err(error) => return Err(ServiceError::io("reading", dir)(error)),
     };
     let Some(keep) = keep else {
+        // The listing is closed first: Windows refuses to delete a folder while it is open.
+        drop(entries);
         return std::fs::remove_dir_all(dir).map_err(ServiceError::io("removing", dir));
     };
     for entry in entries {

@@ -211,11 +211,9 @@ pub fn install(options: &InstallOptions) -> Result<(), ServiceError> {
                 | ServiceAccess::DELETE,
         )
         .map_err(|error| scm("creating the service", error))?;
-    // A service that cannot be set up as intended is deleted again: an install either
-    // completes or leaves no service behind.
-    if let Err(error) = configure(&service) {
-        let _ = service.delete();
-        return Err(error);
+    // The service runs without these settings, so one the system refuses is a warning.
+    for refused in configure(&service) {
+        tracing::warn!("{refused}; the service is installed without it");
     }
     if options.start {
         service
@@ -226,28 +224,39 @@ pub fn install(options: &InstallOptions) -> Result<(), ServiceError> {
 }
 
 /// Description, restart on failure (5 s, 30 s, then every minute; the count resets after a
-/// day), and time for the goodbye at shutdown.
-fn configure(service: &windows_service::service::Service) -> Result<(), ServiceError> {
-    let _ = service.set_description("Reports this machine's health to the MSP's Vigil collector");
+/// day), and time for the goodbye at shutdown. Returns what the system refused.
+fn configure(service: &windows_service::service::Service) -> Vec<ServiceError> {
     let restart = |seconds| ServiceAction {
         action_type: ServiceActionType::Restart,
         delay: Duration::from_secs(seconds),
     };
-    service
-        .update_failure_actions(ServiceFailureActions {
-            reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
-            reboot_msg: None,
-            command: None,
-            actions: Some(vec![restart(5), restart(30), restart(60)]),
-        })
-        .map_err(|error| scm("setting the service's restart on failure", error))?;
-    service
-        .set_failure_actions_on_non_crash_failures(true)
-        .map_err(|error| scm("setting the service's restart on failure", error))?;
-    service
-        .set_preshutdown_timeout(STOP_WAIT_HINT)
-        .map_err(|error| scm("setting the service's preshutdown timeout", error))?;
-    Ok(())
+    let settings = [
+        (
+            "setting the service's description",
+            service.set_description("Reports this machine's health to the MSP's Vigil collector"),
+        ),
+        (
+            "setting the service's restart on failure",
+            service.update_failure_actions(ServiceFailureActions {
+                reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(24 * 3600)),
+                reboot_msg: None,
+                command: None,
+                actions: Some(vec![restart(5), restart(30), restart(60)]),
+            }),
+        ),
+        (
+            "setting the service's restart after a non-crash failure",
+            service.set_failure_actions_on_non_crash_failures(true),
+        ),
+        (
+            "setting the service's preshutdown timeout",
+            service.set_preshutdown_timeout(STOP_WAIT_HINT),
+        ),
+    ];
+    settings
+        .into_iter()
+        .filter_map(|(action, result)| result.err().map(|error| scm(action, error)))
+        .collect()
 }
 
 /// Stops and deletes the service, then removes the agent's files (all but the spool with
@@ -259,11 +268,33 @@ pub fn uninstall(options: &UninstallOptions) -> Result<(), ServiceError> {
     }
     // The state folder is inside the config folder on Windows.
     let keep_state = options.keep_spool.then_some("state");
-    remove_dir_except(&layout.config_dir(), keep_state)?;
+    retry_while_in_use(|| remove_dir_except(&layout.config_dir(), keep_state))?;
     if options.keep_spool {
-        remove_dir_except(&layout.state_dir(), Some("spool"))?;
+        retry_while_in_use(|| remove_dir_except(&layout.state_dir(), Some("spool")))?;
     }
     Ok(())
+}
+
+/// A stopped service's process may hold its log and spool files for a moment after it
+/// reported Stopped: retries while Windows says they are in use, for up to ten seconds.
+fn retry_while_in_use(
+    mut remove: impl FnMut() -> Result<(), ServiceError>,
+) -> Result<(), ServiceError> {
+    /// ERROR_SHARING_VIOLATION, ERROR_LOCK_VIOLATION.
+    const IN_USE: [i32; 2] = [32, 33];
+    for _ in 0..40 {
+        match remove() {
+            Err(ServiceError::Io { source, .. })
+                if source
+                    .raw_os_error()
+                    .is_some_and(|code| IN_USE.contains(&code)) =>
+            {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            done => return done,
+        }
+    }
+    remove()
 }
 
 fn remove_service() -> Result<(), ServiceError> {
