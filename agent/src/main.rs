@@ -252,8 +252,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             ));
             #[cfg(unix)]
             tokio::spawn(follow_sleep_signals(agent.power()));
-            agent.run(shutdown).await;
-            Ok(())
+            Ok(agent.run(shutdown).await?)
         }
     }
 }
@@ -411,6 +410,23 @@ async fn follow_sleep_signals(power: vigil_agent::service::power::Power) {
     }
 }
 
+/// The log levels VIGIL_LOG asks for: a level (`debug`), or levels per module
+/// (`warn,vigil_agent::ship=debug`); `info` when unset or not understood.
+fn log_filter(setting: Option<&str>) -> tracing_subscriber::filter::Targets {
+    let default = || {
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing_subscriber::filter::LevelFilter::INFO)
+    };
+    match setting.map(str::parse) {
+        None => default(),
+        Some(Ok(targets)) => targets,
+        Some(Err(error)) => {
+            eprintln!("warning: VIGIL_LOG: {error}; logging at level info");
+            default()
+        }
+    }
+}
+
 /// Logs go to stderr (the journal under systemd) and, when given, to `file` as well.
 fn init_logging<W>(format: LogFormat, file: Option<W>)
 where
@@ -419,8 +435,7 @@ where
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("VIGIL_LOG").ok().as_deref());
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
@@ -473,5 +488,29 @@ fn windows_log_file(command: &Command) -> Option<tracing_appender::rolling::Roll
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn vigil_log_sets_a_level_or_levels_per_module() {
+        let unset = log_filter(None);
+        assert!(unset.would_enable("vigil_agent::ship", &Level::INFO));
+        assert!(!unset.would_enable("vigil_agent::ship", &Level::DEBUG));
+
+        let warn = log_filter(Some("warn"));
+        assert!(warn.would_enable("vigil_agent::ship", &Level::WARN));
+        assert!(!warn.would_enable("vigil_agent::ship", &Level::INFO));
+
+        let per_module = log_filter(Some("warn,vigil_agent::ship=debug"));
+        assert!(per_module.would_enable("vigil_agent::ship", &Level::DEBUG));
+        assert!(!per_module.would_enable("vigil_agent::run", &Level::INFO));
+
+        let nonsense = log_filter(Some("=loud="));
+        assert!(nonsense.would_enable("vigil_agent::run", &Level::INFO));
     }
 }

@@ -24,6 +24,13 @@ pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The spool's count of dropped batches, in every batch.
 pub const SPOOL_DROPPED_METRIC: &str = "vigil_agent_spool_dropped_batches_total";
 
+/// Why an agent stopped on its own, so that its service manager restarts it.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("collecting failed outside any one metric family ({0}); the agent stops so that its service manager restarts it")]
+    SamplingPanicked(String),
+}
+
 /// A running agent: build it from a config, then [`Agent::run`] it until shutdown.
 pub struct Agent {
     config: AgentConfig,
@@ -81,8 +88,9 @@ impl Agent {
     }
 
     /// Samples and ships until `shutdown` is cancelled, then stops sampling, says goodbye to
-    /// the collector and waits briefly for the last acks.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// the collector and waits briefly for the last acks. Fails only if sampling cannot go
+    /// on; what was measured until then is still shipped first.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
         let mut collector = tokio::task::spawn_blocking(HostCollector::new)
             .await
             .expect("initialising the host collector panicked");
@@ -130,7 +138,7 @@ impl Agent {
                 }
             }
         }
-        sample(
+        let sampled = sample(
             collector,
             checks,
             checks_rx,
@@ -143,6 +151,7 @@ impl Agent {
         ship_shutdown.cancel();
         let _ = shipping.await;
         tracing::info!(unacknowledged = self.spool.len(), "agent stopped");
+        sampled
     }
 }
 
@@ -154,12 +163,12 @@ async fn sample(
     spool: &Spool,
     mut interval: watch::Receiver<Duration>,
     shutdown: &CancellationToken,
-) {
+) -> Result<(), RunError> {
     loop {
         let period = *interval.borrow_and_update();
         let (tick_ms, wait) = next_tick(now_ms(), period);
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             // A new interval from the collector: recompute the next tick on the new grid.
             _ = interval.changed() => continue,
             // agent.toml's [checks] changed on disk and is valid: run the new checks.
@@ -183,8 +192,9 @@ async fn sample(
                 series
             }
             Err(error) => {
-                tracing::error!(%error, "collecting panicked; the agent stops sampling");
-                return;
+                let error = RunError::SamplingPanicked(error.to_string());
+                tracing::error!(%error);
+                return Err(error);
             }
         };
         let mut series = series;

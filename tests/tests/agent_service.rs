@@ -153,7 +153,7 @@ async fn batches_made_while_the_collector_is_down_arrive_exactly_once_and_in_ord
     )
     .await;
     agent_shutdown.cancel();
-    running_agent.await.unwrap();
+    running_agent.await.unwrap().unwrap();
 
     // What was recorded so far; the recorders may go on appending to an empty log.
     let log = std::mem::take(&mut *log.lock().unwrap());
@@ -248,7 +248,7 @@ async fn a_full_spool_drops_the_oldest_batches_and_the_collector_learns_how_many
     })
     .await;
     agent_shutdown.cancel();
-    running_agent.await.unwrap();
+    running_agent.await.unwrap().unwrap();
     let dropped = spool.dropped_batches();
 
     // What was recorded so far; the recorders may go on appending to an empty log.

@@ -105,7 +105,7 @@ async fn an_agent_enrolls_with_a_token_and_reports_under_its_new_identity() {
     assert_eq!(stored.host, "reception-pc");
     assert_eq!(stored.client, "acme-dental");
     shutdown.cancel();
-    agent.await.unwrap();
+    agent.await.unwrap().unwrap();
 
     let hosts = admin::list_hosts(&config.data_dir).unwrap();
     assert_eq!(hosts.len(), 1);
@@ -319,7 +319,7 @@ async fn an_agent_renews_its_certificate_when_two_thirds_of_its_life_have_passed
         ("kiosk-1", "acme")
     );
     shutdown.cancel();
-    running.await.unwrap();
+    running.await.unwrap().unwrap();
     assert_ne!(std::fs::read_to_string(&files.cert).unwrap(), old_cert);
     assert!(
         !vigil_agent::ship::renewal_due(&files.cert).unwrap(),

@@ -58,7 +58,7 @@ async fn agent_samples_are_stored_under_the_host_and_client_of_its_certificate()
         .await;
     }
     agent_shutdown.cancel();
-    running_agent.await.unwrap();
+    running_agent.await.unwrap().unwrap();
     let goodbye = wait_for(&mut collector.events, |e| {
         matches!(e, IngestEvent::Goodbye { .. })
     })
@@ -368,7 +368,7 @@ async fn an_agent_resends_what_was_not_acknowledged_after_the_collector_restarts
         .await
         .expect("the agent empties its spool after reconnecting");
     agent_shutdown.cancel();
-    running_agent.await.unwrap();
+    running_agent.await.unwrap().unwrap();
     wait_for(&mut collector.events, |e| {
         matches!(e, IngestEvent::Goodbye { .. })
     })

@@ -54,7 +54,7 @@ impl BackupConfig {
             ));
         }
         if let Some(pattern) = &self.file_name {
-            if let Err(error) = regex::Regex::new(pattern) {
+            if let Err(error) = regex_lite::Regex::new(pattern) {
                 problems.push(format!(
                     "{key}.file_name = {pattern:?} is not a regular expression: {}",
                     one_line(&error.to_string())
@@ -81,7 +81,7 @@ pub(crate) struct BackupJob {
     job: String,
     path: PathBuf,
     recursive: bool,
-    file_name: Option<regex::Regex>,
+    file_name: Option<regex_lite::Regex>,
     /// The newest modification time seen, or why there is none.
     newest: Result<SystemTime, String>,
 }
@@ -96,7 +96,7 @@ impl BackupJob {
             file_name: config
                 .file_name
                 .as_deref()
-                .map(|pattern| regex::Regex::new(pattern).unwrap_or_else(|_| never_matches())),
+                .map(|pattern| regex_lite::Regex::new(pattern).unwrap_or_else(|_| never_matches())),
             newest: Err("not looked at yet".into()),
         }
     }
@@ -239,8 +239,8 @@ impl WatchedFile for BackupJob {
     }
 }
 
-fn never_matches() -> regex::Regex {
-    regex::Regex::new(r"[^\s\S]").expect("a valid pattern")
+fn never_matches() -> regex_lite::Regex {
+    regex_lite::Regex::new(r"[^\s\S]").expect("a valid pattern")
 }
 
 #[cfg(test)]

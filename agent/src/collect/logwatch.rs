@@ -60,7 +60,7 @@ impl LogConfig {
             if name.trim().is_empty() {
                 problems.push(format!("{key}.patterns has a pattern without a name"));
             }
-            if let Err(error) = regex::bytes::Regex::new(pattern) {
+            if let Err(error) = regex_lite::Regex::new(pattern) {
                 problems.push(format!(
                     "{key}.patterns.{name} = {pattern:?} is not a regular expression: {}",
                     one_line(&error.to_string())
@@ -83,7 +83,7 @@ struct OpenLog {
 pub(crate) struct LogTail {
     name: String,
     path: PathBuf,
-    patterns: Vec<(String, regex::bytes::Regex)>,
+    patterns: Vec<(String, regex_lite::Regex)>,
     counts: Vec<u64>,
     open: Option<OpenLog>,
     /// Whether the file has been read at all; until then the first open skips history.
@@ -96,12 +96,12 @@ pub(crate) struct LogTail {
 
 impl LogTail {
     pub(crate) fn new(config: &LogConfig) -> Self {
-        let patterns: Vec<(String, regex::bytes::Regex)> = config
+        let patterns: Vec<(String, regex_lite::Regex)> = config
             .patterns
             .iter()
             // Validated with the config; a pattern that does not compile is left out.
             .filter_map(|(name, pattern)| {
-                Some((name.clone(), regex::bytes::Regex::new(pattern).ok()?))
+                Some((name.clone(), regex_lite::Regex::new(pattern).ok()?))
             })
             .collect();
         Self {
@@ -223,10 +223,12 @@ impl LogTail {
     }
 }
 
-fn count_line(patterns: &[(String, regex::bytes::Regex)], counts: &mut [u64], line: &[u8]) {
+fn count_line(patterns: &[(String, regex_lite::Regex)], counts: &mut [u64], line: &[u8]) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // Lines are matched as text; bytes that are not UTF-8 match nothing but themselves.
+    let line = String::from_utf8_lossy(line);
     for ((_, pattern), count) in patterns.iter().zip(counts.iter_mut()) {
-        if pattern.is_match(line) {
+        if pattern.is_match(&line) {
             *count += 1;
         }
     }

@@ -34,6 +34,8 @@ use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
 /// ERROR_FAILED_SERVICE_CONTROLLER_CONNECT: the process was not started by the SCM.
 const NOT_STARTED_BY_SCM: i32 = 1063;
+/// ERROR_PROCESS_ABORTED: how the service stops when it cannot go on.
+const PROCESS_ABORTED: u32 = 1067;
 /// ERROR_SERVICE_DOES_NOT_EXIST.
 const NO_SUCH_SERVICE: i32 = 1060;
 /// How long the SCM is told to wait for the goodbye and the last acks.
@@ -151,16 +153,29 @@ fn run_service() -> Result<(), ServiceError> {
         0,
     );
     tracing::info!(collector = %config.collector, "vigil-agent service running");
-    runtime.block_on(async {
+    let ran = runtime.block_on(async {
         let stopping = shutdown.clone();
         let announce = tokio::spawn(async move {
             stopping.cancelled().await;
             report(ServiceState::StopPending, ServiceControlAccept::empty(), 0);
         });
-        agent.run(shutdown).await;
+        let ran = agent.run(shutdown.clone()).await;
+        shutdown.cancel();
         let _ = announce.await;
+        ran
     });
-    report(ServiceState::Stopped, ServiceControlAccept::empty(), 0);
+    match ran {
+        Ok(()) => report(ServiceState::Stopped, ServiceControlAccept::empty(), 0),
+        Err(error) => {
+            tracing::error!(%error);
+            // A non-zero exit code is a failure: the SCM's recovery actions restart the agent.
+            report(
+                ServiceState::Stopped,
+                ServiceControlAccept::empty(),
+                PROCESS_ABORTED,
+            );
+        }
+    }
     Ok(())
 }
 
