@@ -34,9 +34,12 @@ cat >"$work/inside.sh" <<'INSIDE'
 #!/bin/sh
 out=/vigil-test/results
 cp /vigil-test/bin/vigil-agent /usr/bin/vigil-agent
-mkdir -p /etc/vigil-agent
-cp /vigil-test/vigil/agent.pem /vigil-test/vigil/agent-key.pem /vigil-test/vigil/ca.pem /etc/vigil-agent/
-sed 's/^interval = .*/interval = "1s"/' /vigil-test/vigil/agent.toml >/etc/vigil-agent/agent.toml
+enrolled() { # the files `vigil-agent enroll` would have written
+  mkdir -p /etc/vigil-agent
+  cp /vigil-test/vigil/agent.pem /vigil-test/vigil/agent-key.pem /vigil-test/vigil/ca.pem /etc/vigil-agent/
+  sed 's/^interval = .*/interval = "1s"/' /vigil-test/vigil/agent.toml >/etc/vigil-agent/agent.toml
+}
+enrolled
 VIGIL_LOG=info /vigil-test/bin/vigil-collector serve --config /vigil-test/vigil/collector.toml \
   >$out/collector.log 2>&1 &
 collector=$!
@@ -48,6 +51,11 @@ systemctl show vigil-agent -p ActiveState -p SubState -p User >$out/show
 pid=$(systemctl show -p MainPID --value vigil-agent)
 grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/$pid/status >$out/proc_status
 stat -c '%U %a' /var/lib/vigil-agent/spool >$out/spool_owner 2>&1
+# The sleep hook as systemd-sleep runs it around a suspend.
+/usr/lib/systemd/system-sleep/vigil-agent pre suspend
+sleep 1
+/usr/lib/systemd/system-sleep/vigil-agent post suspend
+sleep 3
 journalctl -u vigil-agent --no-pager -o cat >$out/journal_running
 /usr/bin/vigil-agent uninstall >$out/uninstall.log 2>&1
 echo $? >$out/uninstall.rc
@@ -58,6 +66,16 @@ done >$out/left
 getent passwd vigil-agent >$out/user_after
 kill $collector
 wait $collector
+
+# Once more, and this time the machine powers off under the running agent. The collector is a
+# unit of its own, stopped only after the agent, so it hears the goodbye.
+enrolled
+systemd-run --quiet --unit=vigil-test-collector -p Before=vigil-agent.service \
+  -E VIGIL_LOG=info /bin/sh -c 'exec /vigil-test/bin/vigil-collector serve \
+  --config /vigil-test/vigil/collector.toml >/vigil-test/results/collector2.log 2>&1'
+sleep 1
+/usr/bin/vigil-agent install >$out/install2.log 2>&1
+sleep 4
 echo done >$out/finished
 systemctl poweroff
 INSIDE
@@ -106,8 +124,10 @@ check "the agent runs sandboxed: no new privileges, seccomp, only CAP_SYS_RAWIO 
 
 reports() {
   grep -q "agent connected" "$out/collector.log" || { tail "$out/collector.log"; return 1; }
-  # systemd itself says nothing about the unit but that it started it.
-  if grep -v '^[0-9]\{4\}-' "$out/journal_running" | grep -v '^Started vigil-agent.service'; then
+  # systemd itself says nothing about the unit but that it started it and passed the sleep
+  # hook's signals on.
+  if grep -v '^[0-9]\{4\}-' "$out/journal_running" |
+    grep -v -e '^Started vigil-agent.service' -e 'Sent signal SIGUSR[12] to main process'; then
     return 1
   fi
   # Anything the sandbox refuses shows up as a denied operation or a killed system call.
@@ -126,6 +146,14 @@ reports() {
 }
 check "under the sandbox the agent reports, and systemctl and smartctl are not refused" reports
 
+sleep_hook() {
+  # Goodbye for the sleep, then a new connection after the wake-up.
+  awk '/agent is going away reason=Sleep/ { said = 1 } said && /agent connected/ { back = 1 }
+       END { exit !(said && back) }' "$out/collector.log" ||
+    { echo "     collector log:"; cut -c1-160 "$out/collector.log" | tail; return 1; }
+}
+check "the systemd-sleep hook makes the agent say goodbye before a sleep and reconnect after" sleep_hook
+
 uninstalled() {
   [ "$(cat "$out/uninstall.rc")" = 0 ] || { cat "$out/uninstall.log"; return 1; }
   grep -q "agent is going away reason=ServiceStop" "$out/collector.log" ||
@@ -134,6 +162,12 @@ uninstalled() {
   [ ! -s "$out/user_after" ] || { echo "     the user stays:"; cat "$out/user_after"; return 1; }
 }
 check "uninstall stops the service (the collector hears goodbye) and removes unit, hook, files and user" uninstalled
+
+powered_off() {
+  grep -q "agent is going away reason=Shutdown" "$out/collector2.log" ||
+    { echo "     collector log:"; cut -c1-160 "$out/collector2.log" | tail; cat "$out/install2.log"; return 1; }
+}
+check "a machine powering off under the agent: the collector hears a shutdown, not a service stop" powered_off
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
