@@ -152,6 +152,16 @@ fn the_agent_prints_one_collection_as_json() {
     ] {
         assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
     }
+    // Rules may only name metrics the collector knows an agent reports.
+    for name in names
+        .iter()
+        .chain([&vigil_agent::run::SPOOL_DROPPED_METRIC])
+    {
+        assert!(
+            vigil_collector::alert::pack::METRIC_CATALOG.contains(name),
+            "{name} is reported but not in the collector's METRIC_CATALOG"
+        );
+    }
 }
 
 #[test]

@@ -29,7 +29,9 @@ fn days(n: u64) -> Duration {
 pub const WARN_HORIZON: Duration = Duration::from_secs(7 * DAY);
 pub const CRITICAL_HORIZON: Duration = Duration::from_secs(2 * DAY);
 
-/// Every metric name of the catalog (DESIGN.md); rules naming anything else are refused.
+/// Every metric name an agent reports: the catalog of DESIGN.md, then the agent's metrics
+/// beyond it (pending reboot and updates, log watch, the spool's losses). Rules naming
+/// anything else are refused.
 pub const METRIC_CATALOG: &[&str] = &[
     "system_cpu_utilization_ratio",
     "system_load_average_1m",
@@ -50,6 +52,11 @@ pub const METRIC_CATALOG: &[&str] = &[
     "disk_smart_media_errors_total",
     "disk_smart_percentage_used",
     "backup_last_success_timestamp_seconds",
+    "system_reboot_required",
+    "system_reboot_required_packages",
+    "system_updates_pending",
+    "log_matches_total",
+    "vigil_agent_spool_dropped_batches_total",
 ];
 
 pub fn builtin_rules() -> Vec<Rule> {
@@ -311,6 +318,56 @@ pub fn builtin_rules() -> Vec<Rule> {
                 after: minutes(5),
                 site_share: 0.5,
                 site_min_hosts: 3,
+            }),
+        },
+        Rule {
+            name: "RebootPending".into(),
+            category: None,
+            summary: "{host} has waited {for} for a restart to finish installing updates; \
+                      schedule a reboot"
+                .into(),
+            pending_for: days(7),
+            clear_for: Duration::ZERO,
+            kind: RuleKind::Threshold(Threshold {
+                signal: Signal::metric("system_reboot_required"),
+                direction: Direction::Above,
+                levels: vec![(Severity::Warning, 0.5)],
+                clear: None,
+                unit: Unit::Plain,
+                unless_usual: false,
+            }),
+        },
+        Rule {
+            name: "LogPatternSeen".into(),
+            category: None,
+            summary: "log {log} on {host}: lines matching {pattern}, {changes}; read the log \
+                      around them"
+                .into(),
+            pending_for: Duration::ZERO,
+            clear_for: Duration::ZERO,
+            kind: RuleKind::Change(Change {
+                signal: Signal::metric("log_matches_total"),
+                window: days(1),
+                warn_after: 1,
+                escalate_after: 3,
+                quiet_for: days(1),
+            }),
+        },
+        Rule {
+            name: "SpoolDroppedBatches".into(),
+            category: None,
+            summary: "the agent on {host} threw away measurements because its spool was full \
+                      ({changes}); the collector was out of reach too long: check the \
+                      connection, or raise [spool] max_size_mib in agent.toml"
+                .into(),
+            pending_for: Duration::ZERO,
+            clear_for: Duration::ZERO,
+            kind: RuleKind::Change(Change {
+                signal: Signal::metric("vigil_agent_spool_dropped_batches_total"),
+                window: days(1),
+                warn_after: 1,
+                escalate_after: 3,
+                quiet_for: days(1),
             }),
         },
         Rule {

@@ -623,3 +623,105 @@ fn a_clients_forecast_horizons_replace_the_rules_own() {
     everyone.set_forecast_horizons("", Some((2 * day, day)));
     assert!(!forecast_fired(&run(&mut everyone)));
 }
+
+#[test]
+fn a_restart_left_pending_for_a_week_is_a_warning_and_clears_after_the_reboot() {
+    let mut engine = Engine::new(RuleSet::builtin());
+    let series = labels("pc-07", "system_reboot_required", &[]);
+    let mut out = Vec::new();
+    // An update asks for a restart on day 1; nobody restarts until day 10.
+    for hour in 0..(12 * 24) {
+        let now = hour * HOUR;
+        let waiting = (24..240).contains(&hour);
+        out.extend(engine.observe(&series, sample(now, if waiting { 1.0 } else { 0.0 })));
+        out.extend(engine.evaluate(now));
+    }
+    let reboot: Vec<&Transition> = out.iter().filter(|t| t.rule == "RebootPending").collect();
+    assert_eq!(reboot.len(), 2, "{reboot:?}");
+    assert_eq!(reboot[0].state, AlertState::Firing);
+    assert_eq!(reboot[0].severity, Severity::Warning);
+    assert_eq!(
+        reboot[0].ts_ms,
+        (24 + 7 * 24) * HOUR,
+        "after a week of waiting"
+    );
+    assert!(
+        reboot[0].summary.contains("pc-07 has waited 7 d"),
+        "{}",
+        reboot[0].summary
+    );
+    assert_eq!(reboot[1].state, AlertState::Resolved);
+    assert_eq!(reboot[1].ts_ms, 240 * HOUR);
+}
+
+#[test]
+fn a_watched_log_pattern_that_matches_is_a_warning_and_recurring_matches_are_critical() {
+    let mut engine = Engine::new(RuleSet::builtin());
+    let io_errors = labels(
+        "srv-01",
+        "log_matches_total",
+        &[("log", "kernel"), ("pattern", "io_error")],
+    );
+    let quiet = labels(
+        "srv-01",
+        "log_matches_total",
+        &[("log", "kernel"), ("pattern", "oom")],
+    );
+    let mut out = Vec::new();
+    for minute in 0..(10 * 60) {
+        let now = minute * MINUTE;
+        // Two I/O errors at 01:00, one at 04:00, two at 08:00.
+        let count = match minute {
+            m if m < 60 => 0.0,
+            m if m < 240 => 2.0,
+            m if m < 480 => 3.0,
+            _ => 5.0,
+        };
+        out.extend(engine.observe(&io_errors, sample(now, count)));
+        out.extend(engine.observe(&quiet, sample(now, 0.0)));
+        out.extend(engine.evaluate(now));
+    }
+    let fired = firing(&out);
+    assert!(
+        fired.iter().all(|t| t.rule == "LogPatternSeen"),
+        "{fired:?}"
+    );
+    assert!(fired
+        .iter()
+        .all(|t| t.labels.get("pattern") == Some("io_error")));
+    assert_eq!(fired[0].severity, Severity::Warning);
+    assert_eq!(fired[0].ts_ms, 60 * MINUTE, "the first match, at once");
+    assert!(
+        fired[0]
+            .summary
+            .starts_with("log kernel on srv-01: lines matching io_error, log matches +2"),
+        "{}",
+        fired[0].summary
+    );
+    assert_eq!(
+        fired.last().unwrap().severity,
+        Severity::Critical,
+        "a third incident in a day escalates"
+    );
+}
+
+#[test]
+fn batches_an_agent_threw_away_are_an_alert() {
+    let mut engine = Engine::new(RuleSet::builtin());
+    let dropped = labels("pc-03", "vigil_agent_spool_dropped_batches_total", &[]);
+    let mut out = Vec::new();
+    for minute in 0..120 {
+        let now = minute * MINUTE;
+        let value = if minute < 30 { 0.0 } else { 412.0 };
+        out.extend(engine.observe(&dropped, sample(now, value)));
+        out.extend(engine.evaluate(now));
+    }
+    let fired = firing(&out);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].rule, "SpoolDroppedBatches");
+    assert!(
+        fired[0].summary.contains("spool dropped batches +412"),
+        "{}",
+        fired[0].summary
+    );
+}
