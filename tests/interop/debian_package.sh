@@ -5,12 +5,7 @@
 # Needs: cargo-deb, dpkg, adduser; runs as root. Prints "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-passed=0
-failed=0
-check() { # name, command...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
+source tests/interop/check.bash
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -62,5 +57,4 @@ install_and_purge() {
 }
 check "dpkg installs it (system user, private state folder) and a purge leaves nothing" install_and_purge
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -9,12 +9,7 @@
 # Prints "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-passed=0
-failed=0
-check() { # name, command...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
+source tests/interop/check.bash
 
 work=$(mktemp -d)
 # KEEP=1 keeps the container's findings for a look.
@@ -169,5 +164,4 @@ powered_off() {
 }
 check "a machine powering off under the agent: the collector hears a shutdown, not a service stop" powered_off
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

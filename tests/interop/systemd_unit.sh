@@ -4,12 +4,7 @@
 # Prints "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-passed=0
-failed=0
-check() { # name, command...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
+source tests/interop/check.bash
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -58,5 +53,4 @@ sleep_hook() {
 }
 check "the sleep hook sends SIGUSR1 before a sleep and SIGUSR2 after" sleep_hook
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

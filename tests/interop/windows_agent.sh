@@ -4,12 +4,7 @@
 # gcc-mingw-w64-x86-64, wine64. Prints "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-passed=0
-failed=0
-check() { # name, command...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; passed=$((passed + 1)); else echo "FAIL $name"; failed=$((failed + 1)); fi
-}
+source tests/interop/check.bash
 
 work=$(mktemp -d)
 export WINEPREFIX="$work/wineprefix" WINEDEBUG=-all
@@ -49,9 +44,6 @@ check "vigil-agent.exe collect --once --format json runs under Wine and prints m
 # starts it, it reports to a collector on 127.0.0.1 and logs to a file (a service has no
 # console), and `uninstall` stops it — the collector hears the goodbye — and removes it and
 # every file.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 collector_pid=
 stop_everything() {
   [ -n "$collector_pid" ] && kill "$collector_pid" 2>/dev/null && wait "$collector_pid" 2>/dev/null
@@ -111,5 +103,4 @@ service() {
 }
 check "vigil-agent.exe install runs the agent as a Windows service that reports, logs to a file and uninstalls cleanly" service
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
