@@ -73,7 +73,7 @@ async fn main() {
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let running = tokio::spawn(agent.run(shutdown.clone()));
-    while spool.len() > 0 {
+    while !spool.is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
