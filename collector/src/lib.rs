@@ -23,6 +23,7 @@
 pub mod alert;
 pub mod config;
 pub mod demo;
+pub mod durable;
 pub mod enroll;
 pub mod ingest;
 pub mod notify;

@@ -13,6 +13,7 @@ use vigil_collector::config::CollectorConfig;
 use vigil_collector::demo::{self, DemoOptions};
 use vigil_collector::enroll::admin;
 use vigil_collector::notify;
+use vigil_collector::pipeline::presence::{HostPresence, PresenceState};
 use vigil_collector::policy::Policy;
 use vigil_collector::query::{self, OutputFormat};
 use vigil_collector::serve::Collector;
@@ -452,36 +453,76 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// `hosts list`: every enrolled host, and any other host that has connected, with where it
+/// stands as the running collector last wrote it (online, asleep since …, shut down since …).
+fn hosts_table(
+    enrolled: &[admin::HostStatus],
+    presence: &std::collections::BTreeMap<String, HostPresence>,
+) -> Vec<String> {
+    let time = |ms: i64| {
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
+        )
+        .to_string()
+    };
+    let row = |cells: [&str; 6]| {
+        format!(
+            "{:<24} {:<20} {:<42} {:<22} {:<8} {}",
+            cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+        )
+    };
+    let mut rows = vec![row([
+        "HOST",
+        "CLIENT",
+        "STATUS",
+        "LAST DATA",
+        "AGENT",
+        "CERT EXPIRES",
+    ])];
+    let mut names: Vec<&str> = enrolled
+        .iter()
+        .map(|host| host.record.agent_id.as_str())
+        .chain(presence.keys().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let record = enrolled.iter().find(|host| host.record.agent_id == name);
+        let seen = presence.get(name);
+        let status = match (record.and_then(|host| host.revoked_at_ms), seen) {
+            (Some(at), _) => format!("revoked {}", time(at)),
+            (None, None) => "never connected".to_string(),
+            (None, Some(seen)) if seen.state == PresenceState::Online => "online".to_string(),
+            (None, Some(seen)) => format!("{} since {}", seen.state.as_str(), time(seen.since_ms)),
+        };
+        let client = record
+            .map(|host| host.record.client.as_str())
+            .or(seen.map(|seen| seen.client.as_str()))
+            .unwrap_or("-");
+        let last_data = seen
+            .and_then(|seen| seen.last_batch_ms)
+            .map_or("-".to_string(), time);
+        let agent = seen.map_or("-", |seen| seen.agent_version.as_str());
+        let expires = record.map_or("-".to_string(), |host| time(host.record.cert_expires_at_ms));
+        rows.push(row([name, client, &status, &last_data, agent, &expires]));
+    }
+    rows
+}
+
 fn run_hosts(command: HostsCommand) -> anyhow::Result<()> {
     let data_dir = |config: &PathBuf| CollectorConfig::load(config).map(|c| c.data_dir);
     match command {
         HostsCommand::List { config } => {
-            let hosts = admin::list_hosts(&data_dir(&config)?)?;
-            if hosts.is_empty() {
+            let data_dir = data_dir(&config)?;
+            let rows = hosts_table(
+                &admin::list_hosts(&data_dir)?,
+                &vigil_collector::pipeline::presence::read(&data_dir)?,
+            );
+            if rows.len() == 1 {
                 eprintln!("no hosts enrolled yet; 'vigil-collector token create' starts one");
             }
-            println!(
-                "{:<32} {:<24} {:<22} {:<22} STATE",
-                "HOST", "CLIENT", "ENROLLED", "CERT EXPIRES"
-            );
-            for host in hosts {
-                let time = |ms: i64| {
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
-                    )
-                    .to_string()
-                };
-                let state = match host.revoked_at_ms {
-                    Some(at) => format!("revoked {}", time(at)),
-                    None => "active".to_string(),
-                };
-                println!(
-                    "{:<32} {:<24} {:<22} {:<22} {state}",
-                    host.record.agent_id,
-                    host.record.client,
-                    time(host.record.enrolled_at_ms),
-                    time(host.record.cert_expires_at_ms)
-                );
+            for row in rows {
+                println!("{}", row.trim_end());
             }
         }
         HostsCommand::Pending { config } => {

@@ -13,6 +13,7 @@ use crate::ingest::tls::{self, TlsError};
 use crate::ingest::{IngestEvent, IngestServer, IngestService, IngestSettings};
 use crate::notify::channel::Channels;
 use crate::notify::{Clock, Notifier, NotifierSettings, NotifyError, Outbox};
+use crate::pipeline::presence::{self, Presence, PresenceError};
 use crate::pipeline::{Dispatch, LiveAlerts, Policies};
 use crate::store::{Store, StoreError};
 use std::net::SocketAddr;
@@ -49,6 +50,8 @@ pub enum ServeError {
     Rules(#[from] vigil_proto::config_file::ConfigFileError),
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Presence(#[from] PresenceError),
 }
 
 fn bind_hint(error: &std::io::Error) -> &'static str {
@@ -69,6 +72,7 @@ pub struct Collector {
     registry: Arc<Registry>,
     revocations: RevocationList,
     alerts: Alerting,
+    presence: (Presence, broadcast::Receiver<IngestEvent>),
     shutdown: CancellationToken,
 }
 
@@ -139,6 +143,8 @@ impl Collector {
             });
         }
         let alerts = Alerting::open(config, &store, ingest.service().subscribe())?;
+        let presence = Presence::open(&config.data_dir, jiff::Timestamp::now().as_millisecond())?;
+        let presence = (presence, ingest.service().subscribe());
         Ok(Self {
             store,
             ingest,
@@ -146,6 +152,7 @@ impl Collector {
             registry,
             revocations,
             alerts,
+            presence,
             shutdown,
         })
     }
@@ -188,6 +195,13 @@ impl Collector {
         // Not a child of `shutdown`: the engine stops after ingest has, so that it judges
         // every batch that was acknowledged.
         let alerting = self.alerts.start(CancellationToken::new());
+        let (presence, presence_events) = self.presence;
+        let presence_stop = CancellationToken::new();
+        let presence = tokio::spawn(presence::track(
+            presence,
+            presence_events,
+            presence_stop.clone(),
+        ));
         let mut serving = tokio::spawn(self.ingest.run(shutdown.clone()));
         let served = tokio::select! {
             served = &mut serving => served,
@@ -203,6 +217,8 @@ impl Collector {
             }
         };
         alerting.stop().await;
+        presence_stop.cancel();
+        let _ = presence.await;
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await

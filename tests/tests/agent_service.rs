@@ -450,6 +450,26 @@ async fn before_a_sleep_the_agent_says_goodbye_and_on_waking_sends_what_it_measu
     .await;
     let (reason, stored_before_goodbye) = log.lock().unwrap().goodbyes[0];
     assert_eq!(reason, GoodbyeReason::Sleep);
+    // What the technician sees, from the running collector's files.
+    let hosts_list = || {
+        let output = Command::new(binary("vigil-collector"))
+            .args(["hosts", "list", "--config"])
+            .arg(pki.path("collector.toml"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let status_of = |list: &str| {
+        list.lines()
+            .find(|line| line.starts_with("pc-reception "))
+            .map(|line| line[45..].trim_start().to_string())
+            .unwrap_or_default()
+    };
+    eventually("hosts list shows the machine asleep", || {
+        status_of(&hosts_list()).starts_with("asleep since ")
+    })
+    .await;
     // Three ticks "asleep": the agent measures into its spool and sends nothing.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
@@ -463,8 +483,16 @@ async fn before_a_sleep_the_agent_says_goodbye_and_on_waking_sends_what_it_measu
         n_stored(&log) >= stored_before_goodbye + 5
     })
     .await;
+    eventually("hosts list shows the machine online again", || {
+        status_of(&hosts_list()).starts_with("online ")
+    })
+    .await;
     let exit = terminate(child).await;
     assert!(exit.success(), "the agent exits cleanly: {exit:?}");
+    eventually("hosts list shows the agent stopped", || {
+        status_of(&hosts_list()).starts_with("agent stopped since ")
+    })
+    .await;
 
     let log = std::mem::take(&mut *log.lock().unwrap());
     assert!(!log.lagged, "the test saw every event");

@@ -15,7 +15,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -290,26 +289,12 @@ fn list_json<T: serde::de::DeserializeOwned>(
     Ok(records)
 }
 
-/// Writes `value` as JSON via a temporary file, fsync and rename.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RegistryError> {
-    let io = |action, source| RegistryError::Io {
+    crate::durable::write_json(path, value).map_err(|(action, source)| RegistryError::Io {
         action,
         path: path.to_path_buf(),
         source,
-    };
-    let temporary = path.with_extension("tmp");
-    let bytes = serde_json::to_vec_pretty(value).expect("registry records serialise");
-    let mut file = std::fs::File::create(&temporary).map_err(|e| io("writing", e))?;
-    file.write_all(&bytes).map_err(|e| io("writing", e))?;
-    file.sync_all().map_err(|e| io("syncing", e))?;
-    std::fs::rename(&temporary, path).map_err(|e| io("renaming", e))?;
-    if let Some(parent) = path.parent() {
-        // Make the rename itself durable.
-        if let Ok(dir) = std::fs::File::open(parent) {
-            let _ = dir.sync_all();
-        }
-    }
-    Ok(())
+    })
 }
 
 fn remove_if_present(path: &Path) -> Result<(), RegistryError> {

@@ -19,7 +19,6 @@ use super::message::{AlertMessage, AlertStatus, Delivery, Purpose};
 use super::NotifyError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -376,25 +375,11 @@ fn list_json<T: DeserializeOwned>(dir: &Path) -> Result<(Vec<T>, Vec<NotifyError
 /// fsyncs the folder, so that the file is either the old one or the new one after a crash.
 /// (The enrollment registry writes its files the same way.)
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), NotifyError> {
-    let io = |action, source| NotifyError::Io {
+    crate::durable::write_json(path, value).map_err(|(action, source)| NotifyError::Io {
         action,
         path: path.to_path_buf(),
         source,
-    };
-    let temporary = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(value).expect("outbox records serialise");
-    let mut file = std::fs::File::create(&temporary).map_err(|e| io("writing", e))?;
-    file.write_all(&bytes).map_err(|e| io("writing", e))?;
-    file.sync_all().map_err(|e| io("syncing", e))?;
-    drop(file);
-    std::fs::rename(&temporary, path).map_err(|e| io("renaming", e))?;
-    if let Some(parent) = path.parent() {
-        // The rename is durable only once the folder is.
-        if let Ok(dir) = std::fs::File::open(parent) {
-            dir.sync_all().map_err(|e| io("syncing the folder of", e))?;
-        }
-    }
-    Ok(())
+    })
 }
 
 fn remove_if_present(path: &Path) -> Result<(), NotifyError> {

@@ -4,10 +4,12 @@
 //! - [`policies`] — the contracts in force: stored versions and the policy folder.
 //! - [`dispatch`] — one transition: classify, route, enqueue; what waits for later.
 //! - [`live`] — the engine fed by ingest and the schedule, saved in the store.
+//! - [`presence`] — where each host stands (online, asleep, shut down, …) for `hosts list`.
 
 pub mod dispatch;
 pub mod live;
 pub mod policies;
+pub mod presence;
 
 pub use dispatch::Dispatch;
 pub use live::LiveAlerts;
