@@ -131,10 +131,25 @@ pub struct GrpcConfig {
         deserialize_with = "config_file::deserialize_duration"
     )]
     pub max_connection_age: Duration,
+    /// Batches per second one agent stream may send once its burst is spent (a replay after
+    /// an outage). Default: 50, a day's backlog in about three minutes.
+    #[serde(default = "default_batches_per_second")]
+    pub max_batches_per_second: f64,
+    /// Batches one agent stream may send at once before it is slowed. Default: 500.
+    #[serde(default = "default_burst_batches")]
+    pub burst_batches: u32,
 }
 
 fn default_max_connection_age() -> Duration {
     Duration::from_secs(3600)
+}
+
+fn default_batches_per_second() -> f64 {
+    crate::ingest::limits::StreamLimits::default().batches_per_second
+}
+
+fn default_burst_batches() -> u32 {
+    crate::ingest::limits::StreamLimits::default().burst as u32
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,6 +296,17 @@ impl CollectorConfig {
                 "grpc.max_connection_age = {:?} is too short (at least 10s)",
                 humantime::format_duration(self.grpc.max_connection_age).to_string()
             ));
+        }
+        if !(1.0..=100_000.0).contains(&self.grpc.max_batches_per_second) {
+            problems.push(format!(
+                "grpc.max_batches_per_second = {} is out of range (1 to 100000; an agent sends one batch per interval)",
+                self.grpc.max_batches_per_second
+            ));
+        }
+        if self.grpc.burst_batches == 0 {
+            problems.push(
+                "grpc.burst_batches = 0 would refuse every batch; at least 1 (default 500)".into(),
+            );
         }
         if let Some(enroll) = &self.enroll {
             if enroll.cert_validity < Duration::from_secs(3600) {
@@ -439,6 +465,35 @@ client_ca = "ca.pem"
             text.contains("store.rollup_retention = \"1day\" is shorter than store.raw_retention"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_replay_rate_per_agent_is_set_in_grpc_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CollectorConfig::load(&write_config(dir.path(), GOOD)).unwrap();
+        assert_eq!(config.grpc.max_batches_per_second, 50.0);
+        assert_eq!(config.grpc.burst_batches, 500);
+
+        let body = GOOD.to_owned()
+            + "max_batches_per_second = 400
+burst_batches = 2000
+";
+        let config = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap();
+        assert_eq!(config.grpc.max_batches_per_second, 400.0);
+        assert_eq!(config.grpc.burst_batches, 2000);
+
+        let body = GOOD.to_owned()
+            + "max_batches_per_second = 0
+burst_batches = 0
+";
+        let text = CollectorConfig::load(&write_config(dir.path(), &body))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("grpc.max_batches_per_second = 0 is out of range"),
+            "{text}"
+        );
+        assert!(text.contains("grpc.burst_batches = 0"), "{text}");
     }
 
     #[test]

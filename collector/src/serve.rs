@@ -109,6 +109,11 @@ impl Collector {
         let settings = IngestSettings {
             agent_interval: config.agents.interval,
             max_connection_age: config.grpc.max_connection_age,
+            limits: crate::ingest::limits::StreamLimits {
+                batches_per_second: config.grpc.max_batches_per_second,
+                burst: f64::from(config.grpc.burst_batches),
+                ..Default::default()
+            },
             ..IngestSettings::default()
         };
         let service = IngestService::new(
