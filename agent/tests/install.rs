@@ -1,7 +1,6 @@
 //! `vigil-agent install --root DIR` and `uninstall --root DIR`: the files a service install
 //! writes and removes, checked in a scratch folder, without root, systemd or a collector.
 
-use std::path::Path;
 use std::process::Command;
 
 fn agent(args: &[&str]) -> std::process::Output {
@@ -12,6 +11,7 @@ fn agent(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+#[cfg(unix)]
 fn succeed(args: &[&str]) -> String {
     let output = agent(args);
     assert!(
@@ -23,7 +23,8 @@ fn succeed(args: &[&str]) -> String {
 }
 
 /// What `enroll` leaves in the config folder, as far as install cares.
-fn enrolled(config_dir: &Path) {
+#[cfg(unix)]
+fn enrolled(config_dir: &std::path::Path) {
     std::fs::create_dir_all(config_dir).unwrap();
     for file in ["agent.pem", "agent-key.pem", "ca.pem"] {
         std::fs::write(config_dir.join(file), "pem").unwrap();
