@@ -83,9 +83,42 @@ fn uninstall_leaves_nothing_behind() {
         "etc/vigil-agent",
         "etc/systemd/system/vigil-agent.service",
         "var/lib/vigil-agent",
+        "usr/lib/systemd/system-sleep/vigil-agent",
     ] {
         assert!(!root.path().join(gone).exists(), "{gone} is left behind");
     }
+}
+
+/// On a machine with the Debian package, the unit and the sleep hook are the package's:
+/// install does not copy or rewrite them and uninstall does not take them from under dpkg.
+#[cfg(unix)]
+#[test]
+fn a_sleep_hook_the_package_installed_is_left_to_dpkg() {
+    let root = tempfile::tempdir().unwrap();
+    enrolled(&root.path().join("etc/vigil-agent"));
+    let hook = root.path().join("usr/lib/systemd/system-sleep/vigil-agent");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, "#!/bin/sh\n# as the package shipped it\n").unwrap();
+    let dpkg_info = root.path().join("var/lib/dpkg/info");
+    std::fs::create_dir_all(&dpkg_info).unwrap();
+    std::fs::write(
+        dpkg_info.join("vigil-agent.list"),
+        "/.\n/usr\n/usr/bin/vigil-agent\n/lib/systemd/system/vigil-agent.service\n/usr/lib/systemd/system-sleep/vigil-agent\n",
+    )
+    .unwrap();
+    let root_arg = root.path().to_str().unwrap();
+
+    succeed(&["install", "--root", root_arg, "--no-start"]);
+    let unit_in_etc = root.path().join("etc/systemd/system/vigil-agent.service");
+    assert!(!unit_in_etc.exists(), "the package's unit in /lib serves");
+    let content = std::fs::read_to_string(&hook).unwrap();
+    assert!(content.contains("as the package shipped it"), "{content}");
+    succeed(&["uninstall", "--root", root_arg]);
+    assert!(hook.exists(), "uninstall removed the package's hook");
+    assert!(!root
+        .path()
+        .join("etc/systemd/system/vigil-agent.service")
+        .exists());
 }
 
 #[cfg(unix)]

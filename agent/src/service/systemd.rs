@@ -29,8 +29,14 @@ const SERVICE_USER: &str = "vigil-agent";
 pub fn install(options: &InstallOptions) -> Result<(), ServiceError> {
     let layout = &options.layout;
     prepare_files(layout)?;
-    write_file(&layout.unit_path(), UNIT, 0o644)?;
-    write_file(&layout.sleep_hook_path(), SLEEP_HOOK, 0o755)?;
+    // The Debian package ships the unit and the hook itself; dpkg keeps track of its files.
+    let packaged_unit = layout.root.join("lib/systemd/system/vigil-agent.service");
+    if !packaged(layout, &packaged_unit) {
+        write_file(&layout.unit_path(), UNIT, 0o644)?;
+    }
+    if !packaged(layout, &layout.sleep_hook_path()) {
+        write_file(&layout.sleep_hook_path(), SLEEP_HOOK, 0o755)?;
+    }
     if !layout.is_system() {
         return Ok(());
     }
@@ -59,7 +65,11 @@ pub fn uninstall(options: &UninstallOptions) -> Result<(), ServiceError> {
         // A unit that is not loaded any more cannot be stopped; that is fine here.
         let _ = run(&["systemctl", "disable", "--now", SERVICE_NAME], "");
     }
-    for file in [layout.unit_path(), layout.sleep_hook_path()] {
+    let mut files = vec![layout.unit_path()];
+    if !packaged(layout, &layout.sleep_hook_path()) {
+        files.push(layout.sleep_hook_path());
+    }
+    for file in files {
         match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -79,6 +89,20 @@ pub fn uninstall(options: &UninstallOptions) -> Result<(), ServiceError> {
         )?;
     }
     Ok(())
+}
+
+/// Whether the agent's Debian package installed `path` (it is in the package's file list):
+/// such a file is dpkg's to write and remove, not install's and uninstall's.
+fn packaged(layout: &InstallLayout, path: &Path) -> bool {
+    let list = layout.root.join("var/lib/dpkg/info/vigil-agent.list");
+    let Ok(listed) = std::fs::read_to_string(list) else {
+        return false;
+    };
+    let Ok(relative) = path.strip_prefix(&layout.root) else {
+        return false;
+    };
+    let wanted = Path::new("/").join(relative);
+    listed.lines().any(|line| Path::new(line) == wanted)
 }
 
 /// Writes a file the service needs, atomically, with `mode`.
