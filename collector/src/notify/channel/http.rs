@@ -30,6 +30,31 @@ pub fn parse_url(text: &str) -> Result<Url, String> {
     }
 }
 
+/// A receiver whose whole URL is the secret (Slack and Teams webhooks): the JSON body is
+/// posted to it, and messages name only its host.
+#[derive(Debug)]
+pub struct SecretUrl {
+    url: Url,
+    shown: String,
+    context: super::Context,
+}
+
+impl SecretUrl {
+    pub fn new(url: &str, context: super::Context) -> Result<Self, String> {
+        let url = parse_url(url)?;
+        Ok(Self {
+            shown: shown_url(&url, true),
+            url,
+            context,
+        })
+    }
+
+    pub async fn post(&self, body: &serde_json::Value) -> Result<(), SendError> {
+        let request = self.context.http.post(self.url.clone()).json(body);
+        send(request, &self.shown).await
+    }
+}
+
 /// Sends `request` and judges the answer; `shown` names the receiver in errors.
 pub async fn send(request: reqwest::RequestBuilder, shown: &str) -> Result<(), SendError> {
     let response = match request.send().await {

@@ -3,36 +3,21 @@
 //! context line with the alert id to acknowledge. The webhook URL is the secret; messages
 //! show only its host.
 
-use super::http::{parse_url, send, shown_url};
+use super::http::SecretUrl;
 use super::{Context, SendError};
 use crate::notify::message::{rfc3339, AlertMessage, AlertStatus, Delivery, Purpose};
-use reqwest::Url;
 use serde_json::{json, Value};
 
 #[derive(Debug)]
-pub struct Slack {
-    url: Url,
-    shown: String,
-    context: Context,
-}
+pub struct Slack(SecretUrl);
 
 impl Slack {
     pub fn new(url: &str, context: Context) -> Result<Self, String> {
-        let url = parse_url(url)?;
-        Ok(Self {
-            shown: shown_url(&url, true),
-            url,
-            context,
-        })
+        SecretUrl::new(url, context).map(Self)
     }
 
     pub async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
-        let request = self
-            .context
-            .http
-            .post(self.url.clone())
-            .json(&payload(delivery));
-        send(request, &self.shown).await
+        self.0.post(&payload(delivery)).await
     }
 }
 

@@ -4,37 +4,22 @@
 //! Card (version 1.4) as `content`: a title, the summary, and a fact set. The Workflows URL
 //! is the secret; messages show only its host.
 
-use super::http::{parse_url, send, shown_url};
+use super::http::SecretUrl;
 use super::slack::heading;
 use super::{Context, SendError};
 use crate::notify::message::{rfc3339, AlertMessage, AlertStatus, Delivery};
-use reqwest::Url;
 use serde_json::{json, Value};
 
 #[derive(Debug)]
-pub struct Teams {
-    url: Url,
-    shown: String,
-    context: Context,
-}
+pub struct Teams(SecretUrl);
 
 impl Teams {
     pub fn new(url: &str, context: Context) -> Result<Self, String> {
-        let url = parse_url(url)?;
-        Ok(Self {
-            shown: shown_url(&url, true),
-            url,
-            context,
-        })
+        SecretUrl::new(url, context).map(Self)
     }
 
     pub async fn send(&self, delivery: &Delivery) -> Result<(), SendError> {
-        let request = self
-            .context
-            .http
-            .post(self.url.clone())
-            .json(&payload(delivery));
-        send(request, &self.shown).await
+        self.0.post(&payload(delivery)).await
     }
 }
 
