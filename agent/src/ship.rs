@@ -169,7 +169,7 @@ impl Shipper {
     ) -> bool {
         tracing::info!(
             queued_batches = self.spool.len(),
-            "the machine is going to sleep; the collector was told"
+            "the machine is going to sleep; shipping resumes when it wakes"
         );
         let resumed = async {
             // The sender lives in `self.power`, so this only ends at a resume.
