@@ -104,6 +104,7 @@ struct RuleTable {
     max_age: Option<Spanned<String>>,
     count: Option<Spanned<u32>>,
     after: Option<Spanned<String>>,
+    reboot_grace: Option<Spanned<String>>,
     severity: Option<Spanned<String>>,
     relative_to: Option<Spanned<BTreeMap<String, String>>>,
     explained_by: Option<Spanned<String>>,

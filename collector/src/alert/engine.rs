@@ -123,6 +123,8 @@ struct HostEntry {
     last_seen_ms: Option<i64>,
     interval_ms: i64,
     offline: bool,
+    /// When it said it was going down for a reboot (and has not reported since).
+    rebooting_since_ms: Option<i64>,
     /// Its instances of host-silence rules.
     silence: Vec<usize>,
 }
@@ -133,6 +135,7 @@ impl HostEntry {
             last_seen_ms: self.last_seen_ms?,
             interval_ms: self.interval_ms,
             offline: self.offline,
+            rebooting_since_ms: self.rebooting_since_ms,
         })
     }
 }
@@ -264,6 +267,7 @@ impl Engine {
             last_seen_ms: None,
             interval_ms: DEFAULT_INTERVAL_MS,
             offline: false,
+            rebooting_since_ms: None,
             silence: Vec::new(),
         });
         self.host_ids.insert(name.to_owned(), index);
@@ -341,6 +345,7 @@ impl Engine {
     fn host_arrival(&mut self, host: usize, arrival_ms: i64, out: &mut Vec<Transition>) {
         let entry = &mut self.hosts[host];
         entry.offline = false;
+        entry.rebooting_since_ms = None;
         match entry.last_seen_ms {
             Some(last) if arrival_ms > last => {
                 let gap = (arrival_ms - last).clamp(1_000, 3_600_000);
@@ -692,11 +697,13 @@ impl Engine {
         }
     }
 
-    /// A host announced a clean shutdown or sleep: until it reports again it is offline,
-    /// and its silence is not an alert.
-    pub fn host_goodbye(&mut self, host: &str) {
+    /// A host announced a clean shutdown, sleep or reboot: until it reports again it is
+    /// offline, and its silence is not an alert — except after a reboot (`rebooting_at_ms`)
+    /// from which it does not come back within the rule's `reboot_grace`.
+    pub fn host_goodbye(&mut self, host: &str, rebooting_at_ms: Option<i64>) {
         if let Some(&index) = self.host_ids.get(host) {
             self.hosts[index].offline = true;
+            self.hosts[index].rebooting_since_ms = rebooting_at_ms;
         }
     }
 

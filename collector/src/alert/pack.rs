@@ -309,13 +309,14 @@ pub fn builtin_rules() -> Vec<Rule> {
         Rule {
             name: "HostSilent".into(),
             category: Some(FailureKind::HostDown),
-            summary: "host {host} silent for {silent_for}: no samples since {last_seen}; check \
-                      power and network"
+            summary: "host {host} silent for {silent_for}: no samples since {last_seen}{note}; \
+                      check power and network"
                 .into(),
             pending_for: Duration::ZERO,
             clear_for: Duration::ZERO,
             kind: RuleKind::HostSilent(HostSilent {
                 after: minutes(5),
+                reboot_grace: minutes(30),
                 site_share: 0.5,
                 site_min_hosts: 3,
             }),

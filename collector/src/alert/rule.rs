@@ -223,6 +223,10 @@ pub struct Creep {
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostSilent {
     pub after: Duration,
+    /// A host that said it was rebooting is expected back within this; after it, its
+    /// silence is an alert like any other (a patch reboot that hangs, a machine that does
+    /// not boot).
+    pub reboot_grace: Duration,
     /// When at least this share of a client's hosts (and at least `site_min_hosts`) fall
     /// silent together, one site alert replaces theirs.
     pub site_share: f64,

@@ -161,14 +161,16 @@ impl LiveAlerts {
                     self.save();
                 }
             }
-            IngestEvent::Goodbye { peer, reason } => {
-                if matches!(
-                    reason,
-                    GoodbyeReason::Shutdown | GoodbyeReason::Reboot | GoodbyeReason::Sleep
-                ) {
-                    self.engine.host_goodbye(&peer.host);
+            IngestEvent::Goodbye { peer, reason } => match reason {
+                GoodbyeReason::Shutdown | GoodbyeReason::Sleep => {
+                    self.engine.host_goodbye(&peer.host, None);
                 }
-            }
+                GoodbyeReason::Reboot => {
+                    let now_ms = Timestamp::now().as_millisecond();
+                    self.engine.host_goodbye(&peer.host, Some(now_ms));
+                }
+                GoodbyeReason::ServiceStop | GoodbyeReason::Unspecified => {}
+            },
             _ => {}
         }
     }

@@ -26,6 +26,7 @@ fn fields_set(table: &RuleTable) -> Vec<(&'static str, std::ops::Range<usize>)> 
         context => "context",
         window => "window", warn_after => "warn_after", escalate_after => "escalate_after", quiet_for => "quiet_for",
         max_age => "max_age", count => "count", after => "after", severity => "severity",
+        reboot_grace => "reboot_grace",
         relative_to => "relative_to", explained_by => "explained_by", rise => "rise",
         unit => "unit"
     );
@@ -64,7 +65,7 @@ fn applicable_fields(kind: &str) -> &'static [&'static str] {
         "staleness" => &["metric", "max_age"],
         "flapping" => &["metric", "window", "count", "severity"],
         "creep" => &["metric", "relative_to", "explained_by", "rise"],
-        "host_silent" => &["after"],
+        "host_silent" => &["after", "reboot_grace"],
         "series_silent" => &["metric", "after", "severity"],
         _ => &[],
     }
@@ -280,6 +281,11 @@ pub(super) fn apply(rule: &mut Rule, name: &str, table: &RuleTable, problems: &m
                     silent.after = d;
                 }
             }
+            if let Some(value) = &table.reboot_grace {
+                if let Some(d) = problems.duration(&field("reboot_grace"), value, false) {
+                    silent.reboot_grace = d;
+                }
+            }
         }
         RuleKind::SeriesSilent(silent) => {
             if let Some(signal) = signal {
@@ -378,6 +384,7 @@ pub(super) fn new_rule(
         "host_silent" => (
             RuleKind::HostSilent(HostSilent {
                 after: minutes(5),
+                reboot_grace: minutes(30),
                 site_share: 0.5,
                 site_min_hosts: 3,
             }),

@@ -42,6 +42,16 @@ fn forecast_horizons_can_be_set_for_all_and_per_rule() {
 }
 
 #[test]
+fn how_long_a_reboot_may_take_is_tuned_on_host_silent() {
+    let rules = parse("[rules.HostSilent]\nreboot_grace = \"1h\"\n").unwrap();
+    let RuleKind::HostSilent(silent) = &rules.get("HostSilent").unwrap().kind else {
+        panic!("not host silence")
+    };
+    assert_eq!(silent.reboot_grace, Duration::from_secs(3600));
+    assert_eq!(silent.after, Duration::from_secs(300), "the rest stays");
+}
+
+#[test]
 fn a_new_threshold_rule_is_added_with_its_levels() {
     let rules = parse(
         r#"

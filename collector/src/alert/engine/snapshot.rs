@@ -22,6 +22,7 @@ impl Engine {
                     last_seen_ms: host.last_seen_ms,
                     interval_ms: host.interval_ms,
                     offline: host.offline,
+                    rebooting_since_ms: host.rebooting_since_ms,
                 })
                 .collect(),
             series: self
@@ -69,6 +70,7 @@ impl Engine {
             entry.last_seen_ms = host.last_seen_ms;
             entry.interval_ms = host.interval_ms;
             entry.offline = host.offline;
+            entry.rebooting_since_ms = host.rebooting_since_ms;
         }
         for series in snapshot.series {
             let id = engine.series_id(&series.name, &series.labels);
@@ -130,6 +132,9 @@ pub struct HostSnapshot {
     pub last_seen_ms: Option<i64>,
     pub interval_ms: i64,
     pub offline: bool,
+    /// Absent in snapshots from before reboots were told apart.
+    #[serde(default)]
+    pub rebooting_since_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -319,7 +319,7 @@ fn a_silent_host_is_reported_five_minutes_after_a_missed_sample_and_resolved_whe
 fn a_host_that_said_goodbye_is_offline_not_silent() {
     let mut engine = Engine::new(RuleSet::builtin());
     let mut out = run_host(&mut engine, "laptop-07", MINUTE, 0..HOUR, &[]);
-    engine.host_goodbye("laptop-07");
+    engine.host_goodbye("laptop-07", None);
     for minute in 60..600 {
         out.extend(engine.evaluate(minute * MINUTE));
     }
@@ -721,6 +721,35 @@ fn batches_an_agent_threw_away_are_an_alert() {
     assert_eq!(fired[0].rule, "SpoolDroppedBatches");
     assert!(
         fired[0].summary.contains("spool dropped batches +412"),
+        "{}",
+        fired[0].summary
+    );
+}
+
+#[test]
+fn a_reboot_is_not_silence_unless_the_host_does_not_come_back() {
+    let mut engine = Engine::new(RuleSet::builtin());
+    let mut out = run_host(&mut engine, "srv-quick", MINUTE, 0..HOUR, &[]);
+    out.extend(run_host(&mut engine, "srv-stuck", MINUTE, 0..HOUR, &[]));
+    // Both go down for a patch reboot; one is back in 8 minutes, the other never.
+    engine.host_goodbye("srv-quick", Some(HOUR));
+    engine.host_goodbye("srv-stuck", Some(HOUR));
+    out.extend(run_host(
+        &mut engine,
+        "srv-quick",
+        MINUTE,
+        HOUR + 8 * MINUTE..3 * HOUR,
+        &[],
+    ));
+    let fired = firing(&out);
+    assert_eq!(fired.len(), 1, "{fired:#?}");
+    assert_eq!(fired[0].rule, "HostSilent");
+    assert_eq!(fired[0].host, "srv-stuck");
+    assert_eq!(fired[0].ts_ms, HOUR + 30 * MINUTE, "after the reboot grace");
+    assert!(
+        fired[0]
+            .summary
+            .contains("it went down for a reboot at 1970-01-01 01:00 UTC and has not come back"),
         "{}",
         fired[0].summary
     );

@@ -41,6 +41,8 @@ pub struct Reporting {
     pub interval_ms: i64,
     /// The host said goodbye and has not reported since.
     pub offline: bool,
+    /// When it said it was rebooting, if that was its goodbye.
+    pub rebooting_since_ms: Option<i64>,
 }
 
 impl Reporting {
@@ -51,7 +53,16 @@ impl Reporting {
     }
 
     pub fn is_silent(&self, rule: &HostSilent, now_ms: i64) -> bool {
-        !self.offline && now_ms - self.last_seen_ms >= self.silent_after_ms(rule)
+        let away_with_reason = self.offline && !self.reboot_overdue(rule, now_ms);
+        !away_with_reason && now_ms - self.last_seen_ms >= self.silent_after_ms(rule)
+    }
+
+    /// Whether it went down for a reboot longer ago than the rule allows.
+    fn reboot_overdue(&self, rule: &HostSilent, now_ms: i64) -> bool {
+        self.offline
+            && self
+                .rebooting_since_ms
+                .is_some_and(|since| now_ms - since >= rule.reboot_grace.as_millis() as i64)
     }
 
     /// Whether the host reported within the last few of its intervals.
@@ -64,13 +75,21 @@ pub fn judge_host(rule: &HostSilent, host: &Reporting, now_ms: i64) -> Option<Ve
     if !host.is_silent(rule, now_ms) {
         return None;
     }
+    let note = match host.rebooting_since_ms {
+        Some(since) if host.reboot_overdue(rule, now_ms) => format!(
+            "; it went down for a reboot at {} and has not come back",
+            summary::utc_time(since)
+        ),
+        _ => String::new(),
+    };
     Some(
         Verdict::new(Severity::Critical)
             .with(
                 "silent_for",
                 summary::duration((now_ms - host.last_seen_ms) as f64),
             )
-            .with("last_seen", summary::utc_time(host.last_seen_ms)),
+            .with("last_seen", summary::utc_time(host.last_seen_ms))
+            .with("note", note),
     )
 }
 
@@ -97,6 +116,7 @@ mod tests {
     fn rule() -> HostSilent {
         HostSilent {
             after: Duration::from_secs(300),
+            reboot_grace: Duration::from_secs(1800),
             site_share: 0.5,
             site_min_hosts: 3,
         }
@@ -108,6 +128,7 @@ mod tests {
             last_seen_ms: 0,
             interval_ms: 10_000,
             offline: false,
+            rebooting_since_ms: None,
         };
         assert!(judge_host(&rule(), &host, 300_000).is_none());
         assert!(judge_host(&rule(), &host, 310_000).is_some());
@@ -119,6 +140,7 @@ mod tests {
             last_seen_ms: 0,
             interval_ms: 60_000,
             offline: true,
+            rebooting_since_ms: None,
         };
         assert!(judge_host(&rule(), &host, 3_600_000).is_none());
     }
@@ -138,6 +160,7 @@ mod tests {
             last_seen_ms: 18_000_000,
             interval_ms: 60_000,
             offline: false,
+            rebooting_since_ms: None,
         };
         assert!(judge_series(&rule, &state, &host, 18_000_000).is_none());
         assert!(judge_series(&rule, &state, &host, 16_200_000 + 5_400_000).is_none());
@@ -154,6 +177,7 @@ mod tests {
             last_seen_ms: 0,
             interval_ms: 300_000,
             offline: false,
+            rebooting_since_ms: None,
         };
         assert!(judge_host(&rule(), &host, 599_000).is_none());
         assert!(judge_host(&rule(), &host, 900_000).is_some());
