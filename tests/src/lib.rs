@@ -115,13 +115,24 @@ impl Pki {
         grpc: SocketAddr,
         interval_seconds: u32,
     ) -> vigil_agent::config::AgentConfig {
+        let path = self.agent_config_file(files, grpc, interval_seconds);
+        vigil_agent::config::AgentConfig::load(&path).expect("agent config")
+    }
+
+    /// The same config as a file, for `vigil-agent run --config`; returns its path.
+    pub fn agent_config_file(
+        &self,
+        files: &AgentFiles,
+        grpc: SocketAddr,
+        interval_seconds: u32,
+    ) -> PathBuf {
         let text = format!(
             "collector = \"https://{grpc}\"\ninterval = \"{interval_seconds}s\"\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
             files.cert, files.key, files.ca
         );
         let path = self.path(&format!("agent-{}.toml", grpc.port()));
         std::fs::write(&path, text).unwrap();
-        vigil_agent::config::AgentConfig::load(&path).expect("agent config")
+        path
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use vigil_agent::run::{Agent, SPOOL_DROPPED_METRIC};
 use vigil_agent::spool::{Spool, SpoolLimits};
+use vigil_collector::config::CollectorConfig;
 use vigil_collector::ingest::IngestEvent;
 use vigil_collector::store::{SelectedSeries, Store};
 use vigil_proto::model::GoodbyeReason;
@@ -62,6 +63,14 @@ fn record(collector: &RunningCollector, log: &SharedLog) {
             }
         }
     });
+}
+
+/// A collector on `config` whose events are recorded from its start.
+async fn start_recorded(config: &CollectorConfig) -> (RunningCollector, SharedLog) {
+    let log = SharedLog::default();
+    let collector = RunningCollector::start(config).await;
+    record(&collector, &log);
+    (collector, log)
 }
 
 fn n_stored(log: &SharedLog) -> usize {
@@ -123,9 +132,7 @@ fn strictly_increasing_timestamps(series: &SelectedSeries) -> Vec<i64> {
 async fn batches_made_while_the_collector_is_down_arrive_exactly_once_and_in_order() {
     let pki = Pki::new();
     let mut config = pki.collector_config();
-    let log = SharedLog::default();
-    let collector = RunningCollector::start(&config).await;
-    record(&collector, &log);
+    let (collector, log) = start_recorded(&config).await;
     let grpc = collector.grpc;
     let files = pki.issue_agent("agent", "srv-outage", "acme-dental");
     let agent = Agent::new(pki.agent_config(&files, grpc, 1));
@@ -214,9 +221,7 @@ async fn one_batch_bytes() -> u64 {
 async fn a_full_spool_drops_the_oldest_batches_and_the_collector_learns_how_many() {
     let pki = Pki::new();
     let mut config = pki.collector_config();
-    let log = SharedLog::default();
-    let collector = RunningCollector::start(&config).await;
-    record(&collector, &log);
+    let (collector, log) = start_recorded(&config).await;
     let grpc = collector.grpc;
     let files = pki.issue_agent("agent", "srv-full", "acme-dental");
     // Room for about four ticks: the fifth tick of an outage makes the spool drop one.
@@ -346,12 +351,9 @@ async fn terminate(mut child: Child) -> std::process::ExitStatus {
 async fn an_agent_killed_mid_send_and_restarted_loses_nothing_acknowledged_and_stores_nothing_twice(
 ) {
     let pki = Pki::new();
-    let log = SharedLog::default();
-    let collector = RunningCollector::start(&pki.collector_config()).await;
-    record(&collector, &log);
+    let (collector, log) = start_recorded(&pki.collector_config()).await;
     let files = pki.issue_agent("agent", "srv-killed", "acme-dental");
-    pki.agent_config(&files, collector.grpc, 1);
-    let config = pki.path(&format!("agent-{}.toml", collector.grpc.port()));
+    let config = pki.agent_config_file(&files, collector.grpc, 1);
     let stderr_file = pki.path("agent-stderr.log");
 
     const KILLS: usize = 3;
@@ -434,12 +436,9 @@ async fn an_agent_killed_mid_send_and_restarted_loses_nothing_acknowledged_and_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn before_a_sleep_the_agent_says_goodbye_and_on_waking_sends_what_it_measured_meanwhile() {
     let pki = Pki::new();
-    let log = SharedLog::default();
-    let collector = RunningCollector::start(&pki.collector_config()).await;
-    record(&collector, &log);
+    let (collector, log) = start_recorded(&pki.collector_config()).await;
     let files = pki.issue_agent("agent", "pc-reception", "acme-dental");
-    pki.agent_config(&files, collector.grpc, 1);
-    let config = pki.path(&format!("agent-{}.toml", collector.grpc.port()));
+    let config = pki.agent_config_file(&files, collector.grpc, 1);
     let child = spawn_agent(&config, &pki.path("agent-stderr.log"));
     eventually("the agent stores two batches", || n_stored(&log) >= 2).await;
 
@@ -576,13 +575,10 @@ impl AckHoldingRelay {
 async fn an_agent_killed_after_the_collector_stored_but_before_the_ack_arrived_resends_and_nothing_is_stored_twice(
 ) {
     let pki = Pki::new();
-    let log = SharedLog::default();
-    let collector = RunningCollector::start(&pki.collector_config()).await;
-    record(&collector, &log);
+    let (collector, log) = start_recorded(&pki.collector_config()).await;
     let relay = AckHoldingRelay::start(collector.grpc).await;
     let files = pki.issue_agent("agent", "srv-unacked", "acme-dental");
-    pki.agent_config(&files, relay.addr, 1);
-    let config = pki.path(&format!("agent-{}.toml", relay.addr.port()));
+    let config = pki.agent_config_file(&files, relay.addr, 1);
     let stderr_file = pki.path("agent-stderr.log");
 
     let mut child = spawn_agent(&config, &stderr_file);
@@ -682,8 +678,7 @@ async fn checks_that_cannot_work_are_named_once_with_the_fix_and_the_others_keep
     let pki = Pki::new();
     let collector = RunningCollector::start(&pki.collector_config()).await;
     let files = pki.issue_agent("agent", "srv-checks", "acme-dental");
-    pki.agent_config(&files, collector.grpc, 1);
-    let config = pki.path(&format!("agent-{}.toml", collector.grpc.port()));
+    let config = pki.agent_config_file(&files, collector.grpc, 1);
 
     // A backup marker last written a day ago.
     let marker = pki.path("nightly.done");

@@ -662,29 +662,18 @@ impl Store {
         let (n_series, series_bytes) = sum(&inner.index.series)?;
         let (_, by_labels_bytes) = sum(&inner.index.series_by_labels)?;
         let (_, postings_bytes) = sum(&inner.index.postings)?;
+        let file_bytes = |files: &chunk_files::ChunkFiles| {
+            files.disk_bytes().map_err(|source| StoreError::Io {
+                path: inner.data_dir.clone(),
+                action: "measuring",
+                source,
+            })
+        };
         let (n_chunks, chunk_index_bytes) = sum(&inner.sealed.chunks)?;
-        let chunk_file_bytes =
-            inner
-                .sealed
-                .chunk_files
-                .disk_bytes()
-                .map_err(|source| StoreError::Io {
-                    path: inner.data_dir.clone(),
-                    action: "measuring",
-                    source,
-                })?;
+        let chunk_file_bytes = file_bytes(&inner.sealed.chunk_files)?;
         let (n_rollup_blocks, rollup_index_bytes) = sum(&inner.sealed.rollups)?;
         let (_, pending_bytes) = sum(&inner.sealed.pending)?;
-        let rollup_file_bytes =
-            inner
-                .sealed
-                .rollup_files
-                .disk_bytes()
-                .map_err(|source| StoreError::Io {
-                    path: inner.data_dir.clone(),
-                    action: "measuring",
-                    source,
-                })?;
+        let rollup_file_bytes = file_bytes(&inner.sealed.rollup_files)?;
         Ok(StorageBreakdown {
             n_series,
             n_chunks,
