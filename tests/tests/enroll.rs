@@ -339,23 +339,20 @@ async fn a_token_of_another_client_cannot_take_over_an_enrolled_host() {
     let original = enroll(&options(&collector, acme, first.path(), "reception-pc"))
         .await
         .unwrap();
-    // Same machine name, other client's token: a separate identity, never acme's host.
-    let other = enroll(&options(&collector, globex, second.path(), "reception-pc"))
+    // Same machine name, other client's token: refused, never renamed into a new identity.
+    let error = enroll(&options(&collector, globex, second.path(), "reception-pc"))
         .await
-        .unwrap();
+        .expect_err("the name is taken")
+        .to_string();
+    assert!(error.contains("another --hostname"), "{error}");
     assert_eq!(
         (original.agent_id.as_str(), original.client.as_str()),
         ("reception-pc", "acme")
     );
-    assert_eq!(other.client, "globex");
-    assert_ne!(other.agent_id, original.agent_id);
     let hosts = admin::list_hosts(&config.data_dir).unwrap();
-    let acme_host = hosts
-        .iter()
-        .find(|h| h.record.agent_id == "reception-pc")
-        .unwrap();
+    assert_eq!(hosts.len(), 1);
     assert_eq!(
-        acme_host.record.client, "acme",
+        hosts[0].record.client, "acme",
         "the first host keeps its client"
     );
     collector.stop().await;

@@ -59,12 +59,32 @@ pub struct HostRecord {
     pub enrolled_at_ms: i64,
     /// Expiry of the newest certificate issued to it.
     pub cert_expires_at_ms: i64,
+    /// A technician ran `hosts replace`: the old certificates are revoked and the next
+    /// enrollment of this name by the same client takes it over.
+    #[serde(default)]
+    pub replaceable: bool,
 }
 
 /// A revocation: certificates of the host issued before `revoked_at_ms` are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationRecord {
     pub revoked_at_ms: i64,
+}
+
+/// Why a host name cannot be given to a new enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameTaken {
+    /// An enrolled host has the name; `hosts replace` or `hosts remove` frees it.
+    Enrolled { client: String, revoked: bool },
+    /// `hosts replace` freed it for the same client only.
+    ReplaceableByItsClientOnly { client: String },
+}
+
+/// Why an enrollment could not complete at the last step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimRefusal {
+    Token(TokenRejection),
+    Name(NameTaken),
 }
 
 /// Why a token was not accepted. Deliberately vague towards the agent (see `service`), exact
@@ -155,6 +175,79 @@ impl Registry {
         }
     }
 
+    /// Whether `agent_id` may be given to a new enrollment for `client`: it is free, or a
+    /// technician ran `hosts replace` on it and the client is the same.
+    pub fn name_available(
+        &self,
+        agent_id: &str,
+        client: &str,
+    ) -> Result<Result<(), NameTaken>, RegistryError> {
+        let Some(existing) = self.host(agent_id)? else {
+            return Ok(Ok(()));
+        };
+        if existing.replaceable && existing.client == client {
+            return Ok(Ok(()));
+        }
+        if existing.replaceable {
+            return Ok(Err(NameTaken::ReplaceableByItsClientOnly {
+                client: existing.client,
+            }));
+        }
+        let revoked = self.revocations()?.contains_key(agent_id);
+        Ok(Err(NameTaken::Enrolled {
+            client: existing.client,
+            revoked,
+        }))
+    }
+
+    /// The last step of an enrollment, atomic towards other enrollments: the name is still
+    /// available, the token still valid; then one use of the token is taken and the host is
+    /// recorded. Two agents racing for one name never both get it.
+    pub fn claim_host(
+        &self,
+        token_hash: &str,
+        host: &HostRecord,
+        now_ms: i64,
+    ) -> Result<Result<TokenRecord, ClaimRefusal>, RegistryError> {
+        let _guard = self.consume_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(taken) = self.name_available(&host.agent_id, &host.client)? {
+            return Ok(Err(ClaimRefusal::Name(taken)));
+        }
+        let path = self.token_path(token_hash);
+        let record = match self.check_token(token_hash, now_ms)? {
+            Ok(record) => record,
+            Err(rejection) => return Ok(Err(ClaimRefusal::Token(rejection))),
+        };
+        let remaining = TokenRecord {
+            uses_left: record.uses_left - 1,
+            ..record.clone()
+        };
+        write_json(&path, &remaining)?;
+        self.put_host(host)?;
+        Ok(Ok(record))
+    }
+
+    /// Adds (or refreshes) a pending request, unless the token already has as many other
+    /// requests waiting as it has uses left: a single-use token holds one agent in the
+    /// pending list, never twenty. Returns how many wait for the token when refused.
+    pub fn add_pending_within(
+        &self,
+        record: &PendingRecord,
+        uses_left: u32,
+    ) -> Result<Result<(), usize>, RegistryError> {
+        let _guard = self.consume_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let waiting = self
+            .pending()?
+            .into_iter()
+            .filter(|p| p.token_hash == record.token_hash && p.request_id != record.request_id)
+            .count();
+        if waiting >= uses_left as usize {
+            return Ok(Err(waiting));
+        }
+        self.add_pending(record)?;
+        Ok(Ok(()))
+    }
+
     pub fn tokens(&self) -> Result<Vec<(String, TokenRecord)>, RegistryError> {
         list_json(&self.dir.join("tokens"))
     }
@@ -207,6 +300,12 @@ impl Registry {
             .into_iter()
             .map(|(_, record)| record)
             .collect())
+    }
+
+    /// Forgets an enrolled host. Its revocation, if any, stays: certificates issued before
+    /// it remain refused.
+    pub fn remove_host(&self, agent_id: &str) -> Result<(), RegistryError> {
+        remove_if_present(&self.host_path(agent_id))
     }
 
     pub fn revoke(&self, agent_id: &str, now_ms: i64) -> Result<(), RegistryError> {
@@ -364,6 +463,7 @@ mod tests {
                     client: "acme".into(),
                     enrolled_at_ms: 1,
                     cert_expires_at_ms: 2,
+                    replaceable: false,
                 })
                 .unwrap();
         }
