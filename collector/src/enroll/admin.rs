@@ -136,17 +136,16 @@ pub struct HostStatus {
 
 pub fn list_hosts(data_dir: &Path) -> Result<Vec<HostStatus>, AdminError> {
     let registry = Registry::open(data_dir)?;
-    let revocations = registry.revocations()?;
-    Ok(registry
+    registry
         .hosts()?
         .into_iter()
-        .map(|record| HostStatus {
-            revoked_at_ms: revocations
-                .get(&record.agent_id)
-                .map(|revocation| revocation.revoked_at_ms),
-            record,
+        .map(|record| {
+            Ok(HostStatus {
+                revoked_at_ms: registry.revocation_of(&record)?,
+                record,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Revokes every certificate issued to `agent_id` so far. A running collector refuses them
@@ -177,7 +176,7 @@ pub fn replace_host(data_dir: &Path, agent_id: &str) -> Result<HostRecord, Admin
 pub fn remove_host(data_dir: &Path, agent_id: &str) -> Result<HostRecord, AdminError> {
     let registry = Registry::open(data_dir)?;
     let record = enrolled(&registry, agent_id)?;
-    if !registry.revocations()?.contains_key(agent_id) {
+    if registry.revocation_of(&record)?.is_none() {
         return Err(AdminError::NotRevoked(agent_id.to_string()));
     }
     registry.remove_host(agent_id)?;

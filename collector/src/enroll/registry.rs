@@ -193,7 +193,7 @@ impl Registry {
                 client: existing.client,
             }));
         }
-        let revoked = self.revocations()?.contains_key(agent_id);
+        let revoked = self.revocation_of(&existing)?.is_some();
         Ok(Err(NameTaken::Enrolled {
             client: existing.client,
             revoked,
@@ -310,16 +310,31 @@ impl Registry {
 
     pub fn revoke(&self, agent_id: &str, now_ms: i64) -> Result<(), RegistryError> {
         write_json(
-            &self.dir.join("revoked").join(format!("{agent_id}.json")),
+            &self.revoked_path(agent_id),
             &RevocationRecord {
                 revoked_at_ms: now_ms,
             },
         )
     }
 
+    /// When `host`'s current enrollment was revoked, if it was. A revocation older than the
+    /// enrollment (the host was replaced, or its name removed and taken again) cut off an
+    /// earlier machine, not this one.
+    pub fn revocation_of(&self, host: &HostRecord) -> Result<Option<i64>, RegistryError> {
+        Ok(
+            read_json::<RevocationRecord>(&self.revoked_path(&host.agent_id))?
+                .map(|revocation| revocation.revoked_at_ms)
+                .filter(|revoked_at_ms| *revoked_at_ms >= host.enrolled_at_ms),
+        )
+    }
+
     /// Every revocation, by agent id.
     pub fn revocations(&self) -> Result<HashMap<String, RevocationRecord>, RegistryError> {
         Ok(list_json(&self.dir.join("revoked"))?.into_iter().collect())
+    }
+
+    fn revoked_path(&self, agent_id: &str) -> PathBuf {
+        self.dir.join("revoked").join(format!("{agent_id}.json"))
     }
 
     fn token_path(&self, token_hash: &str) -> PathBuf {
