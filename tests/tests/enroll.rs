@@ -162,7 +162,9 @@ async fn expired_used_forged_and_foreign_tokens_are_refused_and_nothing_is_issue
 async fn an_approval_token_holds_the_agent_until_a_technician_approves() {
     let pki = Pki::new();
     let (collector, config) = collector_with_enrollment(&pki).await;
-    let token = create_token(&config, "acme", Duration::from_secs(3600), 1, true);
+    // Two uses: the agent that gives up keeps its place in the pending list until its
+    // request goes stale, and a token holds no more waiting agents than its uses.
+    let token = create_token(&config, "acme", Duration::from_secs(3600), 2, true);
 
     // Nobody approves: the agent gives up after its wait, and nothing is issued.
     let dir = tempfile::tempdir().unwrap();

@@ -96,6 +96,9 @@ pub enum TokenRejection {
     UsedUp,
 }
 
+/// How long a pending request lasts without its agent asking again (agents ask every 30 s).
+pub const PENDING_STALE_MS: i64 = 5 * 60 * 1000;
+
 pub struct Registry {
     dir: PathBuf,
     /// Serialises token consumption within the collector.
@@ -229,18 +232,28 @@ impl Registry {
 
     /// Adds (or refreshes) a pending request, unless the token already has as many other
     /// requests waiting as it has uses left: a single-use token holds one agent in the
-    /// pending list, never twenty. Returns how many wait for the token when refused.
+    /// pending list, never twenty. A waiting agent asks again every 30 s, which refreshes
+    /// its request; one not refreshed for [`PENDING_STALE_MS`] gave up, is forgotten and no
+    /// longer holds a place. Returns how many wait for the token when refused.
     pub fn add_pending_within(
         &self,
         record: &PendingRecord,
         uses_left: u32,
     ) -> Result<Result<(), usize>, RegistryError> {
         let _guard = self.consume_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let waiting = self
-            .pending()?
-            .into_iter()
-            .filter(|p| p.token_hash == record.token_hash && p.request_id != record.request_id)
-            .count();
+        let mut waiting = 0;
+        for other in self.pending()? {
+            if other.token_hash != record.token_hash || other.request_id == record.request_id {
+                continue;
+            }
+            if other.requested_at_ms < record.requested_at_ms - PENDING_STALE_MS
+                && !self.is_approved(&other.request_id)
+            {
+                self.finish_pending(&other.request_id)?;
+            } else {
+                waiting += 1;
+            }
+        }
         if waiting >= uses_left as usize {
             return Ok(Err(waiting));
         }
@@ -485,6 +498,51 @@ mod tests {
         let registry = Registry::open(dir.path()).unwrap();
         assert_eq!(registry.revocations().unwrap()["pc-01"].revoked_at_ms, 42);
         assert_eq!(registry.hosts().unwrap()[0].client, "acme");
+    }
+
+    fn pending(request_id: &str, at_ms: i64) -> PendingRecord {
+        PendingRecord {
+            request_id: request_id.into(),
+            client: "acme".into(),
+            hostname: format!("pc-{request_id}"),
+            token_hash: "abc".into(),
+            requested_at_ms: at_ms,
+        }
+    }
+
+    #[test]
+    fn pending_requests_are_bounded_by_the_tokens_uses_until_they_go_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        assert_eq!(
+            registry.add_pending_within(&pending("a", 0), 1).unwrap(),
+            Ok(())
+        );
+        // The same agent asking again refreshes its place.
+        assert_eq!(
+            registry.add_pending_within(&pending("a", 10), 1).unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            registry.add_pending_within(&pending("b", 20), 1).unwrap(),
+            Err(1)
+        );
+        assert_eq!(registry.pending().unwrap().len(), 1);
+        // "a" stopped asking: after PENDING_STALE_MS its place is free.
+        let later = 10 + PENDING_STALE_MS + 1;
+        assert_eq!(
+            registry
+                .add_pending_within(&pending("b", later), 1)
+                .unwrap(),
+            Ok(())
+        );
+        let left: Vec<String> = registry
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.request_id)
+            .collect();
+        assert_eq!(left, ["b"]);
     }
 
     #[test]
