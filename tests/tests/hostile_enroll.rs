@@ -180,6 +180,19 @@ async fn hosts_replace_cuts_the_old_machine_off_and_lets_the_rebuilt_one_take_th
     assert!(can_report(&collector, &files_in(old.path())).await);
 
     admin::replace_host(&config.data_dir, "reception-pc").unwrap();
+    // The old machine cannot renew its way past the replacement, even in the second before
+    // the collector's revocation list reloads.
+    let old_files = files_in(old.path());
+    let old_cert = std::fs::read_to_string(&old_files.cert).unwrap();
+    if let Ok(channel) = vigil_tests::connect(collector.grpc, &old_files.ca, Some(&old_files)).await
+    {
+        let renewal =
+            vigil_agent::enroll::renew(channel, &old_files.cert, &old_files.key, "reception-pc")
+                .await;
+        let error = renewal.expect_err("renewal refused").to_string();
+        assert!(error.contains("revoked"), "{error}");
+    }
+    assert_eq!(std::fs::read_to_string(&old_files.cert).unwrap(), old_cert);
     // Another client's token still cannot take the freed name.
     let stranger = tempfile::tempdir().unwrap();
     let error = enroll_as(

@@ -341,6 +341,12 @@ impl Registry {
         )
     }
 
+    /// When `agent_id` was last revoked, if ever.
+    pub fn revoked_at(&self, agent_id: &str) -> Result<Option<i64>, RegistryError> {
+        Ok(read_json::<RevocationRecord>(&self.revoked_path(agent_id))?
+            .map(|revocation| revocation.revoked_at_ms))
+    }
+
     /// Every revocation, by agent id.
     pub fn revocations(&self) -> Result<HashMap<String, RevocationRecord>, RegistryError> {
         Ok(list_json(&self.dir.join("revoked"))?.into_iter().collect())

@@ -287,10 +287,24 @@ impl EnrollmentAuthority {
 
     /// A new certificate for an authenticated agent, same identity.
     fn renew(&self, peer: &PeerIdentity, csr_der: &[u8]) -> Result<pb::EnrollResponse, Status> {
-        if self.revocations.is_revoked(peer) {
-            return Err(Status::permission_denied(
-                "this host's certificate is revoked",
-            ));
+        // The registry on disk, not only the list reloaded every second: a certificate
+        // renewed in the second after `hosts revoke` or `hosts replace` would outlive them.
+        let revoked_on_disk = self
+            .registry
+            .revoked_at(&peer.host)
+            .map_err(internal)?
+            .is_some_and(|revoked_at_ms| peer.issued_at_ms <= revoked_at_ms);
+        let record = self.registry.host(&peer.host).map_err(internal)?;
+        let name_moved = record
+            .as_ref()
+            .is_some_and(|host| host.replaceable || host.client != peer.client);
+        if self.revocations.is_revoked(peer) || revoked_on_disk || name_moved {
+            tracing::warn!(host = %peer.host, client = %peer.client, "renewal refused: revoked or replaced");
+            return Err(Status::permission_denied(format!(
+                "this host's certificate is revoked; enroll this machine again with a new join token \
+                 (a technician runs 'vigil-collector hosts replace {}' first if it keeps its name)",
+                peer.host
+            )));
         }
         let certificate_pem = self
             .ca
