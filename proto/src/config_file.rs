@@ -106,16 +106,19 @@ pub fn check_private_key_file(path: &Path) -> Result<(), ConfigFileError> {
             };
             // Root's key handed to a service group keeps that group's read; any other key is
             // its owner's alone.
-            let fix = if owned_by_root && metadata.gid() != 0 {
-                "640"
+            let (fix, why) = if owned_by_root && metadata.gid() != 0 {
+                (
+                    "640",
+                    "root's key is readable by the service's group and nobody else",
+                )
             } else {
-                "600"
+                ("600", "a private key is readable by its owner only")
             };
             return Err(ConfigFileError {
                 path: path.to_path_buf(),
                 problems: vec![format!(
                     "private key '{}' has mode {mode:04o}, so {who} may read or change it; \
-                     run 'chmod {fix} {}' (a private key must be readable by its owner only)",
+                     run 'chmod {fix} {}' ({why})",
                     path.display(),
                     path.display()
                 )],
