@@ -237,6 +237,8 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         }
         Command::Run { config } => {
             let config = AgentConfig::load(&config)?;
+            // As ssh does: a key others may read is no longer this machine's alone.
+            vigil_proto::config_file::check_private_key_file(&config.tls.key)?;
             install_crypto_provider();
             tracing::info!(
                 collector = %config.collector,

@@ -126,8 +126,10 @@ enum NotifyCommand {
     /// Send one test alert through every configured channel and say what happened on each;
     /// exits non-zero if any failed.
     Test {
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -135,14 +137,18 @@ enum NotifyCommand {
 enum AlertsCommand {
     /// Alerts that are firing and were delivered, with their ids and acknowledgements.
     Open {
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Record that someone has taken an alert in hand: an acknowledged emergency does not
     /// escalate.
     Ack {
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// The alert id (its fingerprint, shown in every alert message).
         id: String,
         /// Who takes it.
@@ -151,8 +157,10 @@ enum AlertsCommand {
     },
     /// Deliveries that were given up after their last attempt, or refused by the receiver.
     DeadLetters {
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -176,10 +184,12 @@ enum CaCommand {
 enum TokenCommand {
     /// Create a join token for one client; print it with the install command.
     Create {
-        /// The collector's config file (its [enroll] section names the CA).
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
-        /// The client the agents will belong to.
+        /// The collector's config, whose [enroll] section names the CA [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The client id the agents will belong to, as its policy file names it
+        /// (`client = "acme-dental"`): letters, digits, '-', '_', '.'; no spaces.
         #[arg(long)]
         client: String,
         /// How long the token stays valid, e.g. "24h".
@@ -198,25 +208,54 @@ enum TokenCommand {
 enum HostsCommand {
     /// Each enrolled host: client, enrolled, certificate expiry, revoked.
     List {
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Agents waiting for approval.
     Pending {
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Let a pending agent in.
     Approve {
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// The request id from 'hosts pending'.
         request: String,
     },
     /// Cut a host off: its certificates are refused at once, open streams within seconds.
     Revoke {
-        #[arg(long, short, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The agent id (the host label).
+        host: String,
+    },
+    /// A machine takes over an enrolled host's name (a rebuilt or swapped PC): revoke the
+    /// old certificates now and let the next enrollment of the name, with a token of the
+    /// same client, take it.
+    Replace {
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The agent id (the host label).
+        host: String,
+    },
+    /// Forget a revoked host (a retired machine) so that its name is free again; its old
+    /// certificates stay refused.
+    Remove {
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// The agent id (the host label).
         host: String,
     },
@@ -232,8 +271,10 @@ enum PolicyCommand {
     },
     /// List the stored versions of one client's contract: number, time, author, digest.
     History {
-        #[arg(long, default_value = "/etc/vigil/collector.toml")]
-        config: PathBuf,
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         client: String,
     },
@@ -343,6 +384,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                     approve,
                 },
         } => {
+            let config = find_config(config)?;
             let loaded = CollectorConfig::load(&config)?;
             let created = admin::create_token(&loaded, &config, &client, expires, uses, approve)?;
             let expires_at = std::time::UNIX_EPOCH
@@ -370,7 +412,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Policy { command } => run_policy(command),
         Command::Notify {
             command: NotifyCommand::Test { config },
-        } => run_notify_test(&config).await,
+        } => run_notify_test(&find_config(config)?).await,
         Command::Alerts { command } => run_alerts(command),
         Command::Backtest {
             rules,
@@ -510,7 +552,9 @@ fn hosts_table(
 }
 
 fn run_hosts(command: HostsCommand) -> anyhow::Result<()> {
-    let data_dir = |config: &PathBuf| CollectorConfig::load(config).map(|c| c.data_dir);
+    let data_dir = |config: &Option<PathBuf>| -> anyhow::Result<PathBuf> {
+        Ok(CollectorConfig::load(&find_config(config.clone())?)?.data_dir)
+    };
     match command {
         HostsCommand::List { config } => {
             let data_dir = data_dir(&config)?;
@@ -540,6 +584,17 @@ fn run_hosts(command: HostsCommand) -> anyhow::Result<()> {
         HostsCommand::Revoke { config, host } => {
             admin::revoke_host(&data_dir(&config)?, &host)?;
             println!("revoked {host}: a running collector refuses it within a second");
+        }
+        HostsCommand::Replace { config, host } => {
+            let record = admin::replace_host(&data_dir(&config)?, &host)?;
+            println!(
+                "revoked {host}'s certificates; the next agent of client '{}' that enrolls as '{host}' takes the name",
+                record.client
+            );
+        }
+        HostsCommand::Remove { config, host } => {
+            admin::remove_host(&data_dir(&config)?, &host)?;
+            println!("removed {host}: the name is free, its old certificates stay refused");
         }
     }
     Ok(())
@@ -572,9 +627,9 @@ async fn run_notify_test(config: &std::path::Path) -> anyhow::Result<()> {
 
 /// `alerts …`: reads and writes the outbox's files, so it works while a collector serves.
 fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
-    let outbox = |config: &PathBuf| -> anyhow::Result<notify::Outbox> {
+    let outbox = |config: &Option<PathBuf>| -> anyhow::Result<notify::Outbox> {
         Ok(notify::Outbox::open(
-            &CollectorConfig::load(config)?.data_dir,
+            &CollectorConfig::load(&find_config(config.clone())?)?.data_dir,
         )?)
     };
     let time = |ms: i64| {
@@ -647,6 +702,34 @@ fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where an admin command finds `collector.toml`: `--config`, else `VIGIL_CONFIG`, else
+/// `collector.toml` in the current folder, else `/etc/vigil/collector.toml`. Says on stderr
+/// which file it used, so that a technician with two setups knows which one was changed.
+fn find_config(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    const SYSTEM: &str = "/etc/vigil/collector.toml";
+    let from_env = std::env::var_os("VIGIL_CONFIG").filter(|value| !value.is_empty());
+    let here = std::env::current_dir()
+        .map(|dir| dir.join("collector.toml"))
+        .ok()
+        .filter(|path| path.is_file());
+    let (path, why) = if let Some(path) = flag {
+        (path, "--config")
+    } else if let Some(value) = from_env {
+        (PathBuf::from(value), "VIGIL_CONFIG")
+    } else if let Some(path) = here {
+        (path, "the current folder")
+    } else if std::path::Path::new(SYSTEM).is_file() {
+        (PathBuf::from(SYSTEM), "the system location")
+    } else {
+        anyhow::bail!(
+            "no collector config found: no --config, VIGIL_CONFIG is not set, and neither \
+             ./collector.toml nor {SYSTEM} exists; pass --config FILE or set VIGIL_CONFIG=FILE"
+        );
+    };
+    eprintln!("using config {} (from {why})", path.display());
+    Ok(path)
+}
+
 /// SIGTERM (systemd stop) and Ctrl-C cancel the same token.
 async fn cancel_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
@@ -702,7 +785,7 @@ fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PolicyCommand::History { config, client } => {
-            let loaded = CollectorConfig::load(&config)?;
+            let loaded = CollectorConfig::load(&find_config(config)?)?;
             let archive = vigil_collector::pipeline::PolicyArchive::new(&loaded.data_dir);
             let versions = archive
                 .versions(&client)

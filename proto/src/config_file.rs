@@ -69,6 +69,67 @@ pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigFi
     })
 }
 
+/// Refuses a private key file that other users could read or write, as ssh does, naming the
+/// file and the `chmod` that fixes it.
+///
+/// The rule is PostgreSQL's for its TLS key: no permission at all for others; for the group,
+/// nothing when the file belongs to the user that runs the program (mode 0600 or stricter),
+/// and read only when the file belongs to root (mode 0640 or stricter). That second case is
+/// how an installed agent reads its key: the installer leaves `agent-key.pem` as
+/// `root:vigil-agent 0640`, so the service user can read but not replace it, and nobody else
+/// can read it; likewise a collector run as a service user may read a root-owned key through
+/// its group. A key owned by anyone else that the group may read is refused, because that
+/// group is not one the installer chose.
+///
+/// On Windows the check does nothing: permissions there are ACLs, not mode bits, and the
+/// key's folder (`%ProgramData%\Vigil`) is protected by the installer's ACL.
+pub fn check_private_key_file(path: &Path) -> Result<(), ConfigFileError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path).map_err(|error| ConfigFileError {
+            path: path.to_path_buf(),
+            problems: vec![format!(
+                "private key '{}' cannot be read: {error}; check the path in the config",
+                path.display()
+            )],
+        })?;
+        let mode = metadata.mode() & 0o7777;
+        let owned_by_root = metadata.uid() == 0;
+        let allowed_group_bits = if owned_by_root { 0o040 } else { 0 };
+        let exposed = mode & 0o007 != 0 || mode & 0o070 & !allowed_group_bits != 0;
+        if exposed {
+            let who = if mode & 0o007 != 0 {
+                "other users"
+            } else {
+                "its group"
+            };
+            // Root's key handed to a service group keeps that group's read; any other key is
+            // its owner's alone.
+            let (fix, why) = if owned_by_root && metadata.gid() != 0 {
+                (
+                    "640",
+                    "root's key is readable by the service's group and nobody else",
+                )
+            } else {
+                ("600", "a private key is readable by its owner only")
+            };
+            return Err(ConfigFileError {
+                path: path.to_path_buf(),
+                problems: vec![format!(
+                    "private key '{}' has mode {mode:04o}, so {who} may read or change it; \
+                     run 'chmod {fix} {}' ({why})",
+                    path.display(),
+                    path.display()
+                )],
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// 1-based line and column of a byte offset.
 fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -140,6 +201,54 @@ mod tests {
         assert!(error
             .to_string()
             .starts_with("config /nonexistent/vigil.toml: cannot be read"));
+    }
+
+    /// A key file with `mode`, removed when dropped.
+    #[cfg(unix)]
+    struct KeyFile(PathBuf);
+
+    #[cfg(unix)]
+    impl Drop for KeyFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[cfg(unix)]
+    fn key_with_mode(mode: u32) -> (KeyFile, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!(
+            "vigil-proto-key-{}-{mode:o}.pem",
+            std::process::id()
+        ));
+        std::fs::write(&path, "key").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        (KeyFile(path.clone()), path)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_others_may_read_or_write_is_refused_with_the_chmod_to_run() {
+        for mode in [0o644, 0o604, 0o602, 0o666, 0o777, 0o660, 0o620] {
+            let (_dir, path) = key_with_mode(mode);
+            let error = check_private_key_file(&path)
+                .expect_err("an exposed key is refused")
+                .to_string();
+            assert!(
+                error.contains(&format!("run 'chmod 600 {}'", path.display())),
+                "{mode:o}: {error}"
+            );
+            assert!(error.contains(&format!("mode {mode:04o}")), "{error}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_only_its_owner_may_read_is_accepted() {
+        for mode in [0o600, 0o400] {
+            let (_dir, path) = key_with_mode(mode);
+            assert_eq!(check_private_key_file(&path), Ok(()));
+        }
     }
 
     #[test]

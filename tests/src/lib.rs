@@ -48,12 +48,12 @@ impl Pki {
         let dir = tempfile::tempdir().expect("temporary folder");
         let ca = CertificateAuthority::generate("Test CA").expect("CA");
         std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
-        std::fs::write(dir.path().join("ca-key.pem"), ca.key_pem()).unwrap();
+        write_private(&dir.path().join("ca-key.pem"), &ca.key_pem());
         let server = ca
             .issue_server(&["localhost".into(), "127.0.0.1".into()], VALIDITY)
             .expect("server certificate");
         std::fs::write(dir.path().join("collector.pem"), &server.cert_pem).unwrap();
-        std::fs::write(dir.path().join("collector-key.pem"), &server.key_pem).unwrap();
+        write_private(&dir.path().join("collector-key.pem"), &server.key_pem);
         Self { dir, ca }
     }
 
@@ -81,7 +81,7 @@ impl Pki {
         let cert = self.path(&format!("{file_stem}.pem"));
         let key = self.path(&format!("{file_stem}-key.pem"));
         std::fs::write(&cert, &issued.cert_pem).unwrap();
-        std::fs::write(&key, &issued.key_pem).unwrap();
+        write_private(&key, &issued.key_pem);
         AgentFiles {
             cert,
             key,
@@ -133,6 +133,17 @@ impl Pki {
         let path = self.path(&format!("agent-{}.toml", grpc.port()));
         std::fs::write(&path, text).unwrap();
         path
+    }
+}
+
+/// Writes a private key as the product does: readable by its owner only (the collector and
+/// the agent refuse anything looser).
+pub fn write_private(path: &Path, contents: &str) {
+    std::fs::write(path, contents).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 }
 

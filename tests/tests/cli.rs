@@ -249,3 +249,98 @@ fn a_query_with_a_syntax_error_points_at_the_character() {
         "{line}"
     );
 }
+
+/// Runs `vigil-collector` with `args` in `folder`, with `VIGIL_CONFIG` set or not.
+fn collector_in(folder: &Path, vigil_config: Option<&Path>, args: &[&str]) -> Output {
+    let mut command = Command::new(binary("vigil-collector"));
+    command
+        .args(args)
+        .current_dir(folder)
+        .env("VIGIL_LOG", "warn")
+        .env_remove("VIGIL_CONFIG");
+    if let Some(path) = vigil_config {
+        command.env("VIGIL_CONFIG", path);
+    }
+    command.output().expect("the binary runs")
+}
+
+#[test]
+fn admin_commands_find_the_config_from_vigil_config_then_the_current_folder_and_say_which() {
+    let pki = vigil_tests::Pki::new();
+    pki.collector_config_with_enrollment("2h");
+    let config = pki.path("collector.toml");
+    let elsewhere = tempfile::tempdir().unwrap();
+
+    // The current folder's collector.toml, without --config or VIGIL_CONFIG.
+    let output = collector_in(
+        pki.dir.path(),
+        None,
+        &["token", "create", "--client", "acme-dental"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let used: Vec<String> = stderr(&output)
+        .lines()
+        .filter(|line| line.starts_with("using config "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        used,
+        [format!(
+            "using config {} (from the current folder)",
+            config.display()
+        )],
+        "one line says which file"
+    );
+
+    // VIGIL_CONFIG from anywhere.
+    let output = collector_in(elsewhere.path(), Some(&config), &["hosts", "list"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            "using config {} (from VIGIL_CONFIG)",
+            config.display()
+        )),
+        "{}",
+        stderr(&output)
+    );
+
+    // VIGIL_CONFIG wins over the current folder, and --config over both.
+    let missing = elsewhere.path().join("missing.toml");
+    let line = error_line(&collector_in(
+        pki.dir.path(),
+        Some(&missing),
+        &["hosts", "pending"],
+    ));
+    assert!(line.contains("missing.toml"), "{line}");
+    let output = collector_in(
+        elsewhere.path(),
+        Some(&missing),
+        &["hosts", "pending", "--config", config.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("(from --config)"),
+        "{}",
+        stderr(&output)
+    );
+
+    // Nothing anywhere: the error says where it looked and what to do.
+    if !Path::new("/etc/vigil/collector.toml").exists() {
+        let line = error_line(&collector_in(elsewhere.path(), None, &["hosts", "list"]));
+        assert!(line.contains("VIGIL_CONFIG"), "{line}");
+        assert!(line.contains("--config"), "{line}");
+    }
+}
+
+#[test]
+fn token_create_refuses_a_display_name_as_the_client_id_in_one_line_with_the_fix() {
+    let pki = vigil_tests::Pki::new();
+    pki.collector_config_with_enrollment("2h");
+    let line = error_line(&collector_in(
+        pki.dir.path(),
+        None,
+        &["token", "create", "--client", "Acme Dental"],
+    ));
+    assert!(line.contains("client id \"Acme Dental\""), "{line}");
+    assert!(line.contains("--client acme-dental"), "{line}");
+}

@@ -162,7 +162,9 @@ async fn expired_used_forged_and_foreign_tokens_are_refused_and_nothing_is_issue
 async fn an_approval_token_holds_the_agent_until_a_technician_approves() {
     let pki = Pki::new();
     let (collector, config) = collector_with_enrollment(&pki).await;
-    let token = create_token(&config, "acme", Duration::from_secs(3600), 1, true);
+    // Two uses: the agent that gives up keeps its place in the pending list until its
+    // request goes stale, and a token holds no more waiting agents than its uses.
+    let token = create_token(&config, "acme", Duration::from_secs(3600), 2, true);
 
     // Nobody approves: the agent gives up after its wait, and nothing is issued.
     let dir = tempfile::tempdir().unwrap();
@@ -339,23 +341,20 @@ async fn a_token_of_another_client_cannot_take_over_an_enrolled_host() {
     let original = enroll(&options(&collector, acme, first.path(), "reception-pc"))
         .await
         .unwrap();
-    // Same machine name, other client's token: a separate identity, never acme's host.
-    let other = enroll(&options(&collector, globex, second.path(), "reception-pc"))
+    // Same machine name, other client's token: refused, never renamed into a new identity.
+    let error = enroll(&options(&collector, globex, second.path(), "reception-pc"))
         .await
-        .unwrap();
+        .expect_err("the name is taken")
+        .to_string();
+    assert!(error.contains("another --hostname"), "{error}");
     assert_eq!(
         (original.agent_id.as_str(), original.client.as_str()),
         ("reception-pc", "acme")
     );
-    assert_eq!(other.client, "globex");
-    assert_ne!(other.agent_id, original.agent_id);
     let hosts = admin::list_hosts(&config.data_dir).unwrap();
-    let acme_host = hosts
-        .iter()
-        .find(|h| h.record.agent_id == "reception-pc")
-        .unwrap();
+    assert_eq!(hosts.len(), 1);
     assert_eq!(
-        acme_host.record.client, "acme",
+        hosts[0].record.client, "acme",
         "the first host keeps its client"
     );
     collector.stop().await;

@@ -3,6 +3,7 @@
 //! and the CA files, so it works while a collector is serving.
 
 use super::ca::{CaError, CertificateAuthority};
+use super::names::{check_client_id, check_host_name, NameError};
 use super::registry::{HostRecord, PendingRecord, Registry, RegistryError, TokenRecord};
 use super::service::{now_ms, token_hash};
 use crate::config::CollectorConfig;
@@ -26,12 +27,14 @@ pub enum AdminError {
     },
     #[error("config '{}' has no [enroll] section; add one with ca_cert and ca_key (see deploy/collector.toml)", path.display())]
     NoEnrollSection { path: PathBuf },
-    #[error("client name {0:?} is not valid: use letters, digits, spaces, '.', '_' or '-', at most 128 characters")]
-    ClientName(String),
+    #[error(transparent)]
+    Name(#[from] NameError),
     #[error("--uses must be at least 1")]
     NoUses,
     #[error("no enrolled host named '{0}'; 'vigil-collector hosts list' shows them")]
     UnknownHost(String),
+    #[error("host '{0}' is not revoked, so its name is in use; 'vigil-collector hosts replace {0}' revokes it and lets its replacement enroll, 'hosts revoke {0}' cuts it off")]
+    NotRevoked(String),
     #[error("no pending request '{0}'; 'vigil-collector hosts pending' shows them")]
     UnknownRequest(String),
 }
@@ -93,9 +96,7 @@ pub fn create_token(
     uses: u32,
     approve: bool,
 ) -> Result<CreatedToken, AdminError> {
-    if !is_valid_client(client) {
-        return Err(AdminError::ClientName(client.to_string()));
-    }
+    check_client_id(client)?;
     if uses == 0 {
         return Err(AdminError::NoUses);
     }
@@ -135,28 +136,59 @@ pub struct HostStatus {
 
 pub fn list_hosts(data_dir: &Path) -> Result<Vec<HostStatus>, AdminError> {
     let registry = Registry::open(data_dir)?;
-    let revocations = registry.revocations()?;
-    Ok(registry
+    registry
         .hosts()?
         .into_iter()
-        .map(|record| HostStatus {
-            revoked_at_ms: revocations
-                .get(&record.agent_id)
-                .map(|revocation| revocation.revoked_at_ms),
-            record,
+        .map(|record| {
+            Ok(HostStatus {
+                revoked_at_ms: registry.revocation_of(&record)?,
+                record,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Revokes every certificate issued to `agent_id` so far. A running collector refuses them
 /// within a second, open streams included.
 pub fn revoke_host(data_dir: &Path, agent_id: &str) -> Result<(), AdminError> {
     let registry = Registry::open(data_dir)?;
-    if registry.host(agent_id)?.is_none() {
-        return Err(AdminError::UnknownHost(agent_id.to_string()));
-    }
+    enrolled(&registry, agent_id)?;
     registry.revoke(agent_id, now_ms())?;
     Ok(())
+}
+
+/// For a machine that takes over an enrolled host's name (a rebuilt or swapped PC): revokes
+/// every certificate issued to the host so far, then lets the next enrollment of that name
+/// with a token of the same client take it. Until then the name stays reserved.
+pub fn replace_host(data_dir: &Path, agent_id: &str) -> Result<HostRecord, AdminError> {
+    let registry = Registry::open(data_dir)?;
+    let mut record = enrolled(&registry, agent_id)?;
+    // Revoked first: no moment where the old certificate and the freed name coexist.
+    registry.revoke(agent_id, now_ms())?;
+    record.replaceable = true;
+    registry.put_host(&record)?;
+    Ok(record)
+}
+
+/// Frees the name of a revoked host (a retired machine): it leaves `hosts list`, and any
+/// client's next enrollment may take the name. The revocation stays, so the old
+/// certificates remain refused.
+pub fn remove_host(data_dir: &Path, agent_id: &str) -> Result<HostRecord, AdminError> {
+    let registry = Registry::open(data_dir)?;
+    let record = enrolled(&registry, agent_id)?;
+    if registry.revocation_of(&record)?.is_none() {
+        return Err(AdminError::NotRevoked(agent_id.to_string()));
+    }
+    registry.remove_host(agent_id)?;
+    Ok(record)
+}
+
+/// The host record of `agent_id`, which must be a valid name of an enrolled host.
+fn enrolled(registry: &Registry, agent_id: &str) -> Result<HostRecord, AdminError> {
+    check_host_name(agent_id)?;
+    registry
+        .host(agent_id)?
+        .ok_or_else(|| AdminError::UnknownHost(agent_id.to_string()))
 }
 
 pub fn pending(data_dir: &Path) -> Result<Vec<PendingRecord>, AdminError> {
@@ -170,14 +202,6 @@ pub fn approve(data_dir: &Path, request_id: &str) -> Result<(), AdminError> {
     } else {
         Err(AdminError::UnknownRequest(request_id.to_string()))
     }
-}
-
-fn is_valid_client(name: &str) -> bool {
-    !name.trim().is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ' '))
 }
 
 /// Writes a file that must not exist yet; keys get mode 0600 from the start.
@@ -232,10 +256,49 @@ mod tests {
         assert!(matches!(again, Err(AdminError::CaExists { .. })));
     }
 
+    fn host(registry: &Registry, name: &str) {
+        registry
+            .put_host(&HostRecord {
+                agent_id: name.into(),
+                client: "acme".into(),
+                enrolled_at_ms: 1,
+                cert_expires_at_ms: 2,
+                replaceable: false,
+            })
+            .unwrap();
+    }
+
     #[test]
-    fn client_names_are_checked() {
-        assert!(is_valid_client("Acme Dental"));
-        assert!(!is_valid_client("acme/../x"));
-        assert!(!is_valid_client(" "));
+    fn replace_revokes_the_host_and_frees_its_name_for_its_own_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        host(&registry, "pc-01");
+        assert!(registry.name_available("pc-01", "acme").unwrap().is_err());
+        replace_host(dir.path(), "pc-01").unwrap();
+        assert!(registry.revocations().unwrap().contains_key("pc-01"));
+        assert_eq!(registry.name_available("pc-01", "acme").unwrap(), Ok(()));
+        assert!(registry.name_available("pc-01", "globex").unwrap().is_err());
+    }
+
+    #[test]
+    fn remove_frees_only_a_revoked_name_and_keeps_the_revocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        host(&registry, "pc-02");
+        let error = remove_host(dir.path(), "pc-02").unwrap_err().to_string();
+        assert!(error.contains("hosts replace pc-02"), "{error}");
+        revoke_host(dir.path(), "pc-02").unwrap();
+        remove_host(dir.path(), "pc-02").unwrap();
+        assert_eq!(registry.name_available("pc-02", "globex").unwrap(), Ok(()));
+        assert!(registry.revocations().unwrap().contains_key("pc-02"));
+    }
+
+    #[test]
+    fn host_commands_refuse_names_that_are_not_host_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["..", "../tokens/x"] {
+            let error = revoke_host(dir.path(), name).unwrap_err();
+            assert!(matches!(error, AdminError::Name(_)), "{name}: {error}");
+        }
     }
 }

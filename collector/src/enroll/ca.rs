@@ -2,12 +2,14 @@
 //!
 //! It knows nothing of tokens or the network; it turns names into signed certificates.
 
+use super::names::{check_client_id, check_host_name, NameError};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vigil_proto::config_file::{check_private_key_file, ConfigFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
@@ -26,6 +28,10 @@ pub enum CaError {
     },
     #[error("issuing a certificate for '{subject}': {reason}")]
     Issue { subject: String, reason: String },
+    #[error("refusing to sign: {0}")]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    KeyFile(#[from] ConfigFileError),
 }
 
 /// A certificate and its private key, both PEM.
@@ -85,6 +91,7 @@ impl CertificateAuthority {
     /// Loads a CA written by [`Self::cert_pem`] and [`Self::key_pem`].
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, CaError> {
         let cert_pem = read(cert_path, "CA certificate")?;
+        check_private_key_file(key_path)?;
         let key_pem = read(key_path, "CA key")?;
         let key = KeyPair::from_pem(&key_pem).map_err(|error| CaError::Parse {
             what: "CA key",
@@ -162,6 +169,8 @@ impl CertificateAuthority {
         client: &str,
         validity: Duration,
     ) -> Result<String, CaError> {
+        check_host_name(agent_id)?;
+        check_client_id(client)?;
         let request = rcgen::CertificateSigningRequestParams::from_der(&csr_der.to_vec().into())
             .map_err(|error| CaError::Issue {
                 subject: agent_id.to_string(),
@@ -191,6 +200,8 @@ impl CertificateAuthority {
         client: &str,
         validity: Duration,
     ) -> Result<IssuedCertificate, CaError> {
+        check_host_name(agent_id)?;
+        check_client_id(client)?;
         let mut params = CertificateParams::default();
         params.distinguished_name = distinguished_name(agent_id, Some(client));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -266,6 +277,11 @@ mod tests {
         let key_path = dir.path().join("ca-key.pem");
         std::fs::write(&cert_path, ca.cert_pem()).unwrap();
         std::fs::write(&key_path, ca.key_pem()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
 
         let loaded = CertificateAuthority::load(&cert_path, &key_path).unwrap();
         assert_eq!(loaded.cert_pem(), ca.cert_pem());
@@ -321,6 +337,31 @@ mod tests {
             (identity.host.as_str(), identity.client.as_str()),
             ("pc-07", "acme")
         );
+    }
+
+    #[test]
+    fn the_ca_refuses_to_sign_host_names_the_rule_refuses() {
+        let key = KeyPair::generate().unwrap();
+        let csr = CertificateParams::default()
+            .serialize_request(&key)
+            .unwrap();
+        for name in [".", "..", " ", "web 01", "a/b"] {
+            let error = shared_ca()
+                .sign_agent_csr(csr.der(), name, "acme", Duration::from_secs(60))
+                .unwrap_err();
+            assert!(
+                matches!(error, CaError::Name(NameError::Host { .. })),
+                "{name:?}: {error}"
+            );
+            assert!(shared_ca()
+                .issue_agent(name, "acme", Duration::from_secs(60))
+                .is_err());
+        }
+        let error = shared_ca()
+            .sign_agent_csr(csr.der(), "pc-01", "Acme Dental", Duration::from_secs(60))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--client acme-dental"), "{error}");
     }
 
     proptest::proptest! {

@@ -7,10 +7,12 @@
 //! revocations as small files; [`service::EnrollmentService`] trades a token and a CSR for a
 //! certificate, [`service::RenewalService`] renews one for an authenticated agent; and
 //! [`revocation::RevocationList`] is what the ingest listener checks connections against.
+//! [`names`] holds the one rule for host names and the one for client ids.
 //! [`admin`] is what the command line does: `ca init`, `token create`, `hosts …`.
 
 pub mod admin;
 pub mod ca;
+pub mod names;
 pub mod registry;
 pub mod revocation;
 pub mod service;

@@ -59,12 +59,32 @@ pub struct HostRecord {
     pub enrolled_at_ms: i64,
     /// Expiry of the newest certificate issued to it.
     pub cert_expires_at_ms: i64,
+    /// A technician ran `hosts replace`: the old certificates are revoked and the next
+    /// enrollment of this name by the same client takes it over.
+    #[serde(default)]
+    pub replaceable: bool,
 }
 
 /// A revocation: certificates of the host issued before `revoked_at_ms` are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationRecord {
     pub revoked_at_ms: i64,
+}
+
+/// Why a host name cannot be given to a new enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameTaken {
+    /// An enrolled host has the name; `hosts replace` or `hosts remove` frees it.
+    Enrolled { client: String, revoked: bool },
+    /// `hosts replace` freed it for the same client only.
+    ReplaceableByItsClientOnly { client: String },
+}
+
+/// Why an enrollment could not complete at the last step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimRefusal {
+    Token(TokenRejection),
+    Name(NameTaken),
 }
 
 /// Why a token was not accepted. Deliberately vague towards the agent (see `service`), exact
@@ -75,6 +95,9 @@ pub enum TokenRejection {
     Expired,
     UsedUp,
 }
+
+/// How long a pending request lasts without its agent asking again (agents ask every 30 s).
+pub const PENDING_STALE_MS: i64 = 5 * 60 * 1000;
 
 pub struct Registry {
     dir: PathBuf,
@@ -155,6 +178,89 @@ impl Registry {
         }
     }
 
+    /// Whether `agent_id` may be given to a new enrollment for `client`: it is free, or a
+    /// technician ran `hosts replace` on it and the client is the same.
+    pub fn name_available(
+        &self,
+        agent_id: &str,
+        client: &str,
+    ) -> Result<Result<(), NameTaken>, RegistryError> {
+        let Some(existing) = self.host(agent_id)? else {
+            return Ok(Ok(()));
+        };
+        if existing.replaceable && existing.client == client {
+            return Ok(Ok(()));
+        }
+        if existing.replaceable {
+            return Ok(Err(NameTaken::ReplaceableByItsClientOnly {
+                client: existing.client,
+            }));
+        }
+        let revoked = self.revocation_of(&existing)?.is_some();
+        Ok(Err(NameTaken::Enrolled {
+            client: existing.client,
+            revoked,
+        }))
+    }
+
+    /// The last step of an enrollment, atomic towards other enrollments: the name is still
+    /// available, the token still valid; then one use of the token is taken and the host is
+    /// recorded. Two agents racing for one name never both get it.
+    pub fn claim_host(
+        &self,
+        token_hash: &str,
+        host: &HostRecord,
+        now_ms: i64,
+    ) -> Result<Result<TokenRecord, ClaimRefusal>, RegistryError> {
+        let _guard = self.consume_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(taken) = self.name_available(&host.agent_id, &host.client)? {
+            return Ok(Err(ClaimRefusal::Name(taken)));
+        }
+        let path = self.token_path(token_hash);
+        let record = match self.check_token(token_hash, now_ms)? {
+            Ok(record) => record,
+            Err(rejection) => return Ok(Err(ClaimRefusal::Token(rejection))),
+        };
+        let remaining = TokenRecord {
+            uses_left: record.uses_left - 1,
+            ..record.clone()
+        };
+        write_json(&path, &remaining)?;
+        self.put_host(host)?;
+        Ok(Ok(record))
+    }
+
+    /// Adds (or refreshes) a pending request, unless the token already has as many other
+    /// requests waiting as it has uses left: a single-use token holds one agent in the
+    /// pending list, never twenty. A waiting agent asks again every 30 s, which refreshes
+    /// its request; one not refreshed for [`PENDING_STALE_MS`] gave up, is forgotten and no
+    /// longer holds a place. Returns how many wait for the token when refused.
+    pub fn add_pending_within(
+        &self,
+        record: &PendingRecord,
+        uses_left: u32,
+    ) -> Result<Result<(), usize>, RegistryError> {
+        let _guard = self.consume_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waiting = 0;
+        for other in self.pending()? {
+            if other.token_hash != record.token_hash || other.request_id == record.request_id {
+                continue;
+            }
+            if other.requested_at_ms < record.requested_at_ms - PENDING_STALE_MS
+                && !self.is_approved(&other.request_id)
+            {
+                self.finish_pending(&other.request_id)?;
+            } else {
+                waiting += 1;
+            }
+        }
+        if waiting >= uses_left as usize {
+            return Ok(Err(waiting));
+        }
+        self.add_pending(record)?;
+        Ok(Ok(()))
+    }
+
     pub fn tokens(&self) -> Result<Vec<(String, TokenRecord)>, RegistryError> {
         list_json(&self.dir.join("tokens"))
     }
@@ -209,18 +315,45 @@ impl Registry {
             .collect())
     }
 
+    /// Forgets an enrolled host. Its revocation, if any, stays: certificates issued before
+    /// it remain refused.
+    pub fn remove_host(&self, agent_id: &str) -> Result<(), RegistryError> {
+        remove_if_present(&self.host_path(agent_id))
+    }
+
     pub fn revoke(&self, agent_id: &str, now_ms: i64) -> Result<(), RegistryError> {
         write_json(
-            &self.dir.join("revoked").join(format!("{agent_id}.json")),
+            &self.revoked_path(agent_id),
             &RevocationRecord {
                 revoked_at_ms: now_ms,
             },
         )
     }
 
+    /// When `host`'s current enrollment was revoked, if it was. A revocation older than the
+    /// enrollment (the host was replaced, or its name removed and taken again) cut off an
+    /// earlier machine, not this one.
+    pub fn revocation_of(&self, host: &HostRecord) -> Result<Option<i64>, RegistryError> {
+        Ok(
+            read_json::<RevocationRecord>(&self.revoked_path(&host.agent_id))?
+                .map(|revocation| revocation.revoked_at_ms)
+                .filter(|revoked_at_ms| *revoked_at_ms >= host.enrolled_at_ms),
+        )
+    }
+
+    /// When `agent_id` was last revoked, if ever.
+    pub fn revoked_at(&self, agent_id: &str) -> Result<Option<i64>, RegistryError> {
+        Ok(read_json::<RevocationRecord>(&self.revoked_path(agent_id))?
+            .map(|revocation| revocation.revoked_at_ms))
+    }
+
     /// Every revocation, by agent id.
     pub fn revocations(&self) -> Result<HashMap<String, RevocationRecord>, RegistryError> {
         Ok(list_json(&self.dir.join("revoked"))?.into_iter().collect())
+    }
+
+    fn revoked_path(&self, agent_id: &str) -> PathBuf {
+        self.dir.join("revoked").join(format!("{agent_id}.json"))
     }
 
     fn token_path(&self, token_hash: &str) -> PathBuf {
@@ -364,12 +497,58 @@ mod tests {
                     client: "acme".into(),
                     enrolled_at_ms: 1,
                     cert_expires_at_ms: 2,
+                    replaceable: false,
                 })
                 .unwrap();
         }
         let registry = Registry::open(dir.path()).unwrap();
         assert_eq!(registry.revocations().unwrap()["pc-01"].revoked_at_ms, 42);
         assert_eq!(registry.hosts().unwrap()[0].client, "acme");
+    }
+
+    fn pending(request_id: &str, at_ms: i64) -> PendingRecord {
+        PendingRecord {
+            request_id: request_id.into(),
+            client: "acme".into(),
+            hostname: format!("pc-{request_id}"),
+            token_hash: "abc".into(),
+            requested_at_ms: at_ms,
+        }
+    }
+
+    #[test]
+    fn pending_requests_are_bounded_by_the_tokens_uses_until_they_go_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        assert_eq!(
+            registry.add_pending_within(&pending("a", 0), 1).unwrap(),
+            Ok(())
+        );
+        // The same agent asking again refreshes its place.
+        assert_eq!(
+            registry.add_pending_within(&pending("a", 10), 1).unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            registry.add_pending_within(&pending("b", 20), 1).unwrap(),
+            Err(1)
+        );
+        assert_eq!(registry.pending().unwrap().len(), 1);
+        // "a" stopped asking: after PENDING_STALE_MS its place is free.
+        let later = 10 + PENDING_STALE_MS + 1;
+        assert_eq!(
+            registry
+                .add_pending_within(&pending("b", later), 1)
+                .unwrap(),
+            Ok(())
+        );
+        let left: Vec<String> = registry
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.request_id)
+            .collect();
+        assert_eq!(left, ["b"]);
     }
 
     #[test]

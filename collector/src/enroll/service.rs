@@ -9,7 +9,8 @@
 //! collector's log says exactly why.
 
 use super::ca::{sha256, CertificateAuthority};
-use super::registry::{HostRecord, PendingRecord, Registry};
+use super::names::{check_host_name, host_name_from_machine};
+use super::registry::{ClaimRefusal, HostRecord, NameTaken, PendingRecord, Registry};
 use super::revocation::RevocationList;
 use crate::ingest::identity::PeerIdentity;
 use std::sync::Arc;
@@ -63,6 +64,27 @@ fn refused() -> Status {
     Status::permission_denied(
         "join token is not valid (unknown, expired or used up); create a new one with 'vigil-collector token create'",
     )
+}
+
+/// The refusal of a name that is taken, with what to do about it. The agent is told the
+/// name is taken, never by which client; the log says.
+fn name_taken(agent_id: &str, client: &str, taken: &NameTaken) -> Status {
+    tracing::warn!(%agent_id, %client, ?taken, "enrollment refused: the host name is taken");
+    let remedy = match taken {
+        NameTaken::Enrolled { revoked: true, .. } => format!(
+            "a technician frees the name of this revoked host with 'vigil-collector hosts remove {agent_id}'"
+        ),
+        NameTaken::Enrolled { revoked: false, .. } => format!(
+            "if this machine replaces that host (e.g. a rebuilt PC), a technician runs \
+             'vigil-collector hosts replace {agent_id}' first"
+        ),
+        NameTaken::ReplaceableByItsClientOnly { .. } => {
+            "it was freed for its own client's token only".to_string()
+        }
+    };
+    Status::already_exists(format!(
+        "host name '{agent_id}' is already enrolled; enroll with another --hostname, or {remedy}, then enroll again"
+    ))
 }
 
 fn internal(error: impl std::fmt::Display) -> Status {
@@ -120,7 +142,8 @@ impl pb::enrollment_server::Enrollment for EnrollmentService {
 }
 
 impl EnrollmentAuthority {
-    /// The blocking part of an enrollment: check the token, hold for approval or sign.
+    /// The blocking part of an enrollment: check the token and the name, hold for approval
+    /// or sign.
     fn enroll(
         &self,
         token: &JoinToken,
@@ -141,24 +164,67 @@ impl EnrollmentAuthority {
                 return Err(refused());
             }
         };
-        let agent_id = self.assign_agent_id(hostname, &record.client)?;
+        let agent_id = host_name_from_machine(hostname);
+        check_host_name(&agent_id).map_err(|error| {
+            Status::invalid_argument(format!(
+                "enrollment request has no usable host name ({hostname:?}): {error}; enroll with --hostname NAME"
+            ))
+        })?;
+        // Refused before anything is held or signed; checked again, atomically, at the end.
+        if let Err(taken) = self
+            .registry
+            .name_available(&agent_id, &record.client)
+            .map_err(internal)?
+        {
+            return Err(name_taken(&agent_id, &record.client, &taken));
+        }
         let request_id = hex(&sha256(csr_der))[..16].to_string();
         if record.approve && !self.registry.is_approved(&request_id) {
-            self.registry
-                .add_pending(&PendingRecord {
-                    request_id: request_id.clone(),
-                    client: record.client.clone(),
-                    hostname: agent_id.clone(),
-                    token_hash: hash,
-                    requested_at_ms: now,
-                })
-                .map_err(internal)?;
+            let pending = PendingRecord {
+                request_id: request_id.clone(),
+                client: record.client.clone(),
+                hostname: agent_id.clone(),
+                token_hash: hash,
+                requested_at_ms: now,
+            };
+            if let Err(waiting) = self
+                .registry
+                .add_pending_within(&pending, record.uses_left)
+                .map_err(internal)?
+            {
+                tracing::warn!(
+                    %agent_id,
+                    client = %record.client,
+                    waiting,
+                    "approval request refused: the token's uses are all waiting for approval"
+                );
+                return Err(Status::resource_exhausted(format!(
+                    "this join token already has {waiting} agent(s) waiting for approval, as many as its uses; \
+                     a technician approves them ('vigil-collector hosts pending', 'hosts approve') \
+                     or creates a token with more --uses"
+                )));
+            }
             return Ok(pb::EnrollResponse {
                 agent_id,
                 client: record.client,
                 pending_approval: true,
                 ..Default::default()
             });
+        }
+        // A replaced host's old certificates are refused by their issue time, which a
+        // certificate carries in whole seconds: the new one must start after that second.
+        if let Some(revoked_at_ms) = self
+            .registry
+            .revocations()
+            .map_err(internal)?
+            .get(&agent_id)
+            .map(|revocation| revocation.revoked_at_ms)
+        {
+            let clear_at_ms = (revoked_at_ms.div_euclid(1000) + 1) * 1000;
+            let wait_ms = clear_at_ms - now_ms();
+            if wait_ms > 0 {
+                std::thread::sleep(Duration::from_millis(wait_ms.min(1000) as u64));
+            }
         }
         // Validate the CSR before using up the token, so a broken request costs nothing.
         let certificate_pem = self
@@ -170,11 +236,26 @@ impl EnrollmentAuthority {
                 self.settings.cert_validity,
             )
             .map_err(|error| Status::invalid_argument(error.to_string()))?;
-        match self.registry.consume_token(&hash, now).map_err(internal)? {
+        let signed_at = now_ms();
+        let host = HostRecord {
+            agent_id: agent_id.clone(),
+            client: record.client.clone(),
+            enrolled_at_ms: signed_at,
+            cert_expires_at_ms: signed_at + self.settings.cert_validity.as_millis() as i64,
+            replaceable: false,
+        };
+        match self
+            .registry
+            .claim_host(&hash, &host, signed_at)
+            .map_err(internal)?
+        {
             Ok(_) => {}
-            Err(rejection) => {
+            Err(ClaimRefusal::Token(rejection)) => {
                 tracing::warn!(?rejection, "enrollment refused at the last moment");
                 return Err(refused());
+            }
+            Err(ClaimRefusal::Name(taken)) => {
+                return Err(name_taken(&agent_id, &record.client, &taken));
             }
         }
         if record.approve {
@@ -182,7 +263,6 @@ impl EnrollmentAuthority {
                 .finish_pending(&request_id)
                 .map_err(internal)?;
         }
-        self.record_issue(&agent_id, &record.client, now)?;
         Ok(pb::EnrollResponse {
             agent_id,
             client: record.client,
@@ -192,45 +272,39 @@ impl EnrollmentAuthority {
         })
     }
 
-    /// The host's name as the agent id; when another client already has a host of that
-    /// name, the client is appended, so two clients' "reception-pc" stay apart.
-    fn assign_agent_id(&self, hostname: &str, client: &str) -> Result<String, Status> {
-        let base = sanitize(hostname);
-        if base.is_empty() {
-            return Err(Status::invalid_argument(
-                "enrollment request has no usable hostname (letters, digits, '.', '_' or '-')",
-            ));
-        }
-        match self.registry.host(&base).map_err(internal)? {
-            Some(existing) if existing.client != client => {
-                Ok(format!("{base}.{}", sanitize(client)))
-            }
-            _ => Ok(base),
-        }
-    }
-
     fn record_issue(&self, agent_id: &str, client: &str, now: i64) -> Result<(), Status> {
-        let enrolled_at_ms = self
-            .registry
-            .host(agent_id)
-            .map_err(internal)?
-            .map_or(now, |existing| existing.enrolled_at_ms);
+        let existing = self.registry.host(agent_id).map_err(internal)?;
         self.registry
             .put_host(&HostRecord {
                 agent_id: agent_id.to_string(),
                 client: client.to_string(),
-                enrolled_at_ms,
+                enrolled_at_ms: existing.as_ref().map_or(now, |host| host.enrolled_at_ms),
                 cert_expires_at_ms: now + self.settings.cert_validity.as_millis() as i64,
+                replaceable: existing.is_some_and(|host| host.replaceable),
             })
             .map_err(internal)
     }
 
     /// A new certificate for an authenticated agent, same identity.
     fn renew(&self, peer: &PeerIdentity, csr_der: &[u8]) -> Result<pb::EnrollResponse, Status> {
-        if self.revocations.is_revoked(peer) {
-            return Err(Status::permission_denied(
-                "this host's certificate is revoked",
-            ));
+        // The registry on disk, not only the list reloaded every second: a certificate
+        // renewed in the second after `hosts revoke` or `hosts replace` would outlive them.
+        let revoked_on_disk = self
+            .registry
+            .revoked_at(&peer.host)
+            .map_err(internal)?
+            .is_some_and(|revoked_at_ms| peer.issued_at_ms <= revoked_at_ms);
+        let record = self.registry.host(&peer.host).map_err(internal)?;
+        let name_moved = record
+            .as_ref()
+            .is_some_and(|host| host.replaceable || host.client != peer.client);
+        if self.revocations.is_revoked(peer) || revoked_on_disk || name_moved {
+            tracing::warn!(host = %peer.host, client = %peer.client, "renewal refused: revoked or replaced");
+            return Err(Status::permission_denied(format!(
+                "this host's certificate is revoked; enroll this machine again with a new join token \
+                 (a technician runs 'vigil-collector hosts replace {}' first if it keeps its name)",
+                peer.host
+            )));
         }
         let certificate_pem = self
             .ca
@@ -291,37 +365,6 @@ impl pb::renewal_server::Renewal for RenewalService {
     }
 }
 
-/// Lowercase letters, digits, '.', '_' and '-', at most 64 characters.
-fn sanitize(name: &str) -> String {
-    name.trim()
-        .chars()
-        .map(|c| c.to_ascii_lowercase())
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect::<String>()
-        .trim_matches(|c| c == '-' || c == '.')
-        .to_string()
-}
-
 pub(crate) fn now_ms() -> i64 {
     crate::ingest::session::now_ms()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostnames_become_plain_agent_ids() {
-        assert_eq!(sanitize("RECEPTION-PC"), "reception-pc");
-        assert_eq!(sanitize(" web 01 "), "web-01");
-        assert_eq!(sanitize("../etc"), "etc");
-        assert_eq!(sanitize("é"), "");
-    }
 }

@@ -145,6 +145,8 @@ fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
 }
 
 fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    vigil_proto::config_file::check_private_key_file(path)
+        .map_err(|error| TlsError::Config(error.to_string()))?;
     let pem = std::fs::read(path).map_err(|source| TlsError::Read {
         what: "server key",
         path: path.to_path_buf(),
