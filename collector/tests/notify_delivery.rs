@@ -147,6 +147,8 @@ fn transition(host: &str, state: AlertState, ts_ms: i64) -> Transition {
         summary: format!("{host} has not reported for 5 min"),
         labels: Labels::from_pairs([("job", "agent")]),
         category: None,
+        began_ms: 0,
+        details: Default::default(),
     }
 }
 

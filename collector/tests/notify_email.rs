@@ -164,6 +164,8 @@ fn transition(state: AlertState, ts_ms: i64) -> Transition {
         summary: "D: on srv-01 full in ~20 h at the current rate".into(),
         labels: Labels::from_pairs([("mountpoint", "D:")]),
         category: None,
+        began_ms: 0,
+        details: Default::default(),
     }
 }
 

@@ -102,16 +102,14 @@ fn berlin(text: &str) -> Timestamp {
 }
 
 fn alert(client: &str, host: &str, kind: AlertKind, firing_since: Timestamp) -> AlertFacts {
-    AlertFacts {
-        client: client.to_string(),
-        host: host.to_string(),
-        rule: format!("builtin_{kind}"),
+    AlertFacts::new(
+        client,
+        host,
+        &format!("builtin_{kind}"),
         kind,
-        severity: EngineSeverity::Critical,
-        labels: BTreeMap::new(),
+        EngineSeverity::Critical,
         firing_since,
-        forecast_time_left: None,
-    }
+    )
 }
 
 #[test]
@@ -292,6 +290,7 @@ fn editing_a_policy_leaves_alerts_that_fired_before_classified_by_the_earlier_ve
     let after_edit: Timestamp = "2025-03-02T12:00:00Z".parse().unwrap();
     let new_alert = AlertFacts {
         firing_since: after_edit,
+        condition_since: after_edit,
         ..disk_filling.clone()
     };
     let classified_now = history.classify(&new_alert, after_edit).unwrap();

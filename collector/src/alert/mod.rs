@@ -39,4 +39,5 @@ pub mod trend;
 
 pub use config::{load_rules, parse_rules};
 pub use engine::{AlertState, Engine, EngineSettings, OpenAlert, SeriesId, Snapshot, Transition};
+pub use kinds::{AlertDetails, ForecastDetails};
 pub use rule::{FailureKind, Rule, RuleKind, RuleSet, Severity};

@@ -323,7 +323,7 @@ pub fn builtin_rules() -> Vec<Rule> {
         },
         Rule {
             name: "RebootPending".into(),
-            category: None,
+            category: Some(FailureKind::PendingRestart),
             summary: "{host} has waited {for} for a restart to finish installing updates; \
                       schedule a reboot"
                 .into(),
@@ -340,7 +340,7 @@ pub fn builtin_rules() -> Vec<Rule> {
         },
         Rule {
             name: "LogPatternSeen".into(),
-            category: None,
+            category: Some(FailureKind::LogPattern),
             summary: "log {log} on {host}: lines matching {pattern}, {changes}; read the log \
                       around them"
                 .into(),
@@ -356,7 +356,7 @@ pub fn builtin_rules() -> Vec<Rule> {
         },
         Rule {
             name: "SpoolDroppedBatches".into(),
-            category: None,
+            category: Some(FailureKind::AgentHealth),
             summary: "the agent on {host} threw away measurements because its spool was full \
                       ({changes}); the collector was out of reach too long: check the \
                       connection, or raise [spool] max_size_mib in agent.toml"

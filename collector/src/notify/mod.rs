@@ -36,7 +36,7 @@ pub mod test_alert;
 pub mod worker;
 
 pub use config::{ChannelRouting, NotifySection};
-pub use enqueue::{enqueue, Enqueued};
+pub use enqueue::{enqueue, enqueue_decision, Enqueued};
 pub use message::{AlertMessage, AlertStatus, Delivery, Purpose};
 pub use outbox::Outbox;
 pub use worker::{Clock, Notifier, NotifierSettings};

@@ -5,7 +5,12 @@
 //! [`Deferred`] (saved with the engine's state, so a restart keeps them): a firing held by
 //! a maintenance window, released when the window ends if the alert still fires; and one
 //! whose contract says to look again later (a condition that must last, such as "server
-//! silent for 5 minutes"). A resolve drops what waits for its alert.
+//! silent for 5 minutes", or a forecast that must come closer). A resolve drops what waits
+//! for its alert.
+//!
+//! A waiting alert looked at again may come out with another contract severity than its
+//! channels heard: that is a delivery of its own, in the alert's thread, dated by the
+//! instant the decision changed ([`notify::enqueue_decision`]).
 
 use super::policies::Policies;
 use crate::alert::{AlertState, Transition};
@@ -107,7 +112,7 @@ impl Dispatch {
                 host = %item.transition.host,
                 "classifying a waiting alert again"
             );
-            self.send(&item.transition, item.firing_since_ms, now)?;
+            self.send_decided(&item.transition, item.firing_since_ms, now, item.at_ms)?;
         }
         Ok(())
     }
@@ -117,6 +122,17 @@ impl Dispatch {
         transition: &Transition,
         firing_since_ms: i64,
         now: Timestamp,
+    ) -> Result<(), NotifyError> {
+        self.send_decided(transition, firing_since_ms, now, transition.ts_ms)
+    }
+
+    /// Classifies at `now` and enqueues; `decided_at_ms` dates a changed decision.
+    fn send_decided(
+        &mut self,
+        transition: &Transition,
+        firing_since_ms: i64,
+        now: Timestamp,
+        decided_at_ms: i64,
     ) -> Result<(), NotifyError> {
         let classification = self.classify(transition, firing_since_ms, now);
         if transition.state == AlertState::Firing {
@@ -135,7 +151,14 @@ impl Dispatch {
             }
         }
         let routing = self.routing.for_client(&transition.client);
-        let enqueued = notify::enqueue(&self.outbox, transition, &classification, &routing, now)?;
+        let enqueued = notify::enqueue_decision(
+            &self.outbox,
+            transition,
+            &classification,
+            &routing,
+            now,
+            decided_at_ms,
+        )?;
         if let Some(wake) = &self.wake {
             wake.notify_one();
         }
@@ -157,7 +180,7 @@ impl Dispatch {
         firing_since_ms: i64,
         now: Timestamp,
     ) -> Classification {
-        let mut facts = facts_of(transition, firing_since_ms);
+        let mut facts = facts_of(transition, firing_since_ms, now);
         let mut classified = self.policies.classify(&facts, now);
         // An alert that began before the client's first contract version is classified by
         // that first version.
@@ -190,17 +213,24 @@ impl Dispatch {
     }
 }
 
-/// What the policy room needs to know of a transition.
-pub fn facts_of(transition: &Transition, firing_since_ms: i64) -> AlertFacts {
-    let kind = transition
-        .category
-        .and_then(|category| AlertKind::from_name(category.as_str()))
-        .unwrap_or(AlertKind::Saturation);
+/// What the policy room needs to know of a transition, as of `now`: a forecast's time left
+/// has shrunk at the current rate since the transition.
+pub fn facts_of(transition: &Transition, firing_since_ms: i64, now: Timestamp) -> AlertFacts {
+    // Every built-in rule has a kind; a rule added by a rules file without `category` is
+    // about the agent's own measurements as far as a contract can tell.
+    let kind: AlertKind = transition.category.unwrap_or(AlertKind::AgentHealth);
     let severity = match transition.severity {
         crate::alert::rule::Severity::Warning => EngineSeverity::Warning,
         crate::alert::rule::Severity::Critical => EngineSeverity::Critical,
         crate::alert::rule::Severity::Emergency => EngineSeverity::Emergency,
     };
+    // The condition began when the engine says, never after the alert fired.
+    let began_ms = match transition.began_ms {
+        0 => firing_since_ms,
+        began => began.min(firing_since_ms),
+    };
+    let forecast = transition.details.forecast;
+    let aged_ms = (now.as_millisecond() - transition.ts_ms).max(0);
     AlertFacts {
         client: transition.client.clone(),
         host: transition.host.clone(),
@@ -212,9 +242,28 @@ pub fn facts_of(transition: &Transition, firing_since_ms: i64) -> AlertFacts {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect(),
-        firing_since: Timestamp::from_millisecond(firing_since_ms).unwrap_or(Timestamp::UNIX_EPOCH),
-        forecast_time_left: None,
+        firing_since: at(firing_since_ms),
+        condition_since: at(began_ms),
+        forecast_time_left: forecast.map(|f| millis(f.time_left_ms - aged_ms)),
+        forecast_range: forecast.map(|f| {
+            (
+                millis(f.soonest_ms - aged_ms),
+                millis(f.latest_ms - aged_ms),
+            )
+        }),
+        value: transition.details.value,
+        threshold: transition.details.threshold,
+        // Agents count matches only; the line itself needs a field in the protocol.
+        log_line: None,
     }
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn millis(ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms.max(0) as u64)
 }
 
 /// A classification for an alert no contract can classify: the engine's severity, at once,
