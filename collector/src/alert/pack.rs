@@ -29,9 +29,8 @@ fn days(n: u64) -> Duration {
 pub const WARN_HORIZON: Duration = Duration::from_secs(7 * DAY);
 pub const CRITICAL_HORIZON: Duration = Duration::from_secs(2 * DAY);
 
-/// Every metric name an agent reports: the catalog of DESIGN.md, then the agent's metrics
-/// beyond it (pending reboot and updates, log watch, the spool's losses). Rules naming
-/// anything else are refused.
+/// Every metric name an agent reports (documented in [`crate::alert::catalog::METRICS`] and
+/// docs/METRICS.md). Rules naming anything else are refused.
 pub const METRIC_CATALOG: &[&str] = &[
     "system_cpu_utilization_ratio",
     "system_load_average_1m",

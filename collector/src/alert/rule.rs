@@ -45,9 +45,7 @@ impl fmt::Display for Severity {
 /// What kind of trouble an alert is about: the one vocabulary the engine's rules, client
 /// contracts (`kinds = [...]`), maintenance windows, messages, reports and the backtest share.
 /// Every built-in rule has one; `docs/METRICS.md` lists them with their rules.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
     /// A filesystem is full or forecast to fill.

@@ -85,9 +85,9 @@ pub fn enqueue_decision(
         .as_ref()
         .map_or(transition.ts_ms, |record| record.alert.starts_at_ms);
     let mut message = AlertMessage::from_transition(transition, classification, starts_at_ms);
-    let severity_changed = previous.as_ref().is_some_and(|record| {
-        record.alert.contract_severity != message.contract_severity
-    });
+    let severity_changed = previous
+        .as_ref()
+        .is_some_and(|record| record.alert.contract_severity != message.contract_severity);
 
     match transition.state {
         AlertState::Firing => {

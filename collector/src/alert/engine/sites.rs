@@ -160,7 +160,7 @@ impl Engine {
                 .unwrap_or(now_ms);
             let details = condition.map(|c| c.details).unwrap_or_default();
             let mut transition = self.transition(instance, now_ms, change, began_ms, details);
-            transition.rule = "SiteUnreachable".to_owned();
+            transition.rule = crate::alert::catalog::SITE_RULE.to_owned();
             out.push(transition);
         }
     }
