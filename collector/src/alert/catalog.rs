@@ -6,7 +6,7 @@
 //! ([`closest`]). `docs/METRICS.md` is generated from this file ([`markdown`]) and a test
 //! keeps the two the same, so the docs never spell a name the code does not know.
 
-use crate::alert::pack::{builtin_rules, METRIC_CATALOG};
+use crate::alert::pack::builtin_rules;
 use crate::alert::rule::FailureKind;
 
 /// One metric as agents report it.
@@ -298,6 +298,7 @@ pub fn markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::pack::METRIC_CATALOG;
     use std::path::PathBuf;
 
     #[test]

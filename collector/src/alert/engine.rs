@@ -756,6 +756,20 @@ impl Engine {
         }
     }
 
+    /// The summary of the firing alert of `rule` on `host` with `labels` as it reads now (a
+    /// silence's length, a forecast's time left move on after the alert fired).
+    pub fn firing_summary(&self, rule: &str, host: &str, labels: &Labels) -> Option<String> {
+        let key = InstanceKey {
+            rule: self.rules.position(rule)?,
+            host: host.to_owned(),
+            labels: labels.clone(),
+        };
+        match &self.instances[*self.instance_ids.get(&key)?].life.phase {
+            Phase::Firing { summary, .. } => Some(summary.clone()),
+            _ => None,
+        }
+    }
+
     /// Alerts that are pending or firing.
     pub fn open_alerts(&self) -> Vec<OpenAlert> {
         self.instances

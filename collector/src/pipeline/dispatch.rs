@@ -99,8 +99,15 @@ impl Dispatch {
         self.send(transition, firing_since_ms, now)
     }
 
-    /// Sends what has waited until `now`, if its alert still fires.
-    pub fn release_due(&mut self, now: Timestamp) -> Result<(), NotifyError> {
+    /// Sends what has waited until `now`, if its alert still fires. `summary_now` gives an
+    /// alert's summary as it reads now, when the engine has one: a message sent after an
+    /// hour's wait says how long the server has been silent, not how long it had been when
+    /// the engine fired.
+    pub fn release_due(
+        &mut self,
+        now: Timestamp,
+        summary_now: impl Fn(&Transition) -> Option<String>,
+    ) -> Result<(), NotifyError> {
         let now_ms = now.as_millisecond();
         let (due, waiting): (Vec<Deferred>, Vec<Deferred>) = std::mem::take(&mut self.deferred)
             .into_iter()
@@ -112,7 +119,11 @@ impl Dispatch {
                 host = %item.transition.host,
                 "classifying a waiting alert again"
             );
-            self.send_decided(&item.transition, item.firing_since_ms, now, item.at_ms)?;
+            let mut transition = item.transition.clone();
+            if let Some(summary) = summary_now(&transition) {
+                transition.summary = summary;
+            }
+            self.send_decided(&transition, item.firing_since_ms, now, item.at_ms)?;
         }
         Ok(())
     }

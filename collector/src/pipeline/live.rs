@@ -194,7 +194,11 @@ impl LiveAlerts {
         let now = self.now();
         let transitions = self.engine.evaluate(now.as_millisecond());
         self.deliver(&transitions);
-        if let Err(error) = self.dispatch.release_due(now) {
+        let engine = &self.engine;
+        let summary_now = |transition: &Transition| {
+            engine.firing_summary(&transition.rule, &transition.host, &transition.labels)
+        };
+        if let Err(error) = self.dispatch.release_due(now, summary_now) {
             tracing::error!("releasing waiting alerts: {error}");
         }
         self.unsaved = true;
