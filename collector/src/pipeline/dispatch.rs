@@ -320,3 +320,164 @@ fn key_of(transition: &Transition) -> String {
         labels.join(",")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertDetails, Severity};
+    use crate::notify::AlertStatus;
+    use vigil_proto::model::Labels;
+
+    /// The shipped dental contract, and an outbox with on-call, normal and escalation routes.
+    fn dispatch(data: &std::path::Path) -> (Dispatch, Arc<Outbox>) {
+        let source = data.join("source");
+        std::fs::create_dir_all(&source).unwrap();
+        let shipped = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/policies/dental-practice.toml"
+        );
+        std::fs::copy(shipped, source.join("dental-practice.toml")).unwrap();
+        let policies = Arc::new(Policies::open(data, Some(source)));
+        assert!(policies
+            .sync("test", "2026-01-01T00:00:00Z".parse().unwrap())
+            .is_empty());
+        let outbox = Arc::new(Outbox::open(data).unwrap());
+        let routing = RoutingSection {
+            on_call: vec!["pager".into()],
+            normal: vec!["mail".into()],
+            escalation: vec!["boss".into()],
+            ..RoutingSection::default()
+        };
+        (Dispatch::new(outbox.clone(), policies, routing), outbox)
+    }
+
+    fn server_silent(fired_ms: i64, began_ms: i64) -> Transition {
+        Transition {
+            ts_ms: fired_ms,
+            host: "dental-srv01".into(),
+            client: "smile-dental".into(),
+            rule: "HostSilent".into(),
+            severity: Severity::Critical,
+            state: AlertState::Firing,
+            summary: "host dental-srv01 silent".into(),
+            labels: Labels::new(),
+            category: Some(AlertKind::HostDown),
+            began_ms,
+            details: AlertDetails::default(),
+        }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    /// (channel, contract severity, at) of every pending delivery, oldest first.
+    fn pending(outbox: &Outbox) -> Vec<(String, String, i64)> {
+        let mut deliveries: Vec<_> = outbox
+            .pending()
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|d| {
+                (
+                    d.channel,
+                    d.alerts[0].contract_severity.clone(),
+                    d.alerts[0].at_ms,
+                )
+            })
+            .collect();
+        deliveries.sort_by_key(|(_, _, at)| *at);
+        deliveries
+    }
+
+    #[test]
+    fn a_contract_raising_an_open_alert_sends_the_new_severity_once_and_restarts_escalation() {
+        let data = tempfile::tempdir().unwrap();
+        let (mut dispatch, outbox) = dispatch(data.path());
+        // Tuesday 1 December 2026, practice open; the server fell silent at 10:00 and the
+        // engine fired at 10:03.
+        let began = at("2026-12-01T09:00:00Z");
+        let fired = at("2026-12-01T09:03:00Z");
+        let transition = server_silent(fired.as_millisecond(), began.as_millisecond());
+        dispatch.handle(&transition, fired).unwrap();
+        assert_eq!(
+            pending(&outbox),
+            [("mail".into(), "critical".into(), fired.as_millisecond())]
+        );
+        // "Lasting 5m" counts from the silence's start: due at 10:05, not 10:08.
+        assert_eq!(
+            dispatch.deferred()[0].at_ms,
+            at("2026-12-01T09:05:00Z").as_millisecond()
+        );
+
+        let due = at("2026-12-01T09:05:00Z");
+        dispatch.release_due(due, |_| None).unwrap();
+        let sent = pending(&outbox);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(
+            sent[1],
+            ("pager".into(), "emergency".into(), due.as_millisecond())
+        );
+        let fingerprint = &outbox.pending().unwrap().0[0].alerts[0].fingerprint;
+        let record = outbox.open_alert(fingerprint).unwrap().unwrap();
+        assert_eq!(record.alert.contract_severity, "emergency");
+        // Escalation counts from the emergency's own response time (an hour).
+        assert_eq!(
+            record.escalate_at_ms,
+            Some(at("2026-12-01T10:05:00Z").as_millisecond())
+        );
+
+        // The same decision again (a replay after a crash) sends nothing new.
+        dispatch.restore(vec![Deferred {
+            at_ms: due.as_millisecond(),
+            transition: transition.clone(),
+            firing_since_ms: fired.as_millisecond(),
+        }]);
+        dispatch
+            .release_due(at("2026-12-01T09:06:00Z"), |_| None)
+            .unwrap();
+        assert_eq!(pending(&outbox).len(), 2);
+
+        // The resolve goes to every channel that heard of it.
+        let mut resolved = transition.clone();
+        resolved.state = AlertState::Resolved;
+        resolved.ts_ms = at("2026-12-01T09:20:00Z").as_millisecond();
+        dispatch
+            .handle(&resolved, at("2026-12-01T09:20:00Z"))
+            .unwrap();
+        let resolves: Vec<_> = outbox
+            .pending()
+            .unwrap()
+            .0
+            .into_iter()
+            .filter(|d| d.alerts[0].status == AlertStatus::Resolved)
+            .map(|d| d.channel)
+            .collect();
+        assert_eq!(resolves.len(), 2, "{resolves:?}");
+    }
+
+    #[test]
+    fn a_forecast_shrinking_into_the_contracts_window_is_classified_again_when_it_gets_there() {
+        let data = tempfile::tempdir().unwrap();
+        let (mut dispatch, outbox) = dispatch(data.path());
+        let fired = at("2026-12-01T09:00:00Z");
+        let mut transition = server_silent(fired.as_millisecond(), fired.as_millisecond());
+        transition.rule = "FilesystemFullForecast".into();
+        transition.category = Some(AlertKind::DiskFull);
+        transition.labels.insert("mountpoint", "D:");
+        transition.details.forecast = Some(crate::alert::ForecastDetails {
+            time_left_ms: 30 * 3_600_000,
+            soonest_ms: 26 * 3_600_000,
+            latest_ms: 36 * 3_600_000,
+        });
+        dispatch.handle(&transition, fired).unwrap();
+        assert_eq!(pending(&outbox)[0].1, "critical");
+        // 30 h left; the contract's "within 24h" rule matches in 6 h at this rate.
+        let due = at("2026-12-01T15:00:00Z");
+        assert_eq!(dispatch.deferred()[0].at_ms, due.as_millisecond());
+        dispatch.release_due(due, |_| None).unwrap();
+        let sent = pending(&outbox);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[1].1, "emergency");
+    }
+}
