@@ -158,7 +158,7 @@ fn transition(state: AlertState, ts_ms: i64) -> Transition {
         ts_ms,
         host: "srv-01".into(),
         client: "dental-practice".into(),
-        rule: "filesystem_full_forecast".into(),
+        rule: "FilesystemFullForecast".into(),
         severity: Severity::Critical,
         state,
         summary: "D: on srv-01 full in ~20 h at the current rate".into(),

@@ -38,7 +38,7 @@ pub struct AlertMessage {
     pub status: AlertStatus,
     pub client: String,
     pub host: String,
-    /// The engine's rule, e.g. `filesystem_full_forecast`.
+    /// The engine's rule, e.g. `FilesystemFullForecast`.
     pub rule: String,
     /// The labels that tell the instance apart (mountpoint, device, service…).
     pub labels: BTreeMap<String, String>,

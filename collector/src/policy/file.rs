@@ -154,7 +154,7 @@ pub struct RuleFile {
     /// Alert kinds (`host_down`, `disk_full`, …). Default: any.
     #[serde(default)]
     pub kinds: Vec<Spanned<String>>,
-    /// Engine rule names, e.g. `"filesystem_full_forecast"`. Default: any.
+    /// Engine rule names, e.g. `"FilesystemFullForecast"`. Default: any.
     #[serde(default)]
     pub alert_rules: Vec<Spanned<String>>,
     /// Roles whose hosts the rule covers. Default: any host (unless `hosts` is given).

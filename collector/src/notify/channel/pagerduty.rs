@@ -131,7 +131,7 @@ mod tests {
                     "summary": "[emergency] srv-01 (dental-practice): D: on srv-01 full in ~20 h at the current rate",
                     "severity": "critical",
                     "source": "srv-01",
-                    "component": "filesystem_full_forecast",
+                    "component": "FilesystemFullForecast",
                     "group": "dental-practice",
                     "class": "emergency",
                     "timestamp": "2023-11-14T22:13:20Z",

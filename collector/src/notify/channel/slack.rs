@@ -138,7 +138,7 @@ mod tests {
                         {"type": "mrkdwn", "text": "*Response due*\n2023-11-14T23:13:20Z"}
                      ]},
                     {"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
-                        "alert id `{}` · rule `filesystem_full_forecast` · policy dental-practice v3",
+                        "alert id `{}` · rule `FilesystemFullForecast` · policy dental-practice v3",
                         alert.fingerprint
                     )}]}
                 ]

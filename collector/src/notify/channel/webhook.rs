@@ -204,7 +204,7 @@ mod tests {
             "receiver": "ops",
             "groupLabels": {"client": "dental-practice"},
             "commonLabels": {
-                "alertname": "filesystem_full_forecast", "client": "dental-practice",
+                "alertname": "FilesystemFullForecast", "client": "dental-practice",
                 "host": "srv-01", "severity": "emergency", "host_role": "server",
                 "mountpoint": "D:"
             },
@@ -218,7 +218,7 @@ mod tests {
             "alerts": [{
                 "status": "firing",
                 "labels": {
-                    "alertname": "filesystem_full_forecast", "client": "dental-practice",
+                    "alertname": "FilesystemFullForecast", "client": "dental-practice",
                     "host": "srv-01", "severity": "emergency", "host_role": "server",
                     "mountpoint": "D:"
                 },
