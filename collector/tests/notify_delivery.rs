@@ -167,6 +167,8 @@ fn classification(severity: ContractSeverity, route: Route, due_ms: i64) -> Clas
         accepted_risk: None,
         reclassify_at: None,
         reasons: vec!["host 'srv-01' is a server".into()],
+        client_name: None,
+        time_zone: None,
     }
 }
 

@@ -184,6 +184,8 @@ fn classification() -> Classification {
         accepted_risk: None,
         reclassify_at: None,
         reasons: vec![],
+        client_name: None,
+        time_zone: None,
     }
 }
 

@@ -54,6 +54,8 @@ fn classification(now_ms: i64) -> Classification {
         accepted_risk: None,
         reclassify_at: None,
         reasons: vec![],
+        client_name: None,
+        time_zone: None,
     }
 }
 

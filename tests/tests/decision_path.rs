@@ -503,6 +503,18 @@ async fn a_server_disk_filling_fast_is_an_emergency_by_the_forecast_within_rule_
         summary.contains("full in ~") && summary.contains("range"),
         "the forecast is in the message: {summary}"
     );
+    // And in words a technician can act on, for the client by name.
+    let forecast_text = alert["annotations"]["forecast"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        forecast_text.starts_with("full in ~") && forecast_text.contains("90 % interval"),
+        "{alert}"
+    );
+    assert_eq!(
+        alert["annotations"]["client_name"],
+        "Smile Dental Care, Dr. Weber & Partners (smile-dental)"
+    );
     let mails = smtp.wait_for("full in ~", 1).await;
     assert_eq!(mails.len(), 1);
     assert!(mails[0].header("Subject").unwrap().contains("[emergency]"));

@@ -103,6 +103,7 @@ pub fn enqueue_decision(
                 }
                 // A new message in the same thread, dated by the change.
                 message.at_ms = decided_at_ms;
+                message.age_forecast(decided_at_ms - transition.ts_ms);
             }
             let keys = write_plan(outbox, &plan, &message, now_ms)?;
             let mut record = previous.unwrap_or_else(|| OpenAlertRecord {

@@ -33,6 +33,7 @@ pub fn sample_alert(starts_at_ms: i64) -> AlertMessage {
         policy_version: 3,
         policy_digest: "sha256:5e1f".into(),
         reasons: vec!["host 'srv-01' is a server".into()],
+        context: Default::default(),
     }
 }
 
@@ -57,6 +58,7 @@ pub fn test_message(now_ms: i64) -> AlertMessage {
         policy_version: 0,
         policy_digest: String::new(),
         reasons: vec![],
+        context: Default::default(),
     }
 }
 

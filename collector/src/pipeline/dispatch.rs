@@ -303,6 +303,8 @@ fn without_contract(transition: &Transition, now: Timestamp, why: &str) -> Class
         accepted_risk: None,
         reclassify_at: None,
         reasons: vec![why.to_string()],
+        client_name: None,
+        time_zone: None,
     }
 }
 

@@ -39,6 +39,10 @@ pub struct Classification {
     pub reclassify_at: Option<Timestamp>,
     /// Why, one sentence per step.
     pub reasons: Vec<String>,
+    /// The client's name for people (`display_name` in the contract).
+    pub client_name: Option<String>,
+    /// The client's time zone (IANA name), in which messages show times.
+    pub time_zone: Option<String>,
 }
 
 /// Who hears of the alert, and when.
@@ -227,6 +231,8 @@ pub fn classify(
         accepted_risk,
         reclassify_at,
         reasons,
+        client_name: policy.display_name.clone(),
+        time_zone: calendar.time_zone().iana_name().map(str::to_string),
     })
 }
 

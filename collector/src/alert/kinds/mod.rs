@@ -45,7 +45,7 @@ pub struct AlertDetails {
 
 /// A forecast as of its transition: the time left at the current rate and the interval
 /// around it, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForecastDetails {
     pub time_left_ms: i64,
     pub soonest_ms: i64,

@@ -10,7 +10,7 @@
 
 use super::{Context, SendError};
 use crate::notify::config::{read_secret, EmailConfig, SmtpSecurity};
-use crate::notify::message::{rfc3339, AlertMessage, AlertStatus, Delivery, Purpose};
+use crate::notify::message::{AlertMessage, AlertStatus, Delivery, Purpose};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -220,7 +220,7 @@ pub fn html_body(delivery: &Delivery) -> String {
 fn facts(alert: &AlertMessage) -> Vec<(&'static str, String)> {
     let mut facts = vec![
         ("Status", alert.status.as_str().to_string()),
-        ("Client", alert.client.clone()),
+        ("Client", alert.client_shown()),
         ("Host", alert.host.clone()),
         (
             "Host role",
@@ -228,15 +228,28 @@ fn facts(alert: &AlertMessage) -> Vec<(&'static str, String)> {
         ),
         ("Contract severity", alert.contract_severity.clone()),
         ("Rule", alert.rule.clone()),
-        ("Since", rfc3339(alert.starts_at_ms)),
+        (
+            "Since",
+            alert.local_time(alert.context.began_ms.unwrap_or(alert.starts_at_ms)),
+        ),
     ];
+    if let Some(forecast) = alert.forecast_text() {
+        facts.push(("Forecast", forecast));
+    }
     if let Some(ends) = alert.ends_at_ms {
-        facts.push(("Resolved", rfc3339(ends)));
+        let lasted = alert
+            .lasted_text()
+            .map(|lasted| format!(" ({lasted})"))
+            .unwrap_or_default();
+        facts.push(("Resolved", format!("{}{lasted}", alert.local_time(ends))));
     }
     if let Some(due) = alert.response_due_ms {
         if alert.status == AlertStatus::Firing {
-            facts.push(("Response due", rfc3339(due)));
+            facts.push(("Response due", alert.local_time(due)));
         }
+    }
+    for reason in &alert.reasons {
+        facts.push(("Why", reason.clone()));
     }
     for (name, value) in &alert.labels {
         facts.push(("Label", format!("{name}={value}")));

@@ -97,6 +97,15 @@ pub fn alert_annotations(alert: &AlertMessage) -> Map<String, Value> {
     let mut annotations = Map::new();
     annotations.insert("summary".into(), json!(alert.summary));
     annotations.insert("engine_severity".into(), json!(alert.engine_severity));
+    if alert.context.client_name.is_some() {
+        annotations.insert("client_name".into(), json!(alert.client_shown()));
+    }
+    if let Some(forecast) = alert.forecast_text() {
+        annotations.insert("forecast".into(), json!(forecast));
+    }
+    if let Some(lasted) = alert.lasted_text() {
+        annotations.insert("lasted".into(), json!(lasted));
+    }
     if let Some(due) = alert.response_due_ms {
         annotations.insert("response_due".into(), json!(rfc3339(due)));
     }
