@@ -290,6 +290,8 @@ pub enum Purpose {
     Digest { client: String, at_ms: i64 },
     /// An emergency nobody acknowledged within its response time.
     Escalation,
+    /// Someone took the alert in hand: told to the channels that heard of it.
+    Acknowledged { by: String, at_ms: i64 },
     /// `vigil-collector notify test`.
     Test,
 }

@@ -115,6 +115,13 @@ pub fn message_ids(delivery: &Delivery, domain: &str) -> (String, Option<String>
                 ),
             }
         }
+        (Purpose::Acknowledged { at_ms, .. }, Some(alert)) => (
+            format!(
+                "<vigil.{}.{}.ack.{at_ms}@{domain}>",
+                alert.fingerprint, alert.starts_at_ms
+            ),
+            Some(thread_id(alert, domain)),
+        ),
         (Purpose::Escalation, Some(alert)) => (
             format!(
                 "<vigil.{}.{}.escalation@{domain}>",
@@ -154,6 +161,14 @@ pub fn subject(delivery: &Delivery) -> String {
                 if delivery.alerts.len() == 1 { "" } else { "s" }
             )
         }
+        Purpose::Acknowledged { by, .. } => format!(
+            "[acknowledged by {by}] {}",
+            delivery
+                .alerts
+                .first()
+                .map(AlertMessage::title)
+                .unwrap_or_default()
+        ),
         Purpose::Escalation => format!(
             "[ESCALATION, not acknowledged] {}",
             delivery
@@ -176,6 +191,15 @@ pub fn plain_body(delivery: &Delivery) -> String {
     let mut text = String::new();
     if delivery.purpose == Purpose::Escalation {
         text.push_str("Nobody has acknowledged this emergency within its response time.\n\n");
+    }
+    if let (Purpose::Acknowledged { by, at_ms }, Some(alert)) =
+        (&delivery.purpose, delivery.alerts.first())
+    {
+        text.push_str(&format!(
+            "{by} acknowledged this alert at {}, {}.\n\n",
+            alert.local_time(*at_ms),
+            alert.response_standing(*at_ms)
+        ));
     }
     for alert in &delivery.alerts {
         text.push_str(&alert.title());

@@ -30,6 +30,10 @@ pub fn heading(delivery: &Delivery) -> String {
             if delivery.alerts.len() == 1 { "" } else { "s" }
         ),
         Purpose::Escalation => "Escalation: emergency not acknowledged".to_string(),
+        Purpose::Acknowledged { by, .. } => match delivery.alerts.first() {
+            Some(alert) => format!("Acknowledged by {by}: {} on {}", alert.rule, alert.host),
+            None => format!("Acknowledged by {by}"),
+        },
         Purpose::Test => "Vigil test alert (no action needed)".to_string(),
         Purpose::Alert => match delivery.alerts.first() {
             Some(alert) if alert.status == AlertStatus::Resolved => {

@@ -121,6 +121,7 @@ fn purpose_name(purpose: &Purpose) -> &'static str {
         Purpose::Alert => "alert",
         Purpose::Digest { .. } => "digest",
         Purpose::Escalation => "escalation",
+        Purpose::Acknowledged { .. } => "acknowledgement",
         Purpose::Test => "test",
     }
 }
@@ -167,6 +168,14 @@ pub fn payload(delivery: &Delivery, receiver: &str, external_url: Option<&str>) 
         common
     };
     let client = delivery.client();
+    let mut vigil = json!({
+        "purpose": purpose_name(&delivery.purpose),
+        "idempotency_key": delivery.key,
+        "client": client,
+    });
+    if let Purpose::Acknowledged { by, .. } = &delivery.purpose {
+        vigil["acknowledged_by"] = json!(by);
+    }
     json!({
         "version": "4",
         "groupKey": format!("{{}}:{{client=\"{client}\"}}"),
@@ -178,11 +187,7 @@ pub fn payload(delivery: &Delivery, receiver: &str, external_url: Option<&str>) 
         "commonAnnotations": common(alert_annotations),
         "externalURL": external_url.unwrap_or_default(),
         "alerts": alerts,
-        "vigil": {
-            "purpose": purpose_name(&delivery.purpose),
-            "idempotency_key": delivery.key,
-            "client": client,
-        },
+        "vigil": vigil,
     })
 }
 
