@@ -361,6 +361,53 @@ mod tests {
     }
 
     #[test]
+    fn a_mail_shows_the_client_by_name_its_times_in_the_clients_zone_the_forecast_and_why() {
+        let mut alert = sample_alert(1_700_000_000_000);
+        alert.context.client_name = Some("Smile Dental Care".into());
+        alert.context.time_zone = Some("Europe/Berlin".into());
+        alert.context.forecast = Some(crate::alert::ForecastDetails {
+            time_left_ms: 20 * 3_600_000,
+            soonest_ms: 16 * 3_600_000,
+            latest_ms: 26 * 3_600_000,
+        });
+        let body = plain_body(&delivery(alert.clone(), Purpose::Alert));
+        assert!(
+            body.contains("Client: Smile Dental Care (dental-practice)"),
+            "{body}"
+        );
+        // 2023-11-14 22:13:20 UTC, on the practice's clock.
+        assert!(body.contains("Since: 2023-11-14 23:13 CET"), "{body}");
+        assert!(
+            body.contains(
+                "Forecast: full in ~20 h at the current rate, 90 % interval 16 h – 1 d 2 h"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("Why: host 'srv-01' is a server"), "{body}");
+
+        let mut resolved = alert.clone();
+        resolved.status = AlertStatus::Resolved;
+        resolved.ends_at_ms = Some(1_700_000_000_000 + 90 * 60_000);
+        let body = plain_body(&delivery(resolved, Purpose::Alert));
+        assert!(body.contains("(lasted 1 h 30 min)"), "{body}");
+
+        let acknowledged = delivery(
+            alert,
+            Purpose::Acknowledged {
+                by: "ann".into(),
+                at_ms: 1_700_000_000_000 + 10 * 60_000,
+            },
+        );
+        assert!(subject(&acknowledged).starts_with("[acknowledged by ann] "));
+        assert!(plain_body(&acknowledged).starts_with(
+            "ann acknowledged this alert at 2023-11-14 23:23 CET, within the response time"
+        ));
+        let (id, parent) = message_ids(&acknowledged, "msp.example");
+        assert!(id.contains(".ack."), "{id}");
+        assert!(parent.is_some());
+    }
+
+    #[test]
     fn the_mail_has_plain_and_html_parts_and_threading_headers() {
         let mut resolved = sample_alert(1_000);
         resolved.status = AlertStatus::Resolved;
