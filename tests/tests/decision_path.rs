@@ -532,6 +532,54 @@ async fn a_server_disk_filling_fast_is_an_emergency_by_the_forecast_within_rule_
     collector.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_pattern_on_the_server_is_a_message_of_kind_log_pattern_naming_the_log() {
+    let pki = Pki::new();
+    let start = open_morning();
+    let clock = Clock::manual(start.as_millisecond());
+    let (hook, url) = Hook::start(clock.clone()).await;
+    let (_smtp, smtp_port) = Smtp::start().await;
+    let config = config(&pki, &url, smtp_port, "");
+    let collector = Running::start(&config, clock.clone()).await;
+    let files = pki.issue_agent("srv", "dental-srv01", "smile-dental");
+
+    // The agent's log watch counts lines matching a pattern; the count goes up once.
+    let channel = connect(collector.grpc, &files.ca, Some(&files))
+        .await
+        .unwrap();
+    let mut stream = open_stream(channel).await.unwrap();
+    stream.send(hello(7)).await;
+    let labels = [
+        ("log", "C:/PMS/server.log"),
+        ("pattern", "database corrupt"),
+    ];
+    for (seq, count) in [(1, 0.0), (2, 0.0), (3, 2.0)] {
+        clock.advance(Duration::from_secs(60));
+        stream
+            .send(batch(
+                seq,
+                "log_matches_total",
+                &labels,
+                clock.now_ms(),
+                count,
+            ))
+            .await;
+        let _ = stream.next().await;
+    }
+    let seen = hook.wait_for("LogPatternSeen", 1).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let alert = &seen[0].alert;
+    assert_eq!(alert["labels"]["kind"], "log_pattern", "{alert}");
+    assert_eq!(alert["labels"]["host"], "dental-srv01");
+    let summary = alert["annotations"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("C:/PMS/server.log") && summary.contains("database corrupt"),
+        "{summary}"
+    );
+    // The matched line itself is not carried by agents yet (they count matches only).
+    collector.stop().await;
+}
+
 /// Kills the server's agent at 02:05 on a Sunday, inside the contract's "server backup and
 /// reboot" window (Sundays 02:00–03:00); `back_at` brings it back (a raw stream as the same
 /// agent) at that instant, if given. Returns the HostSilent firing messages and when they

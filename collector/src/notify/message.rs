@@ -85,6 +85,9 @@ pub struct MessageContext {
     /// The forecast as of the message's `at_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastDetails>,
+    /// What kind of trouble it is (`host_down`, `log_pattern`, …), as contracts name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 /// A length of time as a technician reads it: `2 d 3 h`, `5 h 20 min`, `45 min`.
@@ -222,6 +225,7 @@ impl AlertMessage {
                 time_zone: classification.time_zone.clone(),
                 began_ms: (transition.began_ms > 0).then_some(transition.began_ms),
                 forecast: transition.details.forecast,
+                kind: transition.category.map(|kind| kind.as_str().to_string()),
             },
         }
     }

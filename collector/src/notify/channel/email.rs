@@ -253,6 +253,10 @@ fn facts(alert: &AlertMessage) -> Vec<(&'static str, String)> {
         ("Contract severity", alert.contract_severity.clone()),
         ("Rule", alert.rule.clone()),
         (
+            "Kind",
+            alert.context.kind.clone().unwrap_or_else(|| "none".into()),
+        ),
+        (
             "Since",
             alert.local_time(alert.context.began_ms.unwrap_or(alert.starts_at_ms)),
         ),

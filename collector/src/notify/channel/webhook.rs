@@ -86,6 +86,9 @@ pub fn alert_labels(alert: &AlertMessage) -> Map<String, Value> {
     labels.insert("client".into(), json!(alert.client));
     labels.insert("host".into(), json!(alert.host));
     labels.insert("severity".into(), json!(alert.contract_severity));
+    if let Some(kind) = &alert.context.kind {
+        labels.insert("kind".into(), json!(kind));
+    }
     if let Some(role) = &alert.host_role {
         labels.insert("host_role".into(), json!(role));
     }
