@@ -166,7 +166,8 @@ pub struct RuleFile {
     /// The engine's severity must be at least this (`warning`, `critical`, `emergency`).
     #[serde(default)]
     pub min_engine_severity: Option<Spanned<String>>,
-    /// The alert has been firing at least this long, e.g. `"5m"`.
+    /// The condition has lasted at least this long, counted from when it began (a silent
+    /// host's last sample), not from when the engine fired, e.g. `"5m"`.
     #[serde(default)]
     pub lasting: Option<Spanned<String>>,
     /// The forecast says the resource runs out within this long, e.g. `"24h"`.
