@@ -9,7 +9,10 @@
 //! [`Notifier`] sends what is due, a bounded number at a time, retrying with exponential
 //! backoff and jitter until the receiver takes it or the attempts run out (then the delivery
 //! moves to `dead/`, visible in `vigil-collector alerts dead-letters`). It also escalates an
-//! emergency that nobody acknowledged within its response time.
+//! emergency that nobody acknowledged within its response time. A contract's changed
+//! severity for an open alert is a message of its own in the alert's thread
+//! ([`enqueue_decision()`]); an acknowledgement is told to the channels that heard of the
+//! alert ([`Outbox::acknowledge`]).
 //!
 //! The promise: a delivery that is in the outbox is delivered at least once, even across
 //! restarts, and every attempt carries the same idempotency key, so a receiver can drop
