@@ -34,7 +34,7 @@ const fn metric(
     }
 }
 
-/// Every metric an agent reports, in the order of [`METRIC_CATALOG`].
+/// Every metric an agent reports, in the order of [`crate::alert::pack::METRIC_CATALOG`].
 pub const METRICS: &[MetricDoc] = &[
     metric(
         "system_cpu_utilization_ratio",

@@ -3,7 +3,7 @@
 //!
 //! The alert pipeline hands each [`Transition`](crate::alert::Transition), with its
 //! [`Classification`](crate::policy::Classification) and the client's [`ChannelRouting`], to
-//! [`enqueue()`]. [`route::plan`] decides — purely, without I/O — which channels hear of it and
+//! [`enqueue()`]. [`route::plan_firing`] decides — purely, without I/O — which channels hear of it and
 //! when (at once, or in the client's next-morning digest); `enqueue` then writes one
 //! [`Delivery`] file per channel into the [`Outbox`] before returning. From there the
 //! [`Notifier`] sends what is due, a bounded number at a time, retrying with exponential

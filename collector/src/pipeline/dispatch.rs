@@ -1,5 +1,5 @@
 //! From an alert transition to the outbox: the client's contract classifies it, the
-//! client's routing picks the channels, [`notify::enqueue`] writes the deliveries.
+//! client's routing picks the channels, [`notify::enqueue()`] writes the deliveries.
 //!
 //! Two kinds of transition wait instead of going out at once, and are kept in
 //! [`Deferred`] (saved with the engine's state, so a restart keeps them): a firing held by
@@ -10,7 +10,7 @@
 //!
 //! A waiting alert looked at again may come out with another contract severity than its
 //! channels heard: that is a delivery of its own, in the alert's thread, dated by the
-//! instant the decision changed ([`notify::enqueue_decision`]).
+//! instant the decision changed ([`notify::enqueue_decision()`]).
 
 use super::policies::Policies;
 use crate::alert::{AlertState, Transition};
