@@ -98,6 +98,16 @@ impl Collector {
         config: &CollectorConfig,
         shutdown: CancellationToken,
     ) -> Result<Self, ServeError> {
+        Self::bind_with_clock(config, shutdown, Clock::System).await
+    }
+
+    /// Like [`Collector::bind`], with the alert path (engine, contracts, notifier) reading
+    /// the time from `clock`: how tests run minutes of an outage in a moment.
+    pub async fn bind_with_clock(
+        config: &CollectorConfig,
+        shutdown: CancellationToken,
+        clock: Clock,
+    ) -> Result<Self, ServeError> {
         let store_config = config.store_config();
         let store = tokio::task::spawn_blocking(move || Store::open(&store_config))
             .await
@@ -147,7 +157,7 @@ impl Collector {
                 service: EnrollmentService::new(authority),
             });
         }
-        let alerts = Alerting::open(config, &store, ingest.service().subscribe())?;
+        let alerts = Alerting::open(config, &store, ingest.service().subscribe(), clock)?;
         let presence = Presence::open(&config.data_dir, jiff::Timestamp::now().as_millisecond())?;
         let presence = (presence, ingest.service().subscribe());
         Ok(Self {
@@ -240,6 +250,7 @@ impl Alerting {
         config: &CollectorConfig,
         store: &Store,
         events: broadcast::Receiver<IngestEvent>,
+        clock: Clock,
     ) -> Result<Self, ServeError> {
         let rules = match &config.alerts.rules {
             Some(path) => crate::alert::config::load_rules(path)?,
@@ -260,12 +271,13 @@ impl Alerting {
             outbox.clone(),
             channels,
             NotifierSettings::from_section(&config.notify),
-            Clock::System,
+            clock.clone(),
         );
         let dispatch =
             Dispatch::new(outbox, policies, config.notify.routing.clone()).waking(notifier.waker());
-        let now_ms = jiff::Timestamp::now().as_millisecond();
-        let live = LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms);
+        let now_ms = clock.now_ms();
+        let live =
+            LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms).with_clock(clock);
         Ok(Self {
             live,
             events,

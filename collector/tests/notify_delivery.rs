@@ -147,6 +147,8 @@ fn transition(host: &str, state: AlertState, ts_ms: i64) -> Transition {
         summary: format!("{host} has not reported for 5 min"),
         labels: Labels::from_pairs([("job", "agent")]),
         category: None,
+        began_ms: 0,
+        details: Default::default(),
     }
 }
 
@@ -165,6 +167,8 @@ fn classification(severity: ContractSeverity, route: Route, due_ms: i64) -> Clas
         accepted_risk: None,
         reclassify_at: None,
         reasons: vec!["host 'srv-01' is a server".into()],
+        client_name: None,
+        time_zone: None,
     }
 }
 
@@ -621,6 +625,75 @@ async fn an_unacknowledged_emergency_escalates_and_an_acknowledged_one_does_not(
         .find(|(record, _)| record.alert.fingerprint == ids[1])
         .unwrap();
     assert_eq!(acknowledgement.unwrap().by, "ann");
+}
+
+#[tokio::test]
+async fn acknowledgements_are_announced_to_the_alerts_channels_and_kept_after_the_resolve() {
+    let receiver = Receiver::start(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(Outbox::open(dir.path()).unwrap());
+    let clock = Clock::manual(START_MS);
+    let notifier = Notifier::new(
+        outbox.clone(),
+        channels(vec![webhook("pager", format!("{}/pager", receiver.base))]),
+        settings(12),
+        clock.clone(),
+    );
+    let emergency = classification(
+        ContractSeverity::Emergency,
+        Route::Now,
+        START_MS + 3_600_000,
+    );
+    let routing = routing(&[], &["pager"], &[]);
+    let id = enqueue(
+        &outbox,
+        &transition("srv-01", AlertState::Firing, START_MS),
+        &emergency,
+        &routing,
+        at(START_MS),
+    )
+    .unwrap()
+    .fingerprint;
+    notifier.run_once().await.unwrap();
+
+    // Two people take it in hand; neither replaces the other, and saying it twice is once.
+    outbox.acknowledge(&id, "ann", START_MS + 60_000).unwrap();
+    outbox.acknowledge(&id, "bob", START_MS + 120_000).unwrap();
+    outbox.acknowledge(&id, "ann", START_MS + 180_000).unwrap();
+    let by: Vec<String> = outbox
+        .acknowledgements(&id)
+        .unwrap()
+        .into_iter()
+        .map(|ack| ack.by)
+        .collect();
+    assert_eq!(by, ["ann", "bob"]);
+    assert_eq!(outbox.acknowledgement(&id).unwrap().unwrap().by, "ann");
+
+    clock.advance(Duration::from_secs(300));
+    notifier.run_once().await.unwrap();
+    let announced: Vec<Value> = receiver
+        .accepted()
+        .iter()
+        .map(Received::json)
+        .filter(|body| body["vigil"]["purpose"] == "acknowledgement")
+        .collect();
+    assert_eq!(announced.len(), 2, "{announced:?}");
+    assert_eq!(announced[0]["vigil"]["acknowledged_by"], "ann");
+    assert_eq!(announced[0]["alerts"][0]["fingerprint"], id.as_str());
+
+    enqueue(
+        &outbox,
+        &transition("srv-01", AlertState::Resolved, START_MS + 600_000),
+        &emergency,
+        &routing,
+        at(START_MS + 600_000),
+    )
+    .unwrap();
+    assert!(outbox.acknowledgements(&id).unwrap().is_empty());
+    let history = outbox.acknowledgement_history(&id).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].0, START_MS);
+    assert_eq!(history[0].1.len(), 2);
 }
 
 #[tokio::test]

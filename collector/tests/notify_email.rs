@@ -158,12 +158,14 @@ fn transition(state: AlertState, ts_ms: i64) -> Transition {
         ts_ms,
         host: "srv-01".into(),
         client: "dental-practice".into(),
-        rule: "filesystem_full_forecast".into(),
+        rule: "FilesystemFullForecast".into(),
         severity: Severity::Critical,
         state,
         summary: "D: on srv-01 full in ~20 h at the current rate".into(),
         labels: Labels::from_pairs([("mountpoint", "D:")]),
         category: None,
+        began_ms: 0,
+        details: Default::default(),
     }
 }
 
@@ -182,6 +184,8 @@ fn classification() -> Classification {
         accepted_risk: None,
         reclassify_at: None,
         reasons: vec![],
+        client_name: None,
+        time_zone: None,
     }
 }
 

@@ -34,6 +34,8 @@ fn transition(host: &str, state: AlertState, ts_ms: i64) -> Transition {
         summary: format!("{host} has not reported for 5 min"),
         labels: Labels::from_pairs([("job", "agent")]),
         category: None,
+        began_ms: 0,
+        details: Default::default(),
     }
 }
 
@@ -52,6 +54,8 @@ fn classification(now_ms: i64) -> Classification {
         accepted_risk: None,
         reclassify_at: None,
         reasons: vec![],
+        client_name: None,
+        time_zone: None,
     }
 }
 

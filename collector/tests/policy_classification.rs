@@ -5,7 +5,6 @@
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 use vigil_collector::policy::{
@@ -102,16 +101,14 @@ fn berlin(text: &str) -> Timestamp {
 }
 
 fn alert(client: &str, host: &str, kind: AlertKind, firing_since: Timestamp) -> AlertFacts {
-    AlertFacts {
-        client: client.to_string(),
-        host: host.to_string(),
-        rule: format!("builtin_{kind}"),
+    AlertFacts::new(
+        client,
+        host,
+        &format!("builtin_{kind}"),
         kind,
-        severity: EngineSeverity::Critical,
-        labels: BTreeMap::new(),
+        EngineSeverity::Critical,
         firing_since,
-        forecast_time_left: None,
-    }
+    )
 }
 
 #[test]
@@ -292,6 +289,7 @@ fn editing_a_policy_leaves_alerts_that_fired_before_classified_by_the_earlier_ve
     let after_edit: Timestamp = "2025-03-02T12:00:00Z".parse().unwrap();
     let new_alert = AlertFacts {
         firing_since: after_edit,
+        condition_since: after_edit,
         ..disk_filling.clone()
     };
     let classified_now = history.classify(&new_alert, after_edit).unwrap();
@@ -436,6 +434,47 @@ fn a_server_silent_for_less_than_five_minutes_is_not_yet_an_emergency_and_says_w
     assert_eq!(later.contract_severity, ContractSeverity::Emergency);
     assert_eq!(later.route, Route::Now);
     assert_eq!(later.reclassify_at, None);
+}
+
+#[test]
+fn lasting_counts_from_when_the_silence_began_not_from_when_the_engine_fired() {
+    let dental = policy(DENTAL);
+    // The last sample came at 10:00; the engine could tell it was silence at 10:04.
+    let silent = AlertFacts {
+        condition_since: berlin("2025-06-11T10:00"),
+        ..alert(
+            "smile-dental",
+            "srv01",
+            AlertKind::HostDown,
+            berlin("2025-06-11T10:04"),
+        )
+    };
+    let fired = classify(&dental, &silent, berlin("2025-06-11T10:04")).unwrap();
+    assert_eq!(fired.contract_severity, ContractSeverity::Critical);
+    assert_eq!(fired.reclassify_at, Some(berlin("2025-06-11T10:05")));
+    let five_minutes = classify(&dental, &silent, berlin("2025-06-11T10:05")).unwrap();
+    assert_eq!(five_minutes.contract_severity, ContractSeverity::Emergency);
+}
+
+#[test]
+fn a_forecast_not_yet_within_the_contracts_window_says_when_it_will_be() {
+    let dental = policy(DENTAL);
+    let at_noon = berlin("2025-06-11T12:00");
+    let filling = AlertFacts {
+        forecast_time_left: Some(Duration::from_secs(30 * 3600)),
+        ..alert("smile-dental", "srv01", AlertKind::DiskFull, at_noon)
+    };
+    let now = classify(&dental, &filling, at_noon).unwrap();
+    assert_eq!(now.contract_severity, ContractSeverity::Critical);
+    assert_eq!(now.reclassify_at, Some(berlin("2025-06-11T18:00")));
+    // Six hours later the same forecast, shrunk at its rate, is within a day.
+    let later = AlertFacts {
+        forecast_time_left: Some(Duration::from_secs(24 * 3600)),
+        ..filling
+    };
+    let then = classify(&dental, &later, berlin("2025-06-11T18:00")).unwrap();
+    assert_eq!(then.contract_severity, ContractSeverity::Emergency);
+    assert_eq!(then.rule.as_deref(), Some("server disk full within a day"));
 }
 
 #[test]

@@ -8,7 +8,7 @@
 //! collector evaluates it on the wall clock.
 
 use crate::alert::engine::{AlertState, Engine, SeriesId, Transition};
-use crate::alert::rule::{FailureKind, RuleSet};
+use crate::alert::rule::RuleSet;
 use crate::openmetrics::{self, OmError};
 use serde::Serialize;
 use std::io::Write;
@@ -135,10 +135,11 @@ fn write_lines(transitions: &[Transition], out: &mut impl Write) -> std::io::Res
             state: transition.state,
             summary: &transition.summary,
             labels: &transition.labels,
-            // Saturation is not one of the failure kinds a scenario can name.
+            // Only the failure kinds a scenario can name; the scorer matches the others by
+            // their words.
             kind: transition
                 .category
-                .filter(|&c| c != FailureKind::Saturation)
+                .filter(|&c| c.is_scored_failure())
                 .map(|c| c.as_str()),
         };
         serde_json::to_writer(&mut *out, &line)?;

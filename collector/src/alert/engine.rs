@@ -8,7 +8,7 @@
 //! samples being replayed. Its whole state is a serde [`Snapshot`], so a collector restart
 //! loses no pending time and repeats no alert.
 
-use crate::alert::kinds::{self, silence::Reporting, KindState, Verdict};
+use crate::alert::kinds::{self, silence::Reporting, AlertDetails, KindState, Verdict};
 use crate::alert::lifecycle::{Change, Condition, Lifecycle, Phase};
 use crate::alert::rule::{FailureKind, Rule, RuleKind, RuleSet, Severity};
 use crate::alert::summary;
@@ -65,6 +65,13 @@ pub struct Transition {
     /// The labels that tell this instance apart (mountpoint, device, service …).
     pub labels: Labels,
     pub category: Option<FailureKind>,
+    /// When the condition began (ms since the epoch): a contract's `lasting` counts from
+    /// here. Transitions saved before it existed read 0, meaning "when it fired".
+    #[serde(default)]
+    pub began_ms: i64,
+    /// The numbers behind the condition (value and level, forecast); empty on a resolve.
+    #[serde(default)]
+    pub details: AlertDetails,
 }
 
 /// An alert instance that is pending or firing, for listings.
@@ -643,11 +650,18 @@ impl Engine {
         let rule = &self.rules.rules[self.instances[instance].key.rule];
         let condition = verdict.map(|verdict| self.condition(instance, rule, verdict));
         let clear_for_ms = rule.clear_for.as_millis() as i64;
+        let began_before = self.instances[instance].life.began_ms();
         let change = self.instances[instance]
             .life
             .step(now_ms, condition.as_ref(), clear_for_ms);
         if let Some(change) = change {
-            out.push(self.transition(instance, now_ms, change));
+            let began_ms = self.instances[instance]
+                .life
+                .began_ms()
+                .or(began_before)
+                .unwrap_or(now_ms);
+            let details = condition.map(|c| c.details).unwrap_or_default();
+            out.push(self.transition(instance, now_ms, change, began_ms, details));
         }
     }
 
@@ -672,10 +686,19 @@ impl Engine {
             pending_for_ms: verdict
                 .pending_for_ms
                 .unwrap_or(rule.pending_for.as_millis() as i64),
+            details: verdict.details,
+            began_ms: verdict.began_ms,
         }
     }
 
-    fn transition(&self, instance: usize, now_ms: i64, change: Change) -> Transition {
+    fn transition(
+        &self,
+        instance: usize,
+        now_ms: i64,
+        change: Change,
+        began_ms: i64,
+        details: AlertDetails,
+    ) -> Transition {
         let inst = &self.instances[instance];
         let rule = &self.rules.rules[inst.key.rule];
         let (state, severity, summary) = match change {
@@ -694,6 +717,8 @@ impl Engine {
             summary,
             labels: inst.key.labels.clone(),
             category: rule.category,
+            began_ms,
+            details,
         }
     }
 
@@ -728,6 +753,20 @@ impl Engine {
         match self.instance_ids.get(&key) {
             Some(&instance) => self.instances[instance].life.acknowledge(by, now_ms),
             None => false,
+        }
+    }
+
+    /// The summary of the firing alert of `rule` on `host` with `labels` as it reads now (a
+    /// silence's length, a forecast's time left move on after the alert fired).
+    pub fn firing_summary(&self, rule: &str, host: &str, labels: &Labels) -> Option<String> {
+        let key = InstanceKey {
+            rule: self.rules.position(rule)?,
+            host: host.to_owned(),
+            labels: labels.clone(),
+        };
+        match &self.instances[*self.instance_ids.get(&key)?].life.phase {
+            Phase::Firing { summary, .. } => Some(summary.clone()),
+            _ => None,
         }
     }
 

@@ -6,6 +6,7 @@
 //! doubled for each such recent resolve (up to 8×), so a condition that comes and goes
 //! keeps one alert open instead of paging on every swing.
 
+use crate::alert::kinds::AlertDetails;
 use crate::alert::rule::Severity;
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,10 @@ pub struct Condition {
     pub summary: String,
     /// How long the condition must hold before the alert fires.
     pub pending_for_ms: i64,
+    /// The numbers behind it.
+    pub details: AlertDetails,
+    /// When it began, if before it was first seen (see [`crate::alert::kinds::Verdict`]).
+    pub began_ms: Option<i64>,
 }
 
 /// Who acknowledged a firing alert, and when.
@@ -35,6 +40,10 @@ pub enum Phase {
     },
     Firing {
         since_ms: i64,
+        /// When the condition began: the pending period's start, or earlier when the kind
+        /// knows better (a silence began at the last sample). Older snapshots lack it.
+        #[serde(default)]
+        began_ms: Option<i64>,
         severity: Severity,
         summary: String,
         /// When the condition was last seen clear while firing, if it still is.
@@ -66,6 +75,17 @@ pub struct Lifecycle {
 impl Lifecycle {
     pub fn is_firing(&self) -> bool {
         matches!(self.phase, Phase::Firing { .. })
+    }
+
+    /// When the condition of a pending or firing alert began.
+    pub fn began_ms(&self) -> Option<i64> {
+        match &self.phase {
+            Phase::Inactive => None,
+            Phase::Pending { since_ms } => Some(*since_ms),
+            Phase::Firing {
+                since_ms, began_ms, ..
+            } => Some(began_ms.unwrap_or(*since_ms)),
+        }
     }
 
     pub fn firing_severity(&self) -> Option<Severity> {
@@ -148,8 +168,12 @@ impl Lifecycle {
         if now_ms - since_ms < condition.pending_for_ms {
             return None;
         }
+        let began_ms = condition
+            .began_ms
+            .map_or(since_ms, |began| began.min(since_ms));
         self.phase = Phase::Firing {
             since_ms: now_ms,
+            began_ms: Some(began_ms),
             severity: condition.severity,
             summary: condition.summary.clone(),
             clear_since_ms: None,
@@ -199,6 +223,8 @@ mod tests {
             severity,
             summary: "something".into(),
             pending_for_ms,
+            details: AlertDetails::default(),
+            began_ms: None,
         }
     }
 

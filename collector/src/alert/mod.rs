@@ -14,6 +14,7 @@
 //!
 //! Modules, in reading order:
 //! - [`rule`] — rules as data: kinds, signals, severities.
+//! - [`catalog`] — the vocabulary: metrics, kinds, rule names, docs/METRICS.md.
 //! - [`pack`] — the built-in rules and the metric catalog.
 //! - [`config`] — the rules file: tune, disable, add; errors with file and line.
 //! - [`engine`] — series binding, instances, evaluation, snapshot.
@@ -26,6 +27,7 @@
 //! - [`backtest`] — `vigil-collector backtest`: replay a trace, print JSON Lines.
 
 pub mod backtest;
+pub mod catalog;
 pub mod config;
 pub mod engine;
 pub mod forecast;
@@ -39,4 +41,5 @@ pub mod trend;
 
 pub use config::{load_rules, parse_rules};
 pub use engine::{AlertState, Engine, EngineSettings, OpenAlert, SeriesId, Snapshot, Transition};
+pub use kinds::{AlertDetails, ForecastDetails};
 pub use rule::{FailureKind, Rule, RuleKind, RuleSet, Severity};

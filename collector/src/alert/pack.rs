@@ -29,9 +29,8 @@ fn days(n: u64) -> Duration {
 pub const WARN_HORIZON: Duration = Duration::from_secs(7 * DAY);
 pub const CRITICAL_HORIZON: Duration = Duration::from_secs(2 * DAY);
 
-/// Every metric name an agent reports: the catalog of DESIGN.md, then the agent's metrics
-/// beyond it (pending reboot and updates, log watch, the spool's losses). Rules naming
-/// anything else are refused.
+/// Every metric name an agent reports (documented in [`crate::alert::catalog::METRICS`] and
+/// docs/METRICS.md). Rules naming anything else are refused.
 pub const METRIC_CATALOG: &[&str] = &[
     "system_cpu_utilization_ratio",
     "system_load_average_1m",
@@ -323,7 +322,7 @@ pub fn builtin_rules() -> Vec<Rule> {
         },
         Rule {
             name: "RebootPending".into(),
-            category: None,
+            category: Some(FailureKind::PendingRestart),
             summary: "{host} has waited {for} for a restart to finish installing updates; \
                       schedule a reboot"
                 .into(),
@@ -340,7 +339,7 @@ pub fn builtin_rules() -> Vec<Rule> {
         },
         Rule {
             name: "LogPatternSeen".into(),
-            category: None,
+            category: Some(FailureKind::LogPattern),
             summary: "log {log} on {host}: lines matching {pattern}, {changes}; read the log \
                       around them"
                 .into(),
@@ -356,7 +355,7 @@ pub fn builtin_rules() -> Vec<Rule> {
         },
         Rule {
             name: "SpoolDroppedBatches".into(),
-            category: None,
+            category: Some(FailureKind::AgentHealth),
             summary: "the agent on {host} threw away measurements because its spool was full \
                       ({changes}); the collector was out of reach too long: check the \
                       connection, or raise [spool] max_size_mib in agent.toml"

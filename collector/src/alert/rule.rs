@@ -42,22 +42,38 @@ impl fmt::Display for Severity {
     }
 }
 
-/// The failure an alert warns of, in the words reports and scorers use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What kind of trouble an alert is about: the one vocabulary the engine's rules, client
+/// contracts (`kinds = [...]`), maintenance windows, messages, reports and the backtest share.
+/// Every built-in rule has one; `docs/METRICS.md` lists them with their rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
+    /// A filesystem is full or forecast to fill.
     DiskFull,
+    /// Memory is exhausted or trending that way.
     MemoryExhaustion,
+    /// SMART reports a failing or degrading disk, or an SSD wearing out.
     SmartFailure,
+    /// A temperature is too high or creeping up.
     Overheating,
+    /// A backup job has not succeeded for too long.
     BackupStale,
+    /// The host stopped reporting.
     HostDown,
+    /// A watched service is not running, or keeps restarting.
     ServiceDown,
+    /// CPU, load or I/O saturated for a sustained time.
     Saturation,
+    /// Updates wait for a restart that has not happened.
+    PendingRestart,
+    /// A watched log file has lines matching a pattern.
+    LogPattern,
+    /// The agent itself is in trouble (it threw measurements away, a series stopped).
+    AgentHealth,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 8] = [
+    pub const ALL: [FailureKind; 11] = [
         FailureKind::DiskFull,
         FailureKind::MemoryExhaustion,
         FailureKind::SmartFailure,
@@ -66,8 +82,12 @@ impl FailureKind {
         FailureKind::HostDown,
         FailureKind::ServiceDown,
         FailureKind::Saturation,
+        FailureKind::PendingRestart,
+        FailureKind::LogPattern,
+        FailureKind::AgentHealth,
     ];
 
+    /// The name written in rules files, policy files, messages and the backtest.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::DiskFull => "disk_full",
@@ -78,11 +98,63 @@ impl FailureKind {
             FailureKind::HostDown => "host_down",
             FailureKind::ServiceDown => "service_down",
             FailureKind::Saturation => "saturation",
+            FailureKind::PendingRestart => "pending_restart",
+            FailureKind::LogPattern => "log_pattern",
+            FailureKind::AgentHealth => "agent_health",
+        }
+    }
+
+    /// What the kind means, for docs/METRICS.md.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            FailureKind::DiskFull => "a filesystem is full or forecast to fill",
+            FailureKind::MemoryExhaustion => "memory is exhausted or trending that way",
+            FailureKind::SmartFailure => {
+                "SMART reports a failing or degrading disk, or an SSD wearing out"
+            }
+            FailureKind::Overheating => "a temperature is too high or creeping up",
+            FailureKind::BackupStale => "a backup job has not succeeded for too long",
+            FailureKind::HostDown => "the host stopped reporting",
+            FailureKind::ServiceDown => "a watched service is not running, or keeps restarting",
+            FailureKind::Saturation => "CPU, load or I/O saturated for a sustained time",
+            FailureKind::PendingRestart => "updates wait for a restart that has not happened",
+            FailureKind::LogPattern => "a watched log file has lines matching a pattern",
+            FailureKind::AgentHealth => {
+                "the agent itself is in trouble (it threw measurements away)"
+            }
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Reads a name as written in a policy or rules file.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::parse(name)
+    }
+
+    /// Every name, for messages that list the choices.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+
+    /// Whether this is one of the failures the scenario scorer knows (the backtest names
+    /// only those; the others are left for its keyword matching).
+    pub fn is_scored_failure(self) -> bool {
+        !matches!(
+            self,
+            FailureKind::Saturation
+                | FailureKind::PendingRestart
+                | FailureKind::LogPattern
+                | FailureKind::AgentHealth
+        )
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -6,6 +6,13 @@
 //! open-alert record that lets the resolve follow the firing and an emergency escalate. When
 //! it returns `Ok`, the deliveries are on disk. Calling it again with the same transition
 //! writes nothing new: each delivery's key is derived from the transition and the channel.
+//!
+//! A contract can change an open alert's severity without the engine saying anything new
+//! (a `lasting` condition met, a forecast come closer, a maintenance window ended):
+//! [`enqueue_decision()`] then sends the new severity as a message of its own, dated by
+//! the instant the decision changed, in the same thread (same fingerprint), and the
+//! escalation starts again from the new response time. The same decision enqueued twice
+//! still writes nothing new.
 
 use super::config::ChannelRouting;
 use super::message::{fingerprint, AlertMessage, Delivery};
@@ -38,6 +45,28 @@ pub fn enqueue(
     routing: &ChannelRouting,
     now: Timestamp,
 ) -> Result<Enqueued, NotifyError> {
+    enqueue_decision(
+        outbox,
+        transition,
+        classification,
+        routing,
+        now,
+        transition.ts_ms,
+    )
+}
+
+/// Like [`enqueue()`], for a transition classified again at `decided_at_ms` (a waiting
+/// alert looked at again). When the contract severity differs from what the alert's
+/// channels last heard, the new severity goes out as a message dated `decided_at_ms`;
+/// when it does not, nothing new is written.
+pub fn enqueue_decision(
+    outbox: &Outbox,
+    transition: &Transition,
+    classification: &Classification,
+    routing: &ChannelRouting,
+    now: Timestamp,
+    decided_at_ms: i64,
+) -> Result<Enqueued, NotifyError> {
     let now_ms = now.as_millisecond();
     let labels: BTreeMap<String, String> = transition
         .labels
@@ -55,11 +84,27 @@ pub fn enqueue(
     let starts_at_ms = previous
         .as_ref()
         .map_or(transition.ts_ms, |record| record.alert.starts_at_ms);
-    let message = AlertMessage::from_transition(transition, classification, starts_at_ms);
+    let mut message = AlertMessage::from_transition(transition, classification, starts_at_ms);
+    let severity_changed = previous
+        .as_ref()
+        .is_some_and(|record| record.alert.contract_severity != message.contract_severity);
 
     match transition.state {
         AlertState::Firing => {
             let plan = plan_firing(classification, routing);
+            if decided_at_ms != transition.ts_ms && previous.is_some() {
+                if !severity_changed {
+                    // Looked at again, and the channels already heard this severity.
+                    return Ok(Enqueued {
+                        fingerprint,
+                        plan,
+                        keys: Vec::new(),
+                    });
+                }
+                // A new message in the same thread, dated by the change.
+                message.at_ms = decided_at_ms;
+                message.age_forecast(decided_at_ms - transition.ts_ms);
+            }
             let keys = write_plan(outbox, &plan, &message, now_ms)?;
             let mut record = previous.unwrap_or_else(|| OpenAlertRecord {
                 alert: message.clone(),
@@ -80,6 +125,12 @@ pub fn enqueue(
                     if let Some(escalation) = escalation {
                         record.escalate_at_ms = Some(escalation.at_ms);
                         record.escalation_channels = escalation.channels.clone();
+                    } else if severity_changed {
+                        // Lowered below an emergency: nothing left to escalate.
+                        record.escalate_at_ms = None;
+                    }
+                    if severity_changed {
+                        record.escalated = false;
                     }
                 }
                 Plan::Digest { channels, at_ms } => {

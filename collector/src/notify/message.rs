@@ -7,7 +7,7 @@
 //! good — PagerDuty's `dedup_key`, Alertmanager's identity, the email thread, the id
 //! technicians acknowledge.
 
-use crate::alert::{AlertState, Transition};
+use crate::alert::{AlertState, ForecastDetails, Transition};
 use crate::policy::Classification;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ pub struct AlertMessage {
     pub status: AlertStatus,
     pub client: String,
     pub host: String,
-    /// The engine's rule, e.g. `filesystem_full_forecast`.
+    /// The engine's rule, e.g. `FilesystemFullForecast`.
     pub rule: String,
     /// The labels that tell the instance apart (mountpoint, device, service…).
     pub labels: BTreeMap<String, String>,
@@ -64,9 +64,105 @@ pub struct AlertMessage {
     /// Why the contract classified it so, one sentence per step.
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// What a person needs beyond the alert's identity: the client's name and time zone,
+    /// when the condition began, the forecast.
+    #[serde(default)]
+    pub context: MessageContext,
+}
+
+/// The parts of a message that are for people rather than for matching.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MessageContext {
+    /// The client's name as its contract gives it (`display_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// The client's time zone (IANA name); times are shown in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// When the condition began (ms since the epoch), which may be before it fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub began_ms: Option<i64>,
+    /// The forecast as of the message's `at_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastDetails>,
+    /// What kind of trouble it is (`host_down`, `log_pattern`, …), as contracts name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// A length of time as a technician reads it: `2 d 3 h`, `5 h 20 min`, `45 min`.
+pub fn days_hours(ms: i64) -> String {
+    let minutes = ms.max(0) / 60_000;
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours) {
+        (0, 0) => format!("{minutes} min"),
+        (0, _) if minutes == 0 => format!("{hours} h"),
+        (0, _) => format!("{hours} h {minutes} min"),
+        (_, 0) => format!("{days} d"),
+        _ => format!("{days} d {hours} h"),
+    }
 }
 
 impl AlertMessage {
+    /// The client as people know it: `Smile Dental Care (smile-dental)`, or the id alone.
+    pub fn client_shown(&self) -> String {
+        match &self.context.client_name {
+            Some(name) if name != &self.client => format!("{name} ({})", self.client),
+            _ => self.client.clone(),
+        }
+    }
+
+    /// An instant on the client's clock, e.g. `2026-12-01 10:05 CET`; UTC without a zone.
+    pub fn local_time(&self, ms: i64) -> String {
+        let Ok(at) = Timestamp::from_millisecond(ms) else {
+            return rfc3339(ms);
+        };
+        let zone = self
+            .context
+            .time_zone
+            .as_deref()
+            .and_then(|name| jiff::tz::TimeZone::get(name).ok())
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        at.to_zoned_datetime(zone)
+            .strftime("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+
+    /// The forecast in words: `full in ~2 d 3 h at the current rate, 90 % interval
+    /// 1 d 20 h – 2 d 9 h` (the interval of the trend's slope).
+    pub fn forecast_text(&self) -> Option<String> {
+        let forecast = self.context.forecast?;
+        // An interval whose slow end does not reach the limit has no upper bound.
+        let latest = if forecast.latest_ms > 10 * 365 * 86_400_000 {
+            "later".to_string()
+        } else {
+            days_hours(forecast.latest_ms)
+        };
+        Some(format!(
+            "full in ~{} at the current rate, 90 % interval {} – {latest}",
+            days_hours(forecast.time_left_ms),
+            days_hours(forecast.soonest_ms)
+        ))
+    }
+
+    /// For a resolve: how long the condition lasted, from its beginning to the resolve.
+    pub fn lasted_text(&self) -> Option<String> {
+        let ends = self.ends_at_ms?;
+        let began = self.context.began_ms.unwrap_or(self.starts_at_ms);
+        Some(format!("lasted {}", days_hours(ends - began)))
+    }
+
+    /// Moves the forecast on by `elapsed_ms` at its rate (a message sent later than the
+    /// transition it carries).
+    pub fn age_forecast(&mut self, elapsed_ms: i64) {
+        if let Some(forecast) = &mut self.context.forecast {
+            let elapsed_ms = elapsed_ms.max(0);
+            forecast.time_left_ms = (forecast.time_left_ms - elapsed_ms).max(0);
+            forecast.soonest_ms = (forecast.soonest_ms - elapsed_ms).max(0);
+            forecast.latest_ms = forecast.latest_ms.saturating_sub(elapsed_ms).max(0);
+        }
+    }
+
     /// How an acknowledgement (or none yet) at `at_ms` stands against the contract's
     /// response time: "within the response time (due …)" or "… past the response time".
     pub fn response_standing(&self, at_ms: i64) -> String {
@@ -124,6 +220,13 @@ impl AlertMessage {
             policy_version: classification.policy_version.version,
             policy_digest: classification.policy_version.digest.clone(),
             reasons: classification.reasons.clone(),
+            context: MessageContext {
+                client_name: classification.client_name.clone(),
+                time_zone: classification.time_zone.clone(),
+                began_ms: (transition.began_ms > 0).then_some(transition.began_ms),
+                forecast: transition.details.forecast,
+                kind: transition.category.map(|kind| kind.as_str().to_string()),
+            },
         }
     }
 
@@ -191,6 +294,8 @@ pub enum Purpose {
     Digest { client: String, at_ms: i64 },
     /// An emergency nobody acknowledged within its response time.
     Escalation,
+    /// Someone took the alert in hand: told to the channels that heard of it.
+    Acknowledged { by: String, at_ms: i64 },
     /// `vigil-collector notify test`.
     Test,
 }
@@ -302,6 +407,7 @@ mod tests {
             policy_version: 1,
             policy_digest: "sha256:00".into(),
             reasons: Vec::new(),
+            context: MessageContext::default(),
         };
         message.response_due_ms = Some(1_700_000_000_000);
         assert!(message
@@ -314,6 +420,39 @@ mod tests {
         assert_eq!(
             message.response_standing(0),
             "no response time in the contract"
+        );
+    }
+
+    #[test]
+    fn a_forecast_reads_in_days_and_hours_with_its_interval_and_a_resolve_says_how_long() {
+        let mut message = crate::notify::test_alert::sample_alert(1_700_000_000_000);
+        message.context.forecast = Some(ForecastDetails {
+            time_left_ms: (2 * 24 + 3) * 3_600_000,
+            soonest_ms: (24 + 20) * 3_600_000,
+            latest_ms: (2 * 24 + 9) * 3_600_000,
+        });
+        assert_eq!(
+            message.forecast_text().unwrap(),
+            "full in ~2 d 3 h at the current rate, 90 % interval 1 d 20 h – 2 d 9 h"
+        );
+        message.age_forecast(3 * 3_600_000);
+        assert!(message
+            .forecast_text()
+            .unwrap()
+            .starts_with("full in ~2 d at"));
+        message.context.began_ms = Some(1_700_000_000_000 - 5 * 60_000);
+        message.ends_at_ms = Some(1_700_000_000_000 + 3_600_000);
+        assert_eq!(message.lasted_text().unwrap(), "lasted 1 h 5 min");
+        message.context.time_zone = Some("Europe/Berlin".into());
+        // 2023-11-14 22:13:20 UTC is 23:13 in Berlin.
+        assert_eq!(
+            message.local_time(1_700_000_000_000),
+            "2023-11-14 23:13 CET"
+        );
+        message.context.client_name = Some("Smile Dental Care".into());
+        assert_eq!(
+            message.client_shown(),
+            "Smile Dental Care (dental-practice)"
         );
     }
 

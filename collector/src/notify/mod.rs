@@ -3,13 +3,16 @@
 //!
 //! The alert pipeline hands each [`Transition`](crate::alert::Transition), with its
 //! [`Classification`](crate::policy::Classification) and the client's [`ChannelRouting`], to
-//! [`enqueue()`]. [`route::plan`] decides — purely, without I/O — which channels hear of it and
+//! [`enqueue()`]. [`route::plan_firing`] decides — purely, without I/O — which channels hear of it and
 //! when (at once, or in the client's next-morning digest); `enqueue` then writes one
 //! [`Delivery`] file per channel into the [`Outbox`] before returning. From there the
 //! [`Notifier`] sends what is due, a bounded number at a time, retrying with exponential
 //! backoff and jitter until the receiver takes it or the attempts run out (then the delivery
 //! moves to `dead/`, visible in `vigil-collector alerts dead-letters`). It also escalates an
-//! emergency that nobody acknowledged within its response time.
+//! emergency that nobody acknowledged within its response time. A contract's changed
+//! severity for an open alert is a message of its own in the alert's thread
+//! ([`enqueue_decision()`]); an acknowledgement is told to the channels that heard of the
+//! alert ([`Outbox::acknowledge`]).
 //!
 //! The promise: a delivery that is in the outbox is delivered at least once, even across
 //! restarts, and every attempt carries the same idempotency key, so a receiver can drop
@@ -36,7 +39,7 @@ pub mod test_alert;
 pub mod worker;
 
 pub use config::{ChannelRouting, NotifySection};
-pub use enqueue::{enqueue, Enqueued};
+pub use enqueue::{enqueue, enqueue_decision, Enqueued};
 pub use message::{AlertMessage, AlertStatus, Delivery, Purpose};
 pub use outbox::Outbox;
 pub use worker::{Clock, Notifier, NotifierSettings};

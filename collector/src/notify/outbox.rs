@@ -6,7 +6,9 @@
 //! outbox/sent/<key>.json      delivered (the newest few hundred, for idempotency and audit)
 //! outbox/dead/<key>.json      given up after the last attempt, or refused for good
 //! outbox/open/<fp>.json       a firing alert: where it went, when it escalates
-//! outbox/open/<fp>.ack.json   who acknowledged it, written by `alerts ack`
+//! outbox/open/<fp>.ack.json   who acknowledged it, written by `alerts ack` (everyone who
+//!                             did, in order; nobody's acknowledgement replaces another's)
+//! outbox/acknowledged/<fp>-<start ms>.json   the acknowledgements of an alert that resolved
 //! ```
 //!
 //! Every write goes to a temporary file that is fsynced and renamed over the target, and the
@@ -61,11 +63,20 @@ pub struct Acknowledgement {
     pub at_ms: i64,
 }
 
+/// An acknowledgement file: every acknowledgement in order (files of earlier versions hold
+/// one).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AcknowledgementFile {
+    Many(Vec<Acknowledgement>),
+    One(Acknowledgement),
+}
+
 impl Outbox {
     /// Opens (creating if needed) `<data_dir>/outbox`.
     pub fn open(data_dir: &Path) -> Result<Self, NotifyError> {
         let dir = data_dir.join("outbox");
-        for sub in ["pending", "sent", "dead", "open"] {
+        for sub in ["pending", "sent", "dead", "open", "acknowledged"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(|source| NotifyError::Io {
                 action: "creating",
@@ -260,10 +271,52 @@ impl Outbox {
         write_json(&self.open_path(&record.alert.fingerprint, ""), record)
     }
 
-    /// Forgets a resolved alert and its acknowledgement.
+    /// Forgets a resolved alert; its acknowledgements move to `acknowledged/`, kept with
+    /// the alert's history.
     pub fn remove_open_alert(&self, fingerprint: &str) -> Result<(), NotifyError> {
+        let acknowledgements = self.acknowledgements(fingerprint)?;
+        if !acknowledgements.is_empty() {
+            let starts_at_ms = self
+                .open_alert(fingerprint)?
+                .map_or(0, |record| record.alert.starts_at_ms);
+            write_json(
+                &self.history_path(fingerprint, starts_at_ms),
+                &acknowledgements,
+            )?;
+        }
         remove_if_present(&self.open_path(fingerprint, ".ack"))?;
         remove_if_present(&self.open_path(fingerprint, ""))
+    }
+
+    /// The acknowledgements of the episodes of `fingerprint` that resolved, by the instant
+    /// each began, oldest first.
+    pub fn acknowledgement_history(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Vec<(i64, Vec<Acknowledgement>)>, NotifyError> {
+        let dir = self.dir.join("acknowledged");
+        let prefix = format!("{}-", safe_name(fingerprint));
+        let entries = std::fs::read_dir(&dir).map_err(|source| NotifyError::Io {
+            action: "listing",
+            path: dir.clone(),
+            source,
+        })?;
+        let mut history = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(starts) = name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".json"))
+                .and_then(|starts| starts.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if let Some(acknowledgements) = read_json(&entry.path())? {
+                history.push((starts, acknowledgements));
+            }
+        }
+        history.sort_by_key(|(starts, _)| *starts);
+        Ok(history)
     }
 
     /// Every open alert with its acknowledgement, if any.
@@ -281,15 +334,28 @@ impl Outbox {
         Ok(alerts)
     }
 
+    /// The first acknowledgement of an open alert: who took it in hand.
     pub fn acknowledgement(
         &self,
         fingerprint: &str,
     ) -> Result<Option<Acknowledgement>, NotifyError> {
-        read_json(&self.open_path(fingerprint, ".ack"))
+        Ok(self.acknowledgements(fingerprint)?.into_iter().next())
     }
 
-    /// Records that `by` acknowledged the open alert `fingerprint` at `at_ms`. An
-    /// acknowledged emergency does not escalate.
+    /// Every acknowledgement of an open alert, in order.
+    pub fn acknowledgements(&self, fingerprint: &str) -> Result<Vec<Acknowledgement>, NotifyError> {
+        Ok(
+            match read_json::<AcknowledgementFile>(&self.open_path(fingerprint, ".ack"))? {
+                None => Vec::new(),
+                Some(AcknowledgementFile::Many(all)) => all,
+                Some(AcknowledgementFile::One(one)) => vec![one],
+            },
+        )
+    }
+
+    /// Records that `by` acknowledged the open alert `fingerprint` at `at_ms`, after anyone
+    /// who did before, and tells the channels that heard of the alert. An acknowledged
+    /// emergency does not escalate. The same person acknowledging again changes nothing.
     pub fn acknowledge(
         &self,
         fingerprint: &str,
@@ -301,14 +367,46 @@ impl Outbox {
             .ok_or_else(|| NotifyError::NotOpen {
                 id: fingerprint.to_string(),
             })?;
-        write_json(
-            &self.open_path(fingerprint, ".ack"),
-            &Acknowledgement {
+        let mut acknowledgements = self.acknowledgements(fingerprint)?;
+        if acknowledgements.iter().any(|earlier| earlier.by == by) {
+            return Ok(record);
+        }
+        acknowledgements.push(Acknowledgement {
+            by: by.to_string(),
+            at_ms,
+        });
+        write_json(&self.open_path(fingerprint, ".ack"), &acknowledgements)?;
+        for channel in &record.channels {
+            let purpose = Purpose::Acknowledged {
                 by: by.to_string(),
                 at_ms,
-            },
-        )?;
+            };
+            let key = Delivery::key_for(
+                "ack",
+                &format!("{fingerprint}\u{0}{by}"),
+                AlertStatus::Firing,
+                at_ms,
+                channel,
+            );
+            self.put_new(&Delivery {
+                key,
+                channel: channel.clone(),
+                purpose,
+                alerts: vec![record.alert.clone()],
+                created_ms: at_ms,
+                attempts: 0,
+                next_attempt_ms: at_ms,
+                last_error: None,
+                finished_ms: None,
+            })?;
+        }
         Ok(record)
+    }
+
+    fn history_path(&self, fingerprint: &str, starts_at_ms: i64) -> PathBuf {
+        self.dir
+            .join("acknowledged")
+            .join(format!("{}-{starts_at_ms}.json", safe_name(fingerprint)))
     }
 
     fn path(&self, sub: &str, key: &str) -> PathBuf {
@@ -316,14 +414,18 @@ impl Outbox {
     }
 
     fn open_path(&self, fingerprint: &str, suffix: &str) -> PathBuf {
-        // Fingerprints are hex, but an id typed on the command line is not to be trusted
-        // as a path.
-        let safe: String = fingerprint
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        self.dir.join("open").join(format!("{safe}{suffix}.json"))
+        self.dir
+            .join("open")
+            .join(format!("{}{suffix}.json", safe_name(fingerprint)))
     }
+}
+
+/// Fingerprints are hex, but an id typed on the command line is not to be trusted as a path.
+fn safe_name(fingerprint: &str) -> String {
+    fingerprint
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
 }
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, NotifyError> {

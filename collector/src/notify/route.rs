@@ -172,6 +172,8 @@ mod tests {
             accepted_risk: None,
             reclassify_at: None,
             reasons: vec![],
+            client_name: None,
+            time_zone: None,
         }
     }
 

@@ -14,13 +14,13 @@ pub fn sample_alert(starts_at_ms: i64) -> AlertMessage {
         fingerprint: fingerprint(
             "dental-practice",
             "srv-01",
-            "filesystem_full_forecast",
+            "FilesystemFullForecast",
             &labels,
         ),
         status: AlertStatus::Firing,
         client: "dental-practice".into(),
         host: "srv-01".into(),
-        rule: "filesystem_full_forecast".into(),
+        rule: "FilesystemFullForecast".into(),
         labels,
         summary: "D: on srv-01 full in ~20 h at the current rate".into(),
         engine_severity: "critical".into(),
@@ -33,6 +33,7 @@ pub fn sample_alert(starts_at_ms: i64) -> AlertMessage {
         policy_version: 3,
         policy_digest: "sha256:5e1f".into(),
         reasons: vec!["host 'srv-01' is a server".into()],
+        context: Default::default(),
     }
 }
 
@@ -57,6 +58,7 @@ pub fn test_message(now_ms: i64) -> AlertMessage {
         policy_version: 0,
         policy_digest: String::new(),
         reasons: vec![],
+        context: Default::default(),
     }
 }
 

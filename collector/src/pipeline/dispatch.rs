@@ -1,11 +1,16 @@
 //! From an alert transition to the outbox: the client's contract classifies it, the
-//! client's routing picks the channels, [`notify::enqueue`] writes the deliveries.
+//! client's routing picks the channels, [`notify::enqueue()`] writes the deliveries.
 //!
 //! Two kinds of transition wait instead of going out at once, and are kept in
 //! [`Deferred`] (saved with the engine's state, so a restart keeps them): a firing held by
 //! a maintenance window, released when the window ends if the alert still fires; and one
 //! whose contract says to look again later (a condition that must last, such as "server
-//! silent for 5 minutes"). A resolve drops what waits for its alert.
+//! silent for 5 minutes", or a forecast that must come closer). A resolve drops what waits
+//! for its alert.
+//!
+//! A waiting alert looked at again may come out with another contract severity than its
+//! channels heard: that is a delivery of its own, in the alert's thread, dated by the
+//! instant the decision changed ([`notify::enqueue_decision()`]).
 
 use super::policies::Policies;
 use crate::alert::{AlertState, Transition};
@@ -94,8 +99,15 @@ impl Dispatch {
         self.send(transition, firing_since_ms, now)
     }
 
-    /// Sends what has waited until `now`, if its alert still fires.
-    pub fn release_due(&mut self, now: Timestamp) -> Result<(), NotifyError> {
+    /// Sends what has waited until `now`, if its alert still fires. `summary_now` gives an
+    /// alert's summary as it reads now, when the engine has one: a message sent after an
+    /// hour's wait says how long the server has been silent, not how long it had been when
+    /// the engine fired.
+    pub fn release_due(
+        &mut self,
+        now: Timestamp,
+        summary_now: impl Fn(&Transition) -> Option<String>,
+    ) -> Result<(), NotifyError> {
         let now_ms = now.as_millisecond();
         let (due, waiting): (Vec<Deferred>, Vec<Deferred>) = std::mem::take(&mut self.deferred)
             .into_iter()
@@ -107,7 +119,11 @@ impl Dispatch {
                 host = %item.transition.host,
                 "classifying a waiting alert again"
             );
-            self.send(&item.transition, item.firing_since_ms, now)?;
+            let mut transition = item.transition.clone();
+            if let Some(summary) = summary_now(&transition) {
+                transition.summary = summary;
+            }
+            self.send_decided(&transition, item.firing_since_ms, now, item.at_ms)?;
         }
         Ok(())
     }
@@ -117,6 +133,17 @@ impl Dispatch {
         transition: &Transition,
         firing_since_ms: i64,
         now: Timestamp,
+    ) -> Result<(), NotifyError> {
+        self.send_decided(transition, firing_since_ms, now, transition.ts_ms)
+    }
+
+    /// Classifies at `now` and enqueues; `decided_at_ms` dates a changed decision.
+    fn send_decided(
+        &mut self,
+        transition: &Transition,
+        firing_since_ms: i64,
+        now: Timestamp,
+        decided_at_ms: i64,
     ) -> Result<(), NotifyError> {
         let classification = self.classify(transition, firing_since_ms, now);
         if transition.state == AlertState::Firing {
@@ -135,7 +162,14 @@ impl Dispatch {
             }
         }
         let routing = self.routing.for_client(&transition.client);
-        let enqueued = notify::enqueue(&self.outbox, transition, &classification, &routing, now)?;
+        let enqueued = notify::enqueue_decision(
+            &self.outbox,
+            transition,
+            &classification,
+            &routing,
+            now,
+            decided_at_ms,
+        )?;
         if let Some(wake) = &self.wake {
             wake.notify_one();
         }
@@ -157,7 +191,7 @@ impl Dispatch {
         firing_since_ms: i64,
         now: Timestamp,
     ) -> Classification {
-        let mut facts = facts_of(transition, firing_since_ms);
+        let mut facts = facts_of(transition, firing_since_ms, now);
         let mut classified = self.policies.classify(&facts, now);
         // An alert that began before the client's first contract version is classified by
         // that first version.
@@ -190,17 +224,24 @@ impl Dispatch {
     }
 }
 
-/// What the policy room needs to know of a transition.
-pub fn facts_of(transition: &Transition, firing_since_ms: i64) -> AlertFacts {
-    let kind = transition
-        .category
-        .and_then(|category| AlertKind::from_name(category.as_str()))
-        .unwrap_or(AlertKind::Saturation);
+/// What the policy room needs to know of a transition, as of `now`: a forecast's time left
+/// has shrunk at the current rate since the transition.
+pub fn facts_of(transition: &Transition, firing_since_ms: i64, now: Timestamp) -> AlertFacts {
+    // Every built-in rule has a kind; a rule added by a rules file without `category` is
+    // about the agent's own measurements as far as a contract can tell.
+    let kind: AlertKind = transition.category.unwrap_or(AlertKind::AgentHealth);
     let severity = match transition.severity {
         crate::alert::rule::Severity::Warning => EngineSeverity::Warning,
         crate::alert::rule::Severity::Critical => EngineSeverity::Critical,
         crate::alert::rule::Severity::Emergency => EngineSeverity::Emergency,
     };
+    // The condition began when the engine says, never after the alert fired.
+    let began_ms = match transition.began_ms {
+        0 => firing_since_ms,
+        began => began.min(firing_since_ms),
+    };
+    let forecast = transition.details.forecast;
+    let aged_ms = (now.as_millisecond() - transition.ts_ms).max(0);
     AlertFacts {
         client: transition.client.clone(),
         host: transition.host.clone(),
@@ -212,9 +253,28 @@ pub fn facts_of(transition: &Transition, firing_since_ms: i64) -> AlertFacts {
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect(),
-        firing_since: Timestamp::from_millisecond(firing_since_ms).unwrap_or(Timestamp::UNIX_EPOCH),
-        forecast_time_left: None,
+        firing_since: at(firing_since_ms),
+        condition_since: at(began_ms),
+        forecast_time_left: forecast.map(|f| millis(f.time_left_ms - aged_ms)),
+        forecast_range: forecast.map(|f| {
+            (
+                millis(f.soonest_ms - aged_ms),
+                millis(f.latest_ms - aged_ms),
+            )
+        }),
+        value: transition.details.value,
+        threshold: transition.details.threshold,
+        // Agents count matches only; the line itself needs a field in the protocol.
+        log_line: None,
     }
+}
+
+fn at(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn millis(ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(ms.max(0) as u64)
 }
 
 /// A classification for an alert no contract can classify: the engine's severity, at once,
@@ -243,6 +303,8 @@ fn without_contract(transition: &Transition, now: Timestamp, why: &str) -> Class
         accepted_risk: None,
         reclassify_at: None,
         reasons: vec![why.to_string()],
+        client_name: None,
+        time_zone: None,
     }
 }
 
@@ -259,4 +321,165 @@ fn key_of(transition: &Transition) -> String {
         transition.rule,
         labels.join(",")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertDetails, Severity};
+    use crate::notify::AlertStatus;
+    use vigil_proto::model::Labels;
+
+    /// The shipped dental contract, and an outbox with on-call, normal and escalation routes.
+    fn dispatch(data: &std::path::Path) -> (Dispatch, Arc<Outbox>) {
+        let source = data.join("source");
+        std::fs::create_dir_all(&source).unwrap();
+        let shipped = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/policies/dental-practice.toml"
+        );
+        std::fs::copy(shipped, source.join("dental-practice.toml")).unwrap();
+        let policies = Arc::new(Policies::open(data, Some(source)));
+        assert!(policies
+            .sync("test", "2026-01-01T00:00:00Z".parse().unwrap())
+            .is_empty());
+        let outbox = Arc::new(Outbox::open(data).unwrap());
+        let routing = RoutingSection {
+            on_call: vec!["pager".into()],
+            normal: vec!["mail".into()],
+            escalation: vec!["boss".into()],
+            ..RoutingSection::default()
+        };
+        (Dispatch::new(outbox.clone(), policies, routing), outbox)
+    }
+
+    fn server_silent(fired_ms: i64, began_ms: i64) -> Transition {
+        Transition {
+            ts_ms: fired_ms,
+            host: "dental-srv01".into(),
+            client: "smile-dental".into(),
+            rule: "HostSilent".into(),
+            severity: Severity::Critical,
+            state: AlertState::Firing,
+            summary: "host dental-srv01 silent".into(),
+            labels: Labels::new(),
+            category: Some(AlertKind::HostDown),
+            began_ms,
+            details: AlertDetails::default(),
+        }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    /// (channel, contract severity, at) of every pending delivery, oldest first.
+    fn pending(outbox: &Outbox) -> Vec<(String, String, i64)> {
+        let mut deliveries: Vec<_> = outbox
+            .pending()
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|d| {
+                (
+                    d.channel,
+                    d.alerts[0].contract_severity.clone(),
+                    d.alerts[0].at_ms,
+                )
+            })
+            .collect();
+        deliveries.sort_by_key(|(_, _, at)| *at);
+        deliveries
+    }
+
+    #[test]
+    fn a_contract_raising_an_open_alert_sends_the_new_severity_once_and_restarts_escalation() {
+        let data = tempfile::tempdir().unwrap();
+        let (mut dispatch, outbox) = dispatch(data.path());
+        // Tuesday 1 December 2026, practice open; the server fell silent at 10:00 and the
+        // engine fired at 10:03.
+        let began = at("2026-12-01T09:00:00Z");
+        let fired = at("2026-12-01T09:03:00Z");
+        let transition = server_silent(fired.as_millisecond(), began.as_millisecond());
+        dispatch.handle(&transition, fired).unwrap();
+        assert_eq!(
+            pending(&outbox),
+            [("mail".into(), "critical".into(), fired.as_millisecond())]
+        );
+        // "Lasting 5m" counts from the silence's start: due at 10:05, not 10:08.
+        assert_eq!(
+            dispatch.deferred()[0].at_ms,
+            at("2026-12-01T09:05:00Z").as_millisecond()
+        );
+
+        let due = at("2026-12-01T09:05:00Z");
+        dispatch.release_due(due, |_| None).unwrap();
+        let sent = pending(&outbox);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(
+            sent[1],
+            ("pager".into(), "emergency".into(), due.as_millisecond())
+        );
+        let fingerprint = &outbox.pending().unwrap().0[0].alerts[0].fingerprint;
+        let record = outbox.open_alert(fingerprint).unwrap().unwrap();
+        assert_eq!(record.alert.contract_severity, "emergency");
+        // Escalation counts from the emergency's own response time (an hour).
+        assert_eq!(
+            record.escalate_at_ms,
+            Some(at("2026-12-01T10:05:00Z").as_millisecond())
+        );
+
+        // The same decision again (a replay after a crash) sends nothing new.
+        dispatch.restore(vec![Deferred {
+            at_ms: due.as_millisecond(),
+            transition: transition.clone(),
+            firing_since_ms: fired.as_millisecond(),
+        }]);
+        dispatch
+            .release_due(at("2026-12-01T09:06:00Z"), |_| None)
+            .unwrap();
+        assert_eq!(pending(&outbox).len(), 2);
+
+        // The resolve goes to every channel that heard of it.
+        let mut resolved = transition.clone();
+        resolved.state = AlertState::Resolved;
+        resolved.ts_ms = at("2026-12-01T09:20:00Z").as_millisecond();
+        dispatch
+            .handle(&resolved, at("2026-12-01T09:20:00Z"))
+            .unwrap();
+        let resolves: Vec<_> = outbox
+            .pending()
+            .unwrap()
+            .0
+            .into_iter()
+            .filter(|d| d.alerts[0].status == AlertStatus::Resolved)
+            .map(|d| d.channel)
+            .collect();
+        assert_eq!(resolves.len(), 2, "{resolves:?}");
+    }
+
+    #[test]
+    fn a_forecast_shrinking_into_the_contracts_window_is_classified_again_when_it_gets_there() {
+        let data = tempfile::tempdir().unwrap();
+        let (mut dispatch, outbox) = dispatch(data.path());
+        let fired = at("2026-12-01T09:00:00Z");
+        let mut transition = server_silent(fired.as_millisecond(), fired.as_millisecond());
+        transition.rule = "FilesystemFullForecast".into();
+        transition.category = Some(AlertKind::DiskFull);
+        transition.labels.insert("mountpoint", "D:");
+        transition.details.forecast = Some(crate::alert::ForecastDetails {
+            time_left_ms: 30 * 3_600_000,
+            soonest_ms: 26 * 3_600_000,
+            latest_ms: 36 * 3_600_000,
+        });
+        dispatch.handle(&transition, fired).unwrap();
+        assert_eq!(pending(&outbox)[0].1, "critical");
+        // 30 h left; the contract's "within 24h" rule matches in 6 h at this rate.
+        let due = at("2026-12-01T15:00:00Z");
+        assert_eq!(dispatch.deferred()[0].at_ms, due.as_millisecond());
+        dispatch.release_due(due, |_| None).unwrap();
+        let sent = pending(&outbox);
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[1].1, "emergency");
+    }
 }

@@ -9,6 +9,7 @@
 use super::dispatch::{Deferred, Dispatch};
 use crate::alert::{Engine, EngineSettings, RuleSet, Snapshot, Transition};
 use crate::ingest::IngestEvent;
+use crate::notify::Clock;
 use crate::store::Store;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ pub struct LiveAlerts {
     store: Store,
     /// Transitions since the last save.
     unsaved: bool,
+    /// What "now" is: the system clock, or a manual one that tests move forward.
+    clock: Clock,
 }
 
 impl LiveAlerts {
@@ -80,7 +83,18 @@ impl LiveAlerts {
             dispatch,
             store,
             unsaved: false,
+            clock: Clock::System,
         }
+    }
+
+    /// Reads the time from `clock` instead of the system clock (the notifier must share it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millisecond(self.clock.now_ms()).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
     /// Runs until `shutdown`: samples as they are stored, the schedule every evaluation
@@ -129,7 +143,7 @@ impl LiveAlerts {
 
     /// Reads changed policy files and hands the contracts' forecast horizons to the engine.
     fn sync_policies(&mut self, author: &str) {
-        for problem in self.dispatch.policies().sync(author, Timestamp::now()) {
+        for problem in self.dispatch.policies().sync(author, self.now()) {
             tracing::error!("{problem}");
         }
         for (client, horizons) in self.dispatch.policies().forecast_horizons() {
@@ -144,7 +158,7 @@ impl LiveAlerts {
     pub fn on_event(&mut self, event: &IngestEvent) {
         match event {
             IngestEvent::Stored { peer, batch } => {
-                let now_ms = Timestamp::now().as_millisecond();
+                let now_ms = self.now().as_millisecond();
                 let mut transitions = Vec::new();
                 for series in &batch.series {
                     let mut labels = series.labels.clone();
@@ -166,7 +180,7 @@ impl LiveAlerts {
                     self.engine.host_goodbye(&peer.host, None);
                 }
                 GoodbyeReason::Reboot => {
-                    let now_ms = Timestamp::now().as_millisecond();
+                    let now_ms = self.now().as_millisecond();
                     self.engine.host_goodbye(&peer.host, Some(now_ms));
                 }
                 GoodbyeReason::ServiceStop | GoodbyeReason::Unspecified => {}
@@ -177,10 +191,14 @@ impl LiveAlerts {
 
     /// One scheduled evaluation: forecasts, silence, staleness; then what waited.
     pub fn evaluate(&mut self) {
-        let now = Timestamp::now();
+        let now = self.now();
         let transitions = self.engine.evaluate(now.as_millisecond());
         self.deliver(&transitions);
-        if let Err(error) = self.dispatch.release_due(now) {
+        let engine = &self.engine;
+        let summary_now = |transition: &Transition| {
+            engine.firing_summary(&transition.rule, &transition.host, &transition.labels)
+        };
+        if let Err(error) = self.dispatch.release_due(now, summary_now) {
             tracing::error!("releasing waiting alerts: {error}");
         }
         self.unsaved = true;
@@ -188,7 +206,7 @@ impl LiveAlerts {
     }
 
     fn deliver(&mut self, transitions: &[Transition]) {
-        let now = Timestamp::now();
+        let now = self.now();
         for transition in transitions {
             if let Err(error) = self.dispatch.handle(transition, now) {
                 // The outbox is on local disk; if it fails, the alert is at least in the log.

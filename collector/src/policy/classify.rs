@@ -33,11 +33,16 @@ pub struct Classification {
     pub rule: Option<String>,
     /// The declined measure that capped the severity, if any: an accepted risk for reports.
     pub accepted_risk: Option<String>,
-    /// When a rule with a `lasting` condition that comes before the deciding one will be met,
-    /// if the alert is still firing then: classify again at that instant.
+    /// When a rule that comes before the deciding one will match by time alone (its
+    /// `lasting` elapsed, or the forecast within its `forecast_within`), if the alert is
+    /// still firing then: classify again at that instant.
     pub reclassify_at: Option<Timestamp>,
     /// Why, one sentence per step.
     pub reasons: Vec<String>,
+    /// The client's name for people (`display_name` in the contract).
+    pub client_name: Option<String>,
+    /// The client's time zone (IANA name), in which messages show times.
+    pub time_zone: Option<String>,
 }
 
 /// Who hears of the alert, and when.
@@ -100,7 +105,7 @@ pub fn classify(
         if !rule.matches_except_duration(facts, role_name) {
             continue;
         }
-        let matches_from = rule.matches_from(facts);
+        let matches_from = rule.matches_from(facts, now);
         if matches_from <= now {
             deciding_rule = Some(rule);
             break;
@@ -226,6 +231,8 @@ pub fn classify(
         accepted_risk,
         reclassify_at,
         reasons,
+        client_name: policy.display_name.clone(),
+        time_zone: calendar.time_zone().iana_name().map(str::to_string),
     })
 }
 

@@ -210,11 +210,12 @@ impl fmt::Display for HostScope {
 pub struct SeverityRule {
     pub name: String,
     pub kinds: Vec<AlertKind>,
-    /// Engine rule names, e.g. `filesystem_full_forecast`.
+    /// Engine rule names, e.g. `FilesystemFullForecast`.
     pub alert_rules: Vec<String>,
     pub scope: HostScope,
     pub min_engine_severity: Option<EngineSeverity>,
-    /// The alert has been firing at least this long.
+    /// The condition has lasted at least this long (counted from when it began, not from
+    /// when the engine fired).
     pub lasting: Option<SignedDuration>,
     /// The forecast says the resource runs out within this long.
     pub forecast_within: Option<Duration>,
@@ -224,7 +225,8 @@ pub struct SeverityRule {
 }
 
 impl SeverityRule {
-    /// Every condition except `lasting`.
+    /// Every condition except `lasting` and `forecast_within`, which time alone can make
+    /// true ([`SeverityRule::matches_from`]).
     pub fn matches_except_duration(&self, facts: &AlertFacts, role: Option<&str>) -> bool {
         (self.kinds.is_empty() || self.kinds.contains(&facts.kind))
             && (self.alert_rules.is_empty() || self.alert_rules.contains(&facts.rule))
@@ -232,27 +234,31 @@ impl SeverityRule {
             && self
                 .min_engine_severity
                 .is_none_or(|minimum| facts.severity >= minimum)
-            && self.forecast_within.is_none_or(|within| {
-                facts
-                    .forecast_time_left
-                    .is_some_and(|time_left| time_left <= within)
-            })
+            && (self.forecast_within.is_none() || facts.forecast_time_left.is_some())
             && self
                 .labels
                 .iter()
                 .all(|(name, value)| facts.labels.get(name) == Some(value))
     }
 
-    /// When the alert will have fired long enough for this rule (its firing time when the
-    /// rule has no `lasting`).
-    pub fn matches_from(&self, facts: &AlertFacts) -> Timestamp {
-        match self.lasting {
+    /// From when time alone makes this rule match, given facts as of `now`: once the
+    /// condition has lasted `lasting`, and once the forecast's time left (shrinking at the
+    /// current rate) is within `forecast_within`. `now` or earlier when both hold already.
+    pub fn matches_from(&self, facts: &AlertFacts, now: Timestamp) -> Timestamp {
+        let lasted = match self.lasting {
             Some(lasting) => facts
-                .firing_since
+                .condition_since
                 .checked_add(lasting)
                 .unwrap_or(Timestamp::MAX),
-            None => facts.firing_since,
-        }
+            None => facts.condition_since,
+        };
+        let forecast_close = match (self.forecast_within, facts.forecast_time_left) {
+            (Some(within), Some(time_left)) if time_left > within => now
+                .checked_add(time_left - within)
+                .unwrap_or(Timestamp::MAX),
+            _ => lasted,
+        };
+        lasted.max(forecast_close)
     }
 }
 

@@ -11,13 +11,13 @@ use std::fmt;
 use std::time::Duration;
 
 /// One firing alert as the engine sees it, handed to [`classify()`](super::classify()).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertFacts {
     /// The client the host belongs to (from its certificate).
     pub client: String,
     /// The host's name (from its certificate).
     pub host: String,
-    /// The engine's rule name, e.g. `filesystem_full_forecast`.
+    /// The engine's rule name, e.g. `FilesystemFullForecast`.
     pub rule: String,
     /// What kind of trouble the rule detects.
     pub kind: AlertKind,
@@ -25,78 +25,67 @@ pub struct AlertFacts {
     pub severity: EngineSeverity,
     /// The alert's labels (`mountpoint`, `service`, `device`, `job`…).
     pub labels: BTreeMap<String, String>,
-    /// When the alert began firing. The contract in force at this instant classifies it, and
-    /// `lasting` conditions count from it.
+    /// When the alert began firing. The contract in force at this instant classifies it.
     pub firing_since: Timestamp,
-    /// For forecasts: how long until the resource runs out at the current rate.
+    /// When the condition began (the last sample of a silent host, the first sample over a
+    /// threshold): `lasting` counts from here, not from when the engine fired.
+    pub condition_since: Timestamp,
+    /// For forecasts: how long until the resource runs out at the current rate, as of the
+    /// instant of classification.
     pub forecast_time_left: Option<Duration>,
+    /// For forecasts: the soonest and latest the resource runs out (the interval around
+    /// the time left), as of the instant of classification.
+    pub forecast_range: Option<(Duration, Duration)>,
+    /// The measured value that made the condition, and the level it crossed, if the rule
+    /// has them.
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    /// The log line that matched, trimmed, with its file: not carried by agents yet (the
+    /// agent counts matches only), so always `None` today.
+    pub log_line: Option<LogLine>,
 }
 
-/// The kinds of trouble the built-in rule pack detects; contracts name them in `kinds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AlertKind {
-    /// The host stopped reporting.
-    HostDown,
-    /// A watched service is not running.
-    ServiceDown,
-    /// A filesystem is full or forecast to fill.
-    DiskFull,
-    /// SMART reports a failing or degrading disk, or an SSD wearing out.
-    SmartFailure,
-    /// Memory is exhausted or trending that way.
-    MemoryExhaustion,
-    /// A temperature is too high or creeping up.
-    Overheating,
-    /// A backup job has not succeeded for too long.
-    BackupStale,
-    /// CPU, load or I/O saturated for a sustained time.
-    Saturation,
-}
-
-impl AlertKind {
-    pub const ALL: [AlertKind; 8] = [
-        AlertKind::HostDown,
-        AlertKind::ServiceDown,
-        AlertKind::DiskFull,
-        AlertKind::SmartFailure,
-        AlertKind::MemoryExhaustion,
-        AlertKind::Overheating,
-        AlertKind::BackupStale,
-        AlertKind::Saturation,
-    ];
-
-    /// The name used in policy files and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::HostDown => "host_down",
-            AlertKind::ServiceDown => "service_down",
-            AlertKind::DiskFull => "disk_full",
-            AlertKind::SmartFailure => "smart_failure",
-            AlertKind::MemoryExhaustion => "memory_exhaustion",
-            AlertKind::Overheating => "overheating",
-            AlertKind::BackupStale => "backup_stale",
-            AlertKind::Saturation => "saturation",
+impl AlertFacts {
+    /// Facts with nothing known beyond the alert itself; the condition began when it fired.
+    pub fn new(
+        client: &str,
+        host: &str,
+        rule: &str,
+        kind: AlertKind,
+        severity: EngineSeverity,
+        firing_since: Timestamp,
+    ) -> Self {
+        Self {
+            client: client.to_string(),
+            host: host.to_string(),
+            rule: rule.to_string(),
+            kind,
+            severity,
+            labels: BTreeMap::new(),
+            firing_since,
+            condition_since: firing_since,
+            forecast_time_left: None,
+            forecast_range: None,
+            value: None,
+            threshold: None,
+            log_line: None,
         }
     }
 
-    /// Reads a name as written in a policy file.
-    pub fn from_name(name: &str) -> Option<AlertKind> {
-        AlertKind::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == name)
-    }
-
-    /// All names, for messages that list the choices.
-    pub fn names() -> String {
-        AlertKind::ALL.map(AlertKind::as_str).join(", ")
+    /// How long the condition has lasted at `now`.
+    pub fn lasted_at(&self, now: Timestamp) -> Duration {
+        Duration::try_from(now.duration_since(self.condition_since)).unwrap_or(Duration::ZERO)
     }
 }
 
-impl fmt::Display for AlertKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// A matched log line and the file it is in.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogLine {
+    pub file: String,
+    pub line: String,
 }
+
+pub type AlertKind = crate::alert::rule::FailureKind;
 
 /// The engine's severity: how bad the measurement is, knowing nothing of the client. The
 /// same three levels, spelt the same, as the alert engine's own.

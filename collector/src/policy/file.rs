@@ -154,7 +154,7 @@ pub struct RuleFile {
     /// Alert kinds (`host_down`, `disk_full`, …). Default: any.
     #[serde(default)]
     pub kinds: Vec<Spanned<String>>,
-    /// Engine rule names, e.g. `"filesystem_full_forecast"`. Default: any.
+    /// Engine rule names, e.g. `"FilesystemFullForecast"`. Default: any.
     #[serde(default)]
     pub alert_rules: Vec<Spanned<String>>,
     /// Roles whose hosts the rule covers. Default: any host (unless `hosts` is given).
@@ -166,7 +166,8 @@ pub struct RuleFile {
     /// The engine's severity must be at least this (`warning`, `critical`, `emergency`).
     #[serde(default)]
     pub min_engine_severity: Option<Spanned<String>>,
-    /// The alert has been firing at least this long, e.g. `"5m"`.
+    /// The condition has lasted at least this long, counted from when it began (a silent
+    /// host's last sample), not from when the engine fired, e.g. `"5m"`.
     #[serde(default)]
     pub lasting: Option<Spanned<String>>,
     /// The forecast says the resource runs out within this long, e.g. `"24h"`.

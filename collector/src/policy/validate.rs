@@ -599,14 +599,41 @@ fn kinds(owner: &str, values: &[Spanned<String>], problems: &mut Problems) -> Ve
             None => problems.at(
                 value.span(),
                 format!(
-                    "{owner}: kind {:?} is not an alert kind; use one of: {}",
+                    "{owner}: kind {:?} is not an alert kind; {}use one of: {}",
                     value.get_ref(),
+                    crate::alert::catalog::did_you_mean(
+                        value.get_ref().trim(),
+                        AlertKind::ALL.map(AlertKind::as_str)
+                    ),
                     AlertKind::names()
                 ),
             ),
         }
     }
     kinds
+}
+
+/// The engine rules a `[[rule]]` names, each checked against the rules that exist.
+fn alert_rules(owner: &str, values: &[Spanned<String>], problems: &mut Problems) -> Vec<String> {
+    let known = crate::alert::catalog::builtin_rule_names();
+    let mut rules = Vec::new();
+    for value in values {
+        let name = value.get_ref().trim();
+        if known.iter().any(|known| known == name) {
+            rules.push(name.to_string());
+        } else {
+            problems.at(
+                value.span(),
+                format!(
+                    "{owner}: alert_rules names {name:?}, which is not a rule; {}the rules are \
+                     listed in docs/METRICS.md (a rule added by a rules file is matched by its \
+                     category in `kinds`)",
+                    crate::alert::catalog::did_you_mean(name, known.iter().map(String::as_str))
+                ),
+            );
+        }
+    }
+    rules
 }
 
 fn positive_duration(
@@ -690,11 +717,7 @@ fn rules(
         });
         let rule = SeverityRule {
             kinds: kinds(&owner, &file.kinds, problems),
-            alert_rules: file
-                .alert_rules
-                .iter()
-                .map(|rule| rule.get_ref().trim().to_string())
-                .collect(),
+            alert_rules: alert_rules(&owner, &file.alert_rules, problems),
             scope: HostScope {
                 hosts: host_patterns(&owner, &file.hosts, problems),
                 roles: role_references(&owner, &file.roles, role_names, problems),

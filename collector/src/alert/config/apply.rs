@@ -106,9 +106,13 @@ pub(super) fn apply(rule: &mut Rule, name: &str, table: &RuleTable, problems: &m
             None => problems.at(
                 value.span(),
                 format!(
-                    "rules.{name}.category = {:?} is not a failure kind; use one of {}",
+                    "rules.{name}.category = {:?} is not an alert kind; {}use one of {}",
                     value.get_ref(),
-                    FailureKind::ALL.map(|k| k.as_str()).join(", ")
+                    crate::alert::catalog::did_you_mean(
+                        value.get_ref(),
+                        FailureKind::ALL.map(FailureKind::as_str)
+                    ),
+                    FailureKind::names()
                 ),
             ),
         }
@@ -512,7 +516,7 @@ fn check_metric(
         .unwrap_or_default();
     problems.at(
         span,
-        format!("{field}: unknown metric {metric:?}; {hint}the agent reports the metrics of the catalog in DESIGN.md"),
+        format!("{field}: unknown metric {metric:?}; {hint}agents report the metrics listed in docs/METRICS.md"),
     );
     false
 }

@@ -110,6 +110,16 @@ const BAD_FILES: &[(&str, &str, &[&str])] = &[
             "rules.toml:3:10",
             "unknown metric \"system_filesytem_usage_bytes\"",
             "did you mean \"system_filesystem_usage_bytes\"",
+            "docs/METRICS.md",
+        ],
+    ),
+    (
+        "an unknown kind",
+        "[rules.CpuSaturated]\ncategory = \"disk-full\"\n",
+        &[
+            "rules.toml:2:12",
+            "\"disk-full\" is not an alert kind",
+            "did you mean \"disk_full\"",
         ],
     ),
     (

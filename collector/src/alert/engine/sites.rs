@@ -144,14 +144,23 @@ impl Engine {
                      or power"
                 ),
                 pending_for_ms: 0,
+                details: verdict.details,
+                began_ms: verdict.began_ms,
             }
         });
+        let began_before = self.instances[instance].life.began_ms();
         let change = self.instances[instance]
             .life
             .step(now_ms, condition.as_ref(), 0);
         if let Some(change) = change {
-            let mut transition = self.transition(instance, now_ms, change);
-            transition.rule = "SiteUnreachable".to_owned();
+            let began_ms = self.instances[instance]
+                .life
+                .began_ms()
+                .or(began_before)
+                .unwrap_or(now_ms);
+            let details = condition.map(|c| c.details).unwrap_or_default();
+            let mut transition = self.transition(instance, now_ms, change, began_ms, details);
+            transition.rule = crate::alert::catalog::SITE_RULE.to_owned();
             out.push(transition);
         }
     }

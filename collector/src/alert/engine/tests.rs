@@ -311,8 +311,11 @@ fn a_silent_host_is_reported_five_minutes_after_a_missed_sample_and_resolved_whe
         "five minutes past the sample that was due"
     );
     assert_eq!(out[0].category, Some(FailureKind::HostDown));
+    // The silence began with the last sample, six minutes before the engine could tell.
+    assert_eq!(out[0].began_ms, 2 * HOUR);
     assert_eq!(out[1].state, AlertState::Resolved);
     assert_eq!(out[1].ts_ms, 6 * HOUR);
+    assert_eq!(out[1].began_ms, 2 * HOUR);
 }
 
 #[test]
@@ -475,6 +478,14 @@ fn a_forecast_pending_at_a_restart_fires_at_the_same_time_as_without_it() {
     let fired = firing(&expected);
     assert_eq!(fired.len(), 1, "{expected:#?}");
     assert_eq!(fired[0].rule, "FilesystemFullForecast");
+    // The forecast travels with the transition: time left within its interval, the value
+    // against the limit, and a condition that began before the engine fired.
+    let forecast = fired[0].details.forecast.expect("forecast details");
+    assert!(forecast.soonest_ms <= forecast.time_left_ms, "{forecast:?}");
+    assert!(forecast.time_left_ms <= forecast.latest_ms, "{forecast:?}");
+    assert!(forecast.time_left_ms > 0 && forecast.time_left_ms < 7 * 24 * HOUR);
+    assert_eq!(fired[0].details.threshold, Some(1.0));
+    assert!(fired[0].began_ms < fired[0].ts_ms);
     let fired_minute = fired[0].ts_ms / MINUTE;
     // Restart while the forecast is pending, half-way between onset and firing.
     let restart = (onset + fired_minute) / 2;

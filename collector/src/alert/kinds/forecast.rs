@@ -150,6 +150,13 @@ pub fn evaluate(
         .with("basis", basis)
         .with("value", summary::value(level, rule.unit));
     verdict.pending_for_ms = Some(pending_for_ms);
+    verdict.details.value = Some(level);
+    verdict.details.threshold = Some(rule.exhausted_at);
+    verdict.details.forecast = Some(crate::alert::kinds::ForecastDetails {
+        time_left_ms: time_left_ms as i64,
+        soonest_ms: (held.soonest_ms - age_ms as f64).max(0.0) as i64,
+        latest_ms: (held.latest_ms - age_ms as f64).max(time_left_ms) as i64,
+    });
     Some(verdict)
 }
 

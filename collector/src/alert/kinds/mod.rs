@@ -24,6 +24,32 @@ pub struct Verdict {
     pub vars: Vec<(&'static str, String)>,
     /// Overrides the rule's pending time (forecasts confirm longer when more time is left).
     pub pending_for_ms: Option<i64>,
+    /// The numbers behind the condition, carried on the transition for contracts.
+    pub details: AlertDetails,
+    /// When the condition began, if before the kind first judged it (a silent host's
+    /// silence began at its last sample, not when it was first found silent).
+    pub began_ms: Option<i64>,
+}
+
+/// The numbers behind a firing condition, as contracts and messages read them: the value
+/// and the level it crossed, or a forecast's time left and its interval.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AlertDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastDetails>,
+}
+
+/// A forecast as of its transition: the time left at the current rate and the interval
+/// around it, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForecastDetails {
+    pub time_left_ms: i64,
+    pub soonest_ms: i64,
+    pub latest_ms: i64,
 }
 
 impl Verdict {
@@ -32,6 +58,8 @@ impl Verdict {
             severity,
             vars: Vec::new(),
             pending_for_ms: None,
+            details: AlertDetails::default(),
+            began_ms: None,
         }
     }
 

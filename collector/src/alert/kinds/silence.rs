@@ -82,15 +82,16 @@ pub fn judge_host(rule: &HostSilent, host: &Reporting, now_ms: i64) -> Option<Ve
         ),
         _ => String::new(),
     };
-    Some(
-        Verdict::new(Severity::Critical)
-            .with(
-                "silent_for",
-                summary::duration((now_ms - host.last_seen_ms) as f64),
-            )
-            .with("last_seen", summary::utc_time(host.last_seen_ms))
-            .with("note", note),
-    )
+    let mut verdict = Verdict::new(Severity::Critical)
+        .with(
+            "silent_for",
+            summary::duration((now_ms - host.last_seen_ms) as f64),
+        )
+        .with("last_seen", summary::utc_time(host.last_seen_ms))
+        .with("note", note);
+    // The silence began with the last sample, not when it became long enough to tell.
+    verdict.began_ms = Some(host.last_seen_ms);
+    Some(verdict)
 }
 
 pub fn judge_series(
@@ -105,7 +106,10 @@ pub fn judge_series(
     if !host.is_alive(now_ms) || silent_for < after {
         return None;
     }
-    Some(Verdict::new(rule.severity).with("silent_for", summary::duration(silent_for as f64)))
+    let mut verdict =
+        Verdict::new(rule.severity).with("silent_for", summary::duration(silent_for as f64));
+    verdict.began_ms = Some(last);
+    Some(verdict)
 }
 
 #[cfg(test)]

@@ -90,11 +90,12 @@ pub fn judge(
             *mildest
         }
     };
-    Some(
-        Verdict::new(severity)
-            .with("value", summary::value(value, rule.unit))
-            .with("threshold", summary::value(level, rule.unit)),
-    )
+    let mut verdict = Verdict::new(severity)
+        .with("value", summary::value(value, rule.unit))
+        .with("threshold", summary::value(level, rule.unit));
+    verdict.details.value = Some(value);
+    verdict.details.threshold = Some(level);
+    Some(verdict)
 }
 
 #[cfg(test)]

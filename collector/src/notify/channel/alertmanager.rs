@@ -98,7 +98,7 @@ mod tests {
             body,
             json!([{
                 "labels": {
-                    "alertname": "filesystem_full_forecast", "client": "dental-practice",
+                    "alertname": "FilesystemFullForecast", "client": "dental-practice",
                     "host": "srv-01", "severity": "emergency", "host_role": "server",
                     "mountpoint": "D:"
                 },

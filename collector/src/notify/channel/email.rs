@@ -10,7 +10,7 @@
 
 use super::{Context, SendError};
 use crate::notify::config::{read_secret, EmailConfig, SmtpSecurity};
-use crate::notify::message::{rfc3339, AlertMessage, AlertStatus, Delivery, Purpose};
+use crate::notify::message::{AlertMessage, AlertStatus, Delivery, Purpose};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -115,6 +115,13 @@ pub fn message_ids(delivery: &Delivery, domain: &str) -> (String, Option<String>
                 ),
             }
         }
+        (Purpose::Acknowledged { at_ms, .. }, Some(alert)) => (
+            format!(
+                "<vigil.{}.{}.ack.{at_ms}@{domain}>",
+                alert.fingerprint, alert.starts_at_ms
+            ),
+            Some(thread_id(alert, domain)),
+        ),
         (Purpose::Escalation, Some(alert)) => (
             format!(
                 "<vigil.{}.{}.escalation@{domain}>",
@@ -154,6 +161,14 @@ pub fn subject(delivery: &Delivery) -> String {
                 if delivery.alerts.len() == 1 { "" } else { "s" }
             )
         }
+        Purpose::Acknowledged { by, .. } => format!(
+            "[acknowledged by {by}] {}",
+            delivery
+                .alerts
+                .first()
+                .map(AlertMessage::title)
+                .unwrap_or_default()
+        ),
         Purpose::Escalation => format!(
             "[ESCALATION, not acknowledged] {}",
             delivery
@@ -176,6 +191,15 @@ pub fn plain_body(delivery: &Delivery) -> String {
     let mut text = String::new();
     if delivery.purpose == Purpose::Escalation {
         text.push_str("Nobody has acknowledged this emergency within its response time.\n\n");
+    }
+    if let (Purpose::Acknowledged { by, at_ms }, Some(alert)) =
+        (&delivery.purpose, delivery.alerts.first())
+    {
+        text.push_str(&format!(
+            "{by} acknowledged this alert at {}, {}.\n\n",
+            alert.local_time(*at_ms),
+            alert.response_standing(*at_ms)
+        ));
     }
     for alert in &delivery.alerts {
         text.push_str(&alert.title());
@@ -220,7 +244,7 @@ pub fn html_body(delivery: &Delivery) -> String {
 fn facts(alert: &AlertMessage) -> Vec<(&'static str, String)> {
     let mut facts = vec![
         ("Status", alert.status.as_str().to_string()),
-        ("Client", alert.client.clone()),
+        ("Client", alert.client_shown()),
         ("Host", alert.host.clone()),
         (
             "Host role",
@@ -228,15 +252,32 @@ fn facts(alert: &AlertMessage) -> Vec<(&'static str, String)> {
         ),
         ("Contract severity", alert.contract_severity.clone()),
         ("Rule", alert.rule.clone()),
-        ("Since", rfc3339(alert.starts_at_ms)),
+        (
+            "Kind",
+            alert.context.kind.clone().unwrap_or_else(|| "none".into()),
+        ),
+        (
+            "Since",
+            alert.local_time(alert.context.began_ms.unwrap_or(alert.starts_at_ms)),
+        ),
     ];
+    if let Some(forecast) = alert.forecast_text() {
+        facts.push(("Forecast", forecast));
+    }
     if let Some(ends) = alert.ends_at_ms {
-        facts.push(("Resolved", rfc3339(ends)));
+        let lasted = alert
+            .lasted_text()
+            .map(|lasted| format!(" ({lasted})"))
+            .unwrap_or_default();
+        facts.push(("Resolved", format!("{}{lasted}", alert.local_time(ends))));
     }
     if let Some(due) = alert.response_due_ms {
         if alert.status == AlertStatus::Firing {
-            facts.push(("Response due", rfc3339(due)));
+            facts.push(("Response due", alert.local_time(due)));
         }
+    }
+    for reason in &alert.reasons {
+        facts.push(("Why", reason.clone()));
     }
     for (name, value) in &alert.labels {
         facts.push(("Label", format!("{name}={value}")));
@@ -321,6 +362,53 @@ mod tests {
         let (_, escalation_parent) =
             message_ids(&delivery(firing, Purpose::Escalation), "msp.example");
         assert_eq!(escalation_parent, Some(first));
+    }
+
+    #[test]
+    fn a_mail_shows_the_client_by_name_its_times_in_the_clients_zone_the_forecast_and_why() {
+        let mut alert = sample_alert(1_700_000_000_000);
+        alert.context.client_name = Some("Smile Dental Care".into());
+        alert.context.time_zone = Some("Europe/Berlin".into());
+        alert.context.forecast = Some(crate::alert::ForecastDetails {
+            time_left_ms: 20 * 3_600_000,
+            soonest_ms: 16 * 3_600_000,
+            latest_ms: 26 * 3_600_000,
+        });
+        let body = plain_body(&delivery(alert.clone(), Purpose::Alert));
+        assert!(
+            body.contains("Client: Smile Dental Care (dental-practice)"),
+            "{body}"
+        );
+        // 2023-11-14 22:13:20 UTC, on the practice's clock.
+        assert!(body.contains("Since: 2023-11-14 23:13 CET"), "{body}");
+        assert!(
+            body.contains(
+                "Forecast: full in ~20 h at the current rate, 90 % interval 16 h – 1 d 2 h"
+            ),
+            "{body}"
+        );
+        assert!(body.contains("Why: host 'srv-01' is a server"), "{body}");
+
+        let mut resolved = alert.clone();
+        resolved.status = AlertStatus::Resolved;
+        resolved.ends_at_ms = Some(1_700_000_000_000 + 90 * 60_000);
+        let body = plain_body(&delivery(resolved, Purpose::Alert));
+        assert!(body.contains("(lasted 1 h 30 min)"), "{body}");
+
+        let acknowledged = delivery(
+            alert,
+            Purpose::Acknowledged {
+                by: "ann".into(),
+                at_ms: 1_700_000_000_000 + 10 * 60_000,
+            },
+        );
+        assert!(subject(&acknowledged).starts_with("[acknowledged by ann] "));
+        assert!(plain_body(&acknowledged).starts_with(
+            "ann acknowledged this alert at 2023-11-14 23:23 CET, within the response time"
+        ));
+        let (id, parent) = message_ids(&acknowledged, "msp.example");
+        assert!(id.contains(".ack."), "{id}");
+        assert!(parent.is_some());
     }
 
     #[test]

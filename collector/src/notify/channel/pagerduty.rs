@@ -95,6 +95,20 @@ pub fn event(alert: &AlertMessage, routing_key: &str, escalation: bool) -> Value
 
 /// The events `delivery` becomes, in order.
 pub fn events(delivery: &Delivery, routing_key: &str) -> Vec<Value> {
+    if let Purpose::Acknowledged { .. } = delivery.purpose {
+        // PagerDuty's own acknowledge on the same incident.
+        return delivery
+            .alerts
+            .iter()
+            .map(|alert| {
+                json!({
+                    "routing_key": routing_key,
+                    "event_action": "acknowledge",
+                    "dedup_key": alert.fingerprint,
+                })
+            })
+            .collect();
+    }
     let escalation = delivery.purpose == Purpose::Escalation;
     let mut events: Vec<Value> = delivery
         .alerts
@@ -131,7 +145,7 @@ mod tests {
                     "summary": "[emergency] srv-01 (dental-practice): D: on srv-01 full in ~20 h at the current rate",
                     "severity": "critical",
                     "source": "srv-01",
-                    "component": "filesystem_full_forecast",
+                    "component": "FilesystemFullForecast",
                     "group": "dental-practice",
                     "class": "emergency",
                     "timestamp": "2023-11-14T22:13:20Z",

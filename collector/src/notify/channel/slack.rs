@@ -30,6 +30,10 @@ pub fn heading(delivery: &Delivery) -> String {
             if delivery.alerts.len() == 1 { "" } else { "s" }
         ),
         Purpose::Escalation => "Escalation: emergency not acknowledged".to_string(),
+        Purpose::Acknowledged { by, .. } => match delivery.alerts.first() {
+            Some(alert) => format!("Acknowledged by {by}: {} on {}", alert.rule, alert.host),
+            None => format!("Acknowledged by {by}"),
+        },
         Purpose::Test => "Vigil test alert (no action needed)".to_string(),
         Purpose::Alert => match delivery.alerts.first() {
             Some(alert) if alert.status == AlertStatus::Resolved => {
@@ -138,7 +142,7 @@ mod tests {
                         {"type": "mrkdwn", "text": "*Response due*\n2023-11-14T23:13:20Z"}
                      ]},
                     {"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
-                        "alert id `{}` · rule `filesystem_full_forecast` · policy dental-practice v3",
+                        "alert id `{}` · rule `FilesystemFullForecast` · policy dental-practice v3",
                         alert.fingerprint
                     )}]}
                 ]

@@ -86,6 +86,9 @@ pub fn alert_labels(alert: &AlertMessage) -> Map<String, Value> {
     labels.insert("client".into(), json!(alert.client));
     labels.insert("host".into(), json!(alert.host));
     labels.insert("severity".into(), json!(alert.contract_severity));
+    if let Some(kind) = &alert.context.kind {
+        labels.insert("kind".into(), json!(kind));
+    }
     if let Some(role) = &alert.host_role {
         labels.insert("host_role".into(), json!(role));
     }
@@ -97,6 +100,15 @@ pub fn alert_annotations(alert: &AlertMessage) -> Map<String, Value> {
     let mut annotations = Map::new();
     annotations.insert("summary".into(), json!(alert.summary));
     annotations.insert("engine_severity".into(), json!(alert.engine_severity));
+    if alert.context.client_name.is_some() {
+        annotations.insert("client_name".into(), json!(alert.client_shown()));
+    }
+    if let Some(forecast) = alert.forecast_text() {
+        annotations.insert("forecast".into(), json!(forecast));
+    }
+    if let Some(lasted) = alert.lasted_text() {
+        annotations.insert("lasted".into(), json!(lasted));
+    }
     if let Some(due) = alert.response_due_ms {
         annotations.insert("response_due".into(), json!(rfc3339(due)));
     }
@@ -112,6 +124,7 @@ fn purpose_name(purpose: &Purpose) -> &'static str {
         Purpose::Alert => "alert",
         Purpose::Digest { .. } => "digest",
         Purpose::Escalation => "escalation",
+        Purpose::Acknowledged { .. } => "acknowledgement",
         Purpose::Test => "test",
     }
 }
@@ -158,6 +171,14 @@ pub fn payload(delivery: &Delivery, receiver: &str, external_url: Option<&str>) 
         common
     };
     let client = delivery.client();
+    let mut vigil = json!({
+        "purpose": purpose_name(&delivery.purpose),
+        "idempotency_key": delivery.key,
+        "client": client,
+    });
+    if let Purpose::Acknowledged { by, .. } = &delivery.purpose {
+        vigil["acknowledged_by"] = json!(by);
+    }
     json!({
         "version": "4",
         "groupKey": format!("{{}}:{{client=\"{client}\"}}"),
@@ -169,11 +190,7 @@ pub fn payload(delivery: &Delivery, receiver: &str, external_url: Option<&str>) 
         "commonAnnotations": common(alert_annotations),
         "externalURL": external_url.unwrap_or_default(),
         "alerts": alerts,
-        "vigil": {
-            "purpose": purpose_name(&delivery.purpose),
-            "idempotency_key": delivery.key,
-            "client": client,
-        },
+        "vigil": vigil,
     })
 }
 
@@ -204,7 +221,7 @@ mod tests {
             "receiver": "ops",
             "groupLabels": {"client": "dental-practice"},
             "commonLabels": {
-                "alertname": "filesystem_full_forecast", "client": "dental-practice",
+                "alertname": "FilesystemFullForecast", "client": "dental-practice",
                 "host": "srv-01", "severity": "emergency", "host_role": "server",
                 "mountpoint": "D:"
             },
@@ -218,7 +235,7 @@ mod tests {
             "alerts": [{
                 "status": "firing",
                 "labels": {
-                    "alertname": "filesystem_full_forecast", "client": "dental-practice",
+                    "alertname": "FilesystemFullForecast", "client": "dental-practice",
                     "host": "srv-01", "severity": "emergency", "host_role": "server",
                     "mountpoint": "D:"
                 },
