@@ -10,11 +10,11 @@
 use crate::catalog::HostSeries;
 use crate::certs::AgentIdentity;
 use crate::fleet::{AgentCounts, FleetContext};
-use crate::schedule::{grid_floor, now_ms, start_offset, TickQueue};
+use crate::schedule::{start_offset, AgentClock, TickQueue};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
 /// The remote-write 1.0 messages (prometheus/prompb/types.proto, remote.proto), the fields
 /// a sender fills.
@@ -120,38 +120,35 @@ pub async fn run_agent(
     };
     let mut host = HostSeries::new(index, settings.series);
     let labels = label_sets(&host, &identity);
-    let offset = start_offset(index, settings.spread);
-    let offset_ms = offset.as_millis() as i64;
+    let clock = AgentClock::new(
+        context.started,
+        start_offset(index, settings.spread),
+        settings.interval,
+    );
+    let mut queue =
+        TickQueue::with_backlog(clock.first_grid_ms, settings.interval, settings.backlog);
     let interval_ms = settings.interval.as_millis() as i64;
-    let now = now_ms();
-    let mut first_grid = grid_floor(now - offset_ms, settings.interval);
-    if first_grid + offset_ms < now {
-        first_grid += interval_ms;
-    }
-    let first_send = context.started + Duration::from_millis((first_grid + offset_ms - now) as u64);
-    let mut queue = TickQueue::with_backlog(first_grid, settings.interval, settings.backlog);
-    let mut ticker = tokio::time::interval_at(first_send, settings.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut live = true;
+    let mut next_live_ms = clock.first_grid_ms;
     let mut connected = false;
 
-    // Each pass waits for a tick (or sends queued backlog at once); bounded by the deadline.
-    while Instant::now() < context.drain_until {
+    // Each pass queues the live ticks that are due and sends the oldest queued one, or
+    // waits for the next tick; bounded by the deadlines. A post that takes long (a backlog,
+    // a slow receiver) delays ticks but loses none, as an agent's spool would.
+    loop {
+        let now = Instant::now();
+        if now >= context.drain_until {
+            break;
+        }
+        while now < context.live_until && clock.send_time(next_live_ms) <= now {
+            queue.push_live(next_live_ms);
+            next_live_ms += interval_ms;
+        }
         if queue.is_empty() {
-            tokio::select! {
-                _ = ticker.tick(), if live => {
-                    queue.push_live(grid_floor(now_ms() - offset_ms, settings.interval));
-                }
-                _ = tokio::time::sleep_until(context.live_until), if live => live = false,
-                _ = tokio::time::sleep_until(context.drain_until) => break,
-            }
-            if !live {
+            if now >= context.live_until {
                 break;
             }
+            tokio::time::sleep_until(clock.send_time(next_live_ms).min(context.live_until)).await;
             continue;
-        }
-        if Instant::now() >= context.live_until {
-            break;
         }
         let Some(timestamp_ms) = queue.pop() else {
             continue;

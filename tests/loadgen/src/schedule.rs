@@ -26,12 +26,62 @@ pub fn start_offset(index: usize, spread: Duration) -> Duration {
     spread.mul_f64(fraction)
 }
 
+/// One agent's place on the grid: when it first sends, and the grid time of each tick.
+///
+/// Tick times come from tokio's clock and timestamps from the grid, counted in whole
+/// intervals since the first tick, so that a tick firing a millisecond early or late never
+/// stamps two batches with the same time.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentClock {
+    pub first_send: tokio::time::Instant,
+    pub first_grid_ms: i64,
+    interval: Duration,
+}
+
+impl AgentClock {
+    /// The clock of an agent sending `offset` after each grid time, starting after `started`.
+    pub fn new(started: tokio::time::Instant, offset: Duration, interval: Duration) -> Self {
+        let offset_ms = offset.as_millis() as i64;
+        let interval_ms = (interval.as_millis() as i64).max(1);
+        let now = now_ms();
+        let elapsed_since_started = started.elapsed();
+        let started_ms = now - elapsed_since_started.as_millis() as i64;
+        let mut first_grid_ms = grid_floor(started_ms - offset_ms, interval);
+        if first_grid_ms + offset_ms < started_ms {
+            first_grid_ms += interval_ms;
+        }
+        let first_send =
+            started + Duration::from_millis((first_grid_ms + offset_ms - started_ms).max(0) as u64);
+        Self {
+            first_send,
+            first_grid_ms,
+            interval,
+        }
+    }
+
+    /// When the tick of grid time `timestamp_ms` is due to be sent.
+    pub fn send_time(&self, timestamp_ms: i64) -> tokio::time::Instant {
+        let after_first = (timestamp_ms - self.first_grid_ms).max(0) as u64;
+        self.first_send + Duration::from_millis(after_first)
+    }
+
+    /// The grid time of the tick that fired at `fired`.
+    pub fn timestamp_at(&self, fired: tokio::time::Instant) -> i64 {
+        let ticks = fired
+            .saturating_duration_since(self.first_send)
+            .as_secs_f64()
+            / self.interval.as_secs_f64();
+        self.first_grid_ms + ticks.round() as i64 * self.interval.as_millis() as i64
+    }
+}
+
 /// The timestamps one agent still has to send, oldest first.
 #[derive(Debug)]
 pub struct TickQueue {
     interval_ms: i64,
     waiting: VecDeque<i64>,
     backlog: u64,
+    last_ms: Option<i64>,
 }
 
 impl TickQueue {
@@ -47,6 +97,7 @@ impl TickQueue {
             interval_ms,
             waiting,
             backlog: ticks as u64,
+            last_ms: None,
         }
     }
 
@@ -55,9 +106,12 @@ impl TickQueue {
         self.backlog
     }
 
-    /// Adds a live tick.
+    /// Adds a live tick; a timestamp not after the last one queued is dropped.
     pub fn push_live(&mut self, timestamp_ms: i64) {
-        self.waiting.push_back(timestamp_ms);
+        if self.last_ms.is_none_or(|last| timestamp_ms > last) {
+            self.waiting.push_back(timestamp_ms);
+            self.last_ms = Some(timestamp_ms);
+        }
     }
 
     pub fn pop(&mut self) -> Option<i64> {
@@ -114,6 +168,26 @@ mod tests {
             per_second.iter().all(|&n| (90..=110).contains(&n)),
             "{per_second:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_a_little_early_or_late_get_distinct_grid_times() {
+        let interval = Duration::from_secs(10);
+        let clock = AgentClock::new(
+            tokio::time::Instant::now(),
+            Duration::from_secs(3),
+            interval,
+        );
+        assert_eq!(clock.first_grid_ms % 10_000, 0);
+        let early = clock.first_send + interval - Duration::from_millis(3);
+        let late = clock.first_send + interval * 2 + Duration::from_millis(40);
+        assert_eq!(clock.timestamp_at(clock.first_send), clock.first_grid_ms);
+        assert_eq!(clock.timestamp_at(early), clock.first_grid_ms + 10_000);
+        assert_eq!(clock.timestamp_at(late), clock.first_grid_ms + 20_000);
+        let mut queue = TickQueue::with_backlog(clock.first_grid_ms, interval, Duration::ZERO);
+        queue.push_live(clock.first_grid_ms);
+        queue.push_live(clock.first_grid_ms);
+        assert_eq!(queue.len(), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use crate::catalog::HostSeries;
 use crate::certs::AgentIdentity;
 use crate::fleet::{AgentCounts, FleetContext};
-use crate::schedule::{grid_floor, now_ms, start_offset, TickQueue};
+use crate::schedule::{now_ms, start_offset, AgentClock, TickQueue};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -75,16 +75,14 @@ pub async fn run_agent(
         .collect();
 
     // The first send is at this agent's offset into the interval, after the run starts.
-    let offset = start_offset(index, settings.spread);
-    let offset_ms = offset.as_millis() as i64;
-    let interval_ms = settings.interval.as_millis() as i64;
-    let now = now_ms();
-    let mut first_grid = grid_floor(now - offset_ms, settings.interval);
-    if first_grid + offset_ms < now {
-        first_grid += interval_ms;
-    }
-    let first_send = context.started + Duration::from_millis((first_grid + offset_ms - now) as u64);
-    let mut queue = TickQueue::with_backlog(first_grid, settings.interval, settings.backlog);
+    let clock = AgentClock::new(
+        context.started,
+        start_offset(index, settings.spread),
+        settings.interval,
+    );
+    let mut queue =
+        TickQueue::with_backlog(clock.first_grid_ms, settings.interval, settings.backlog);
+    let first_send = clock.first_send;
     let mut ticker = tokio::time::interval_at(first_send, settings.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     tokio::time::sleep_until(first_send).await;
@@ -144,8 +142,9 @@ pub async fn run_agent(
         };
         context.live.connected.fetch_add(1, Ordering::Relaxed);
         let broken = loop {
-            // Fill the window with queued ticks while live.
-            while live && in_flight.len() < WINDOW {
+            // Fill the window with queued ticks (after the live part too: what an agent has
+            // spooled, it sends).
+            while in_flight.len() < WINDOW {
                 let Some(timestamp_ms) = queue.pop() else {
                     break;
                 };
@@ -192,7 +191,7 @@ pub async fn run_agent(
                     },
                 );
             }
-            if !live && in_flight.is_empty() {
+            if !live && in_flight.is_empty() && queue.is_empty() {
                 // Everything sent is answered: say goodbye and close our side.
                 let _ = outbound.try_send(pb::AgentMessage {
                     body: Some(Body::Goodbye(pb::Goodbye {
@@ -204,11 +203,8 @@ pub async fn run_agent(
             }
             tokio::select! {
                 // A tick of the grid: queue its timestamp (the batch is made when sent).
-                _ = ticker.tick(), if live => {
-                    let timestamp_ms = grid_floor(now_ms() - offset_ms, settings.interval);
-                    queue.push_live(timestamp_ms);
-                }
-                // The run's live part is over: send nothing new, wait for what is due.
+                fired = ticker.tick(), if live => queue.push_live(clock.timestamp_at(fired)),
+                // The run's live part is over: no new ticks; send what is queued.
                 _ = tokio::time::sleep_until(context.live_until), if live => live = false,
                 // Waited long enough for acks that are not coming.
                 _ = tokio::time::sleep_until(context.drain_until) => {
