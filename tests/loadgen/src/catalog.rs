@@ -6,7 +6,8 @@
 //! the rest like Linux servers. Values are rounded the way the agent's sources round them
 //! (bytes are integers, CPU is a percent in `f32` over 100, load has two decimals), because
 //! that is what decides how well the store compresses them. Each host is seeded by its
-//! index, so two runs report the same values.
+//! index and each value is a function of the time, so two runs report the same values and
+//! a batch can be made again from its timestamp.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -48,8 +49,11 @@ pub struct SeriesSpec {
 #[derive(Debug)]
 pub struct HostSeries {
     pub specs: Vec<SeriesSpec>,
+    /// Each series' level, around which it moves.
+    start: Vec<f64>,
+    /// The values of the last [`HostSeries::values_at`].
     values: Vec<f64>,
-    rng: SmallRng,
+    seed: u64,
     pub windows: bool,
 }
 
@@ -392,22 +396,35 @@ impl HostSeries {
         specs.truncate(n_series);
         values.truncate(n_series);
         Self {
-            specs,
+            start: values.clone(),
             values,
-            rng,
+            specs,
+            seed: 0x5EED_0000 + index as u64,
             windows,
         }
     }
 
-    /// Moves every series on by one interval and returns the new values, in catalog order.
-    pub fn advance(&mut self, interval_seconds: f64) -> &[f64] {
+    /// The value of every series at grid time `timestamp_ms`, in catalog order, for an
+    /// agent ticking every `interval_seconds`.
+    ///
+    /// Values are a function of the time alone (daily-ish waves, hashed jitter, counters
+    /// that grow with time), so a batch sent again after a reconnect, or a day of backlog,
+    /// is made anew from its timestamp instead of being kept in memory.
+    pub fn values_at(&mut self, timestamp_ms: i64, interval_seconds: f64) -> &[f64] {
+        let seconds = timestamp_ms as f64 / 1000.0;
+        let since_reference = seconds - REFERENCE_SECONDS;
         for index in 0..self.specs.len() {
-            let current = self.values[index];
+            let base = self.start[index];
+            let series_seed = self.seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let noise = unit_noise(series_seed, timestamp_ms);
+            let period = 3600.0 * (1.0 + (series_seed % 23) as f64);
+            let phase = (series_seed % 1000) as f64 / 1000.0 * std::f64::consts::TAU;
+            let wave = (std::f64::consts::TAU * seconds / period + phase).sin();
             self.values[index] = match self.specs[index].motion {
-                Motion::Constant => current,
+                Motion::Constant => base,
                 Motion::CpuRatio => {
                     let percent =
-                        (current * 100.0 + self.rng.random_range(-3.0..3.0)).clamp(0.5, 99.0);
+                        (base * 100.0 * (1.0 + 0.5 * wave) + 3.0 * noise).clamp(0.5, 99.0);
                     f64::from(percent as f32) / 100.0
                 }
                 Motion::Wander {
@@ -416,25 +433,47 @@ impl HostSeries {
                     high,
                     decimals,
                 } => {
-                    let moved = current * (1.0 + self.rng.random_range(-step..=step));
+                    let moved = base * (1.0 + (step * 10.0).min(0.3) * wave + step * noise);
                     let scale = 10f64.powi(decimals);
                     (moved.clamp(low, high) * scale).round() / scale
                 }
-                Motion::Counter { per_second } => {
-                    current
-                        + (per_second * interval_seconds * self.rng.random_range(0.2..1.8)).round()
-                }
-                Motion::Uptime => current + interval_seconds,
-                Motion::Creep { per_second } => {
-                    current
-                        + (per_second * interval_seconds * self.rng.random_range(0.0..2.0)).round()
-                }
+                // Jitter within 80 % of one interval's growth keeps the counter monotonic.
+                Motion::Counter { per_second } => (base
+                    + per_second * since_reference.max(0.0)
+                    + per_second * interval_seconds * 0.4 * noise)
+                    .round()
+                    .max(0.0),
+                // A reboot every 30 days, at a time of its own.
+                Motion::Uptime => (seconds + base).rem_euclid(30.0 * 86_400.0).floor(),
+                // Grows, and is cleaned up once every 30 days.
+                Motion::Creep { per_second } => (base
+                    + per_second * since_reference.max(0.0).rem_euclid(30.0 * 86_400.0)
+                    + 4096.0 * (noise * 16.0).round())
+                .max(0.0),
                 // Computed after its inputs, which come earlier in the catalog.
-                Motion::FreeOf { limit, used } => self.values[limit] - self.values[used],
+                Motion::FreeOf { limit, used } => {
+                    let used_bytes = self.values[used].min(self.values[limit]);
+                    self.values[used] = used_bytes;
+                    self.values[limit] - used_bytes
+                }
             };
         }
         &self.values
     }
+}
+
+/// Where counters start counting: 2025-12-01T00:00:00Z.
+const REFERENCE_SECONDS: f64 = 1_764_547_200.0;
+
+/// A number in `[-1, 1)` from a seed and a time: the same inputs give the same number.
+fn unit_noise(seed: u64, timestamp_ms: i64) -> f64 {
+    // splitmix64
+    let mut z = seed ^ (timestamp_ms as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
 }
 
 #[cfg(test)]
@@ -464,13 +503,14 @@ mod tests {
     }
 
     #[test]
-    fn counters_never_go_down_and_free_space_is_the_limit_less_the_used() {
+    fn values_depend_on_the_time_alone_counters_grow_and_free_space_is_the_limit_less_the_used() {
         let mut host = HostSeries::new(3, 100);
-        let before = host.advance(10.0).to_vec();
-        let after = host.advance(10.0).to_vec();
+        let before = host.values_at(1_780_000_000_000, 10.0).to_vec();
+        let after = host.values_at(1_780_000_010_000, 10.0).to_vec();
+        assert_eq!(host.values_at(1_780_000_000_000, 10.0), &before[..]);
         for (index, spec) in host.specs.iter().enumerate() {
             if spec.name.ends_with("_total") {
-                assert!(after[index] >= before[index], "{}", spec.name);
+                assert!(after[index] > before[index], "{}", spec.name);
             }
             if spec.name == "system_filesystem_usage_bytes"
                 && spec.labels.contains(&("state", "free".to_string()))

@@ -153,7 +153,7 @@ pub async fn run_agent(
         let Some(timestamp_ms) = queue.pop() else {
             continue;
         };
-        let values = host.advance(settings.interval.as_secs_f64());
+        let values = host.values_at(timestamp_ms, settings.interval.as_secs_f64());
         let request = prompb::WriteRequest {
             timeseries: labels
                 .iter()

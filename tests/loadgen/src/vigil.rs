@@ -37,9 +37,10 @@ pub struct FleetTls {
     pub server_name: Option<String>,
 }
 
-/// A batch on its way.
+/// A batch on its way. Its series are not kept: they are made again from the timestamp if
+/// the batch has to be resent.
 struct InFlight {
-    batch: pb::Batch,
+    timestamp_ms: i64,
     samples: u64,
     first_sent: Instant,
 }
@@ -75,6 +76,24 @@ pub async fn run_agent(
         .collect();
 
     // The first send is at this agent's offset into the interval, after the run starts.
+    let windows = host.windows;
+    let interval_seconds = settings.interval.as_secs_f64();
+    let mut make_batch = |seq: u64, timestamp_ms: i64| pb::Batch {
+        seq,
+        series: names
+            .iter()
+            .zip(host.values_at(timestamp_ms, interval_seconds))
+            .zip(&labels)
+            .map(|((name, &value), labels)| pb::Series {
+                name: name.to_string(),
+                labels: labels.clone(),
+                samples: vec![pb::Sample {
+                    timestamp_ms,
+                    value,
+                }],
+            })
+            .collect(),
+    };
     let clock = AgentClock::new(
         context.started,
         start_offset(index, settings.spread),
@@ -118,12 +137,12 @@ pub async fn run_agent(
         let _ = outbound.try_send(hello(
             &identity,
             counts.spool_id,
-            host.windows,
+            windows,
             settings.interval,
         ));
-        for flight in in_flight.values() {
+        for (&seq, flight) in &in_flight {
             let _ = outbound.try_send(pb::AgentMessage {
-                body: Some(Body::Batch(flight.batch.clone())),
+                body: Some(Body::Batch(make_batch(seq, flight.timestamp_ms))),
             });
             counts.resent_batches += 1;
         }
@@ -148,29 +167,13 @@ pub async fn run_agent(
                 let Some(timestamp_ms) = queue.pop() else {
                     break;
                 };
-                let values = host.advance(settings.interval.as_secs_f64());
-                let series: Vec<pb::Series> = names
-                    .iter()
-                    .zip(values)
-                    .zip(&labels)
-                    .map(|((name, &value), labels)| pb::Series {
-                        name: name.to_string(),
-                        labels: labels.clone(),
-                        samples: vec![pb::Sample {
-                            timestamp_ms,
-                            value,
-                        }],
-                    })
-                    .collect();
-                let samples = series.len() as u64;
-                let batch = pb::Batch {
-                    seq: next_seq,
-                    series,
-                };
+                let batch = make_batch(next_seq, timestamp_ms);
+                let samples = batch.series.len() as u64;
                 next_seq += 1;
+                let seq = batch.seq;
                 if outbound
                     .try_send(pb::AgentMessage {
-                        body: Some(Body::Batch(batch.clone())),
+                        body: Some(Body::Batch(batch)),
                     })
                     .is_err()
                 {
@@ -183,9 +186,9 @@ pub async fn run_agent(
                     .sent_samples
                     .fetch_add(samples, Ordering::Relaxed);
                 in_flight.insert(
-                    batch.seq,
+                    seq,
                     InFlight {
-                        batch,
+                        timestamp_ms,
                         samples,
                         first_sent: Instant::now(),
                     },
