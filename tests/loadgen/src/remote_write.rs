@@ -127,8 +127,6 @@ pub async fn run_agent(
     );
     let mut queue =
         TickQueue::with_backlog(clock.first_grid_ms, settings.interval, settings.backlog);
-    let interval_ms = settings.interval.as_millis() as i64;
-    let mut next_live_ms = clock.first_grid_ms;
     let mut connected = false;
 
     // Each pass queues the live ticks that are due and sends the oldest queued one, or
@@ -139,15 +137,12 @@ pub async fn run_agent(
         if now >= context.drain_until {
             break;
         }
-        while now < context.live_until && clock.send_time(next_live_ms) <= now {
-            queue.push_live(next_live_ms);
-            next_live_ms += interval_ms;
-        }
+        queue.catch_up(&clock, now, context.live_until);
         if queue.is_empty() {
             if now >= context.live_until {
                 break;
             }
-            tokio::time::sleep_until(clock.send_time(next_live_ms).min(context.live_until)).await;
+            tokio::time::sleep_until(queue.next_live_send(&clock).min(context.live_until)).await;
             continue;
         }
         let Some(timestamp_ms) = queue.pop() else {

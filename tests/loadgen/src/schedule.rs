@@ -28,14 +28,13 @@ pub fn start_offset(index: usize, spread: Duration) -> Duration {
 
 /// One agent's place on the grid: when it first sends, and the grid time of each tick.
 ///
-/// Tick times come from tokio's clock and timestamps from the grid, counted in whole
-/// intervals since the first tick, so that a tick firing a millisecond early or late never
-/// stamps two batches with the same time.
+/// Send times come from tokio's clock and timestamps from the grid, counted in whole
+/// intervals since the first tick, so that a timer firing a millisecond early or late
+/// never stamps two batches with the same time.
 #[derive(Debug, Clone, Copy)]
 pub struct AgentClock {
     pub first_send: tokio::time::Instant,
     pub first_grid_ms: i64,
-    interval: Duration,
 }
 
 impl AgentClock {
@@ -55,7 +54,6 @@ impl AgentClock {
         Self {
             first_send,
             first_grid_ms,
-            interval,
         }
     }
 
@@ -63,15 +61,6 @@ impl AgentClock {
     pub fn send_time(&self, timestamp_ms: i64) -> tokio::time::Instant {
         let after_first = (timestamp_ms - self.first_grid_ms).max(0) as u64;
         self.first_send + Duration::from_millis(after_first)
-    }
-
-    /// The grid time of the tick that fired at `fired`.
-    pub fn timestamp_at(&self, fired: tokio::time::Instant) -> i64 {
-        let ticks = fired
-            .saturating_duration_since(self.first_send)
-            .as_secs_f64()
-            / self.interval.as_secs_f64();
-        self.first_grid_ms + ticks.round() as i64 * self.interval.as_millis() as i64
     }
 }
 
@@ -82,6 +71,8 @@ pub struct TickQueue {
     waiting: VecDeque<i64>,
     backlog: u64,
     last_ms: Option<i64>,
+    /// The grid time of the next live tick to queue.
+    next_live_ms: i64,
 }
 
 impl TickQueue {
@@ -98,6 +89,7 @@ impl TickQueue {
             waiting,
             backlog: ticks as u64,
             last_ms: None,
+            next_live_ms: first_live_ms,
         }
     }
 
@@ -112,6 +104,29 @@ impl TickQueue {
             self.waiting.push_back(timestamp_ms);
             self.last_ms = Some(timestamp_ms);
         }
+    }
+
+    /// Queues every live tick due by `now` whose send time is before `live_until`: ticks
+    /// come from the clock, not from a timer the agent has to be polling, so an agent that
+    /// was busy reconnecting or waiting on a slow receiver loses none, as a spool would not.
+    pub fn catch_up(
+        &mut self,
+        clock: &AgentClock,
+        now: tokio::time::Instant,
+        live_until: tokio::time::Instant,
+    ) {
+        // Bounded: each pass moves the next tick one interval later.
+        while clock.send_time(self.next_live_ms) <= now
+            && clock.send_time(self.next_live_ms) < live_until
+        {
+            self.push_live(self.next_live_ms);
+            self.next_live_ms += self.interval_ms;
+        }
+    }
+
+    /// When the next live tick is due.
+    pub fn next_live_send(&self, clock: &AgentClock) -> tokio::time::Instant {
+        clock.send_time(self.next_live_ms)
     }
 
     pub fn pop(&mut self) -> Option<i64> {
@@ -170,24 +185,37 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn ticks_a_little_early_or_late_get_distinct_grid_times() {
+    #[test]
+    fn a_grid_time_is_queued_once() {
         let interval = Duration::from_secs(10);
-        let clock = AgentClock::new(
-            tokio::time::Instant::now(),
-            Duration::from_secs(3),
-            interval,
-        );
-        assert_eq!(clock.first_grid_ms % 10_000, 0);
-        let early = clock.first_send + interval - Duration::from_millis(3);
-        let late = clock.first_send + interval * 2 + Duration::from_millis(40);
-        assert_eq!(clock.timestamp_at(clock.first_send), clock.first_grid_ms);
-        assert_eq!(clock.timestamp_at(early), clock.first_grid_ms + 10_000);
-        assert_eq!(clock.timestamp_at(late), clock.first_grid_ms + 20_000);
-        let mut queue = TickQueue::with_backlog(clock.first_grid_ms, interval, Duration::ZERO);
-        queue.push_live(clock.first_grid_ms);
-        queue.push_live(clock.first_grid_ms);
+        let mut queue = TickQueue::with_backlog(20_000, interval, Duration::ZERO);
+        queue.push_live(20_000);
+        queue.push_live(20_000);
+        queue.push_live(10_000);
         assert_eq!(queue.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_due_while_the_agent_was_busy_are_all_queued_and_none_after_the_live_part() {
+        let interval = Duration::from_secs(10);
+        let started = tokio::time::Instant::now();
+        let clock = AgentClock::new(started, Duration::ZERO, interval);
+        let mut queue = TickQueue::with_backlog(clock.first_grid_ms, interval, Duration::ZERO);
+        let live_until = clock.first_send + Duration::from_secs(35);
+        assert_eq!(clock.first_grid_ms % 10_000, 0);
+        queue.catch_up(
+            &clock,
+            clock.first_send + Duration::from_secs(25),
+            live_until,
+        );
+        assert_eq!(queue.len(), 3);
+        queue.catch_up(
+            &clock,
+            clock.first_send + Duration::from_secs(100),
+            live_until,
+        );
+        assert_eq!(queue.len(), 4);
+        assert_eq!(queue.pop(), Some(clock.first_grid_ms));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use vigil_proto::pb;
@@ -101,10 +101,7 @@ pub async fn run_agent(
     );
     let mut queue =
         TickQueue::with_backlog(clock.first_grid_ms, settings.interval, settings.backlog);
-    let first_send = clock.first_send;
-    let mut ticker = tokio::time::interval_at(first_send, settings.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    tokio::time::sleep_until(first_send).await;
+    tokio::time::sleep_until(clock.first_send).await;
 
     let endpoint = match endpoint(&tls, &identity) {
         Ok(endpoint) => endpoint,
@@ -116,7 +113,6 @@ pub async fn run_agent(
     let mut in_flight: BTreeMap<u64, InFlight> = BTreeMap::new();
     let mut next_seq = 1u64;
     let mut backoff = BACKOFF_FIRST;
-    let mut live = true;
     let mut finished = false;
 
     // One pass per connection; bounded by the drain deadline.
@@ -161,6 +157,9 @@ pub async fn run_agent(
         };
         context.live.connected.fetch_add(1, Ordering::Relaxed);
         let broken = loop {
+            let now = Instant::now();
+            queue.catch_up(&clock, now, context.live_until);
+            let live = now < context.live_until;
             // Fill the window with queued ticks (after the live part too: what an agent has
             // spooled, it sends).
             while in_flight.len() < WINDOW {
@@ -206,9 +205,9 @@ pub async fn run_agent(
             }
             tokio::select! {
                 // A tick of the grid: queue its timestamp (the batch is made when sent).
-                fired = ticker.tick(), if live => queue.push_live(clock.timestamp_at(fired)),
-                // The run's live part is over: no new ticks; send what is queued.
-                _ = tokio::time::sleep_until(context.live_until), if live => live = false,
+                // The next tick is due, or the live part is over (then no new ticks: what
+                // is queued is still sent).
+                _ = tokio::time::sleep_until(queue.next_live_send(&clock).min(context.live_until)), if live => {}
                 // Waited long enough for acks that are not coming.
                 _ = tokio::time::sleep_until(context.drain_until) => {
                     finished = true;

@@ -211,3 +211,56 @@ async fn the_same_load_as_remote_write_arrives_whole_at_the_receiver() {
     }
     assert_eq!(report.collector.unwrap().disk_growth_bytes, Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_that_loses_its_collector_mid_run_reconnects_and_every_ack_is_stored_once() {
+    let pki = Pki::new();
+    // A fixed port, so that the restarted collector is where the agents look for it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = format!(
+        "data_dir = \"data\"\n[grpc]\nlisten = \"127.0.0.1:{port}\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n"
+    );
+    let path = pki.path("collector.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = vigil_collector::config::CollectorConfig::load(&path).unwrap();
+    let first = RunningCollector::start(&config).await;
+
+    let identities = fleet_identities(pki.dir.path(), &pki.path("cert-cache"), 2).unwrap();
+    let mut settings = settings(placeholder_target(), 2, Duration::from_secs(6));
+    settings.receiver_pid = None;
+    settings.target = Target::Vigil {
+        url: format!("https://127.0.0.1:{port}"),
+        ca_dir: pki.dir.path().to_path_buf(),
+        cert_cache: pki.path("cert-cache"),
+        server_name: None,
+    };
+    let fleet = tokio::spawn(fleet::run(
+        settings,
+        identities.agents,
+        identities.ca_pem,
+        identities.issued_now,
+    ));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    first.stop().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = RunningCollector::start(&config).await;
+    let report = fleet.await.unwrap().expect("the fleet runs");
+
+    assert!(report.reconnects >= 2, "{report:?}");
+    assert!(report.sent_samples >= 2 * 4 * 100, "{report:?}");
+    assert_eq!(report.acked_samples, report.sent_samples, "{report:?}");
+    assert_eq!(report.unacknowledged_batches, 0);
+    for agent in &report.per_agent {
+        assert_eq!(
+            stored_samples(&second, &agent.host) as u64,
+            agent.acked_samples,
+            "{}: stored once each",
+            agent.host
+        );
+    }
+    second.stop().await;
+}
