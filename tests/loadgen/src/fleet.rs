@@ -4,7 +4,8 @@
 //! Every agent runs as one task with its own schedule ([`crate::schedule`]) and its own
 //! catalog ([`crate::catalog`]); the driver for the chosen target ([`crate::vigil`] or
 //! [`crate::remote_write`]) sends and counts. Live totals are atomics for the progress
-//! line; ack latencies go into one shared histogram; each agent returns its own counts when
+//! line; ack latencies go into shared histograms (the whole run, after the warm-up, since
+//! the last progress line); each agent returns its own counts when
 //! it is done, which the report keeps per agent and sums.
 
 use crate::certs::{AgentIdentity, CertsError};
@@ -72,6 +73,8 @@ pub struct FleetSettings {
     pub receiver_pid: Option<u32>,
     /// The receiver's data folder, to measure its growth on disk.
     pub receiver_data_dir: Option<PathBuf>,
+    /// Acks in the first this long of the run are left out of the after-warm-up latency.
+    pub warmup: Duration,
     /// Print a progress line to stderr every this often (none: quiet).
     pub progress_every: Option<Duration>,
 }
@@ -140,16 +143,60 @@ pub struct FleetContext {
     /// When agents stop waiting for acks.
     pub drain_until: Instant,
     pub started: Instant,
-    /// Ack latency in microseconds, from a batch's first send to its ack.
-    pub latency: Mutex<Histogram<u64>>,
+    /// Ack latencies in microseconds, from a batch's first send to its ack.
+    pub latency: Mutex<Latencies>,
     pub live: LiveCounters,
 }
 
 impl FleetContext {
     pub fn record_latency(&self, latency: Duration) {
         let micros = (latency.as_micros() as u64).max(1);
-        if let Ok(mut histogram) = self.latency.lock() {
-            histogram.saturating_record(micros);
+        let warm = self.started.elapsed() >= self.settings.warmup;
+        if let Ok(mut latencies) = self.latency.lock() {
+            latencies.all.saturating_record(micros);
+            latencies.recent.saturating_record(micros);
+            if warm {
+                latencies.after_warmup.saturating_record(micros);
+            }
+        }
+    }
+}
+
+/// The run's ack latency histograms.
+#[derive(Debug, Clone)]
+pub struct Latencies {
+    /// Every ack of the run.
+    pub all: Histogram<u64>,
+    /// Acks after the warm-up (the fleet's connections and first batches, which create
+    /// every series, are behind it).
+    pub after_warmup: Histogram<u64>,
+    /// Since the last progress line.
+    pub recent: Histogram<u64>,
+}
+
+impl Latencies {
+    fn new() -> Self {
+        let histogram =
+            Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds");
+        Self {
+            all: histogram.clone(),
+            after_warmup: histogram.clone(),
+            recent: histogram,
+        }
+    }
+}
+
+impl Latency {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        let millis = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
+        Self {
+            count: histogram.len(),
+            p50: millis(0.50),
+            p90: millis(0.90),
+            p99: millis(0.99),
+            p999: millis(0.999),
+            max: histogram.max() as f64 / 1000.0,
+            mean: histogram.mean() / 1000.0,
         }
     }
 }
@@ -195,6 +242,9 @@ pub struct Report {
     /// Acknowledged samples per second of `elapsed_seconds`.
     pub acked_samples_per_second: f64,
     pub ack_latency_ms: Latency,
+    /// The same, for acks after the first `warmup_seconds` of the run.
+    pub ack_latency_after_warmup_ms: Latency,
+    pub warmup_seconds: f64,
     /// The receiver's cost, when `--collector-pid` was given.
     pub collector: Option<ProcessCost>,
     /// The load generator's own cost.
@@ -229,9 +279,7 @@ pub async fn run(
         live_until: started + settings.duration,
         drain_until: started + settings.duration + settings.drain,
         started,
-        latency: Mutex::new(
-            Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
-        ),
+        latency: Mutex::new(Latencies::new()),
         live: LiveCounters::default(),
         settings,
     });
@@ -289,17 +337,17 @@ pub async fn run(
         None => None,
     };
     let loadgen = itself.finish().await?;
-    let histogram = context
+    let latencies = context
         .latency
         .lock()
-        .map(|histogram| histogram.clone())
+        .map(|latencies| latencies.clone())
         .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
     Ok(Report::new(
         &context.settings,
         elapsed,
         certificates_issued,
         per_agent,
-        &histogram,
+        &latencies,
         collector,
         loadgen,
     ))
@@ -311,13 +359,12 @@ impl Report {
         elapsed: Duration,
         certificates_issued: usize,
         per_agent: Vec<AgentCounts>,
-        histogram: &Histogram<u64>,
+        latencies: &Latencies,
         collector: Option<ProcessCost>,
         loadgen: ProcessCost,
     ) -> Self {
         let sum = |field: fn(&AgentCounts) -> u64| per_agent.iter().map(field).sum::<u64>();
         let acked_samples = sum(|a| a.acked_samples);
-        let millis = |quantile: f64| histogram.value_at_quantile(quantile) as f64 / 1000.0;
         let per_million =
             |value: f64| (acked_samples > 0).then(|| value / (acked_samples as f64 / 1_000_000.0));
         let collector = collector.map(|mut cost| {
@@ -351,15 +398,9 @@ impl Report {
             acked_samples,
             rejected_samples: sum(|a| a.rejected_samples),
             acked_samples_per_second: acked_samples as f64 / elapsed.as_secs_f64().max(1e-9),
-            ack_latency_ms: Latency {
-                count: histogram.len(),
-                p50: millis(0.50),
-                p90: millis(0.90),
-                p99: millis(0.99),
-                p999: millis(0.999),
-                max: histogram.max() as f64 / 1000.0,
-                mean: histogram.mean() / 1000.0,
-            },
+            ack_latency_ms: Latency::of(&latencies.all),
+            ack_latency_after_warmup_ms: Latency::of(&latencies.after_warmup),
+            warmup_seconds: settings.warmup.as_secs_f64(),
             collector,
             loadgen,
             per_agent,
@@ -379,10 +420,14 @@ async fn print_progress(context: &FleetContext, every: Duration) {
         let p99 = context
             .latency
             .lock()
-            .map(|histogram| histogram.value_at_quantile(0.99) as f64 / 1000.0)
+            .map(|mut latencies| {
+                let p99 = latencies.recent.value_at_quantile(0.99) as f64 / 1000.0;
+                latencies.recent.reset();
+                p99
+            })
             .unwrap_or(0.0);
         eprintln!(
-            "{:>6.0}s connected {:>6}  sent {:>12}  acked {:>12} ({:>9.0}/s)  rejected {:>6}  reconnects {:>6}  ack p99 so far {:.1} ms",
+            "{:>6.0}s connected {:>6}  sent {:>12}  acked {:>12} ({:>9.0}/s)  rejected {:>6}  reconnects {:>6}  ack p99 {:.1} ms",
             context.started.elapsed().as_secs_f64(),
             context.live.connected.load(Ordering::Relaxed),
             context.live.sent_samples.load(Ordering::Relaxed),

@@ -65,6 +65,10 @@ struct Cli {
     /// Worker threads shared by all agents.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Acks in the first this long of the run (connections, new series) are left out of
+    /// `ack_latency_after_warmup_ms`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    warmup: Duration,
     /// Print a progress line this often (0s: never).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     progress: Duration,
@@ -124,6 +128,7 @@ fn main() -> anyhow::Result<()> {
         drain: cli.drain,
         receiver_pid: cli.collector_pid,
         receiver_data_dir: cli.data_dir.clone(),
+        warmup: cli.warmup,
         progress_every: (!cli.progress.is_zero()).then_some(cli.progress),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -149,11 +154,15 @@ fn main() -> anyhow::Result<()> {
         report.unsent_ticks,
         report.reconnects
     );
-    let latency = &report.ack_latency_ms;
-    println!(
-        "ack latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
-        latency.p50, latency.p90, latency.p99, latency.max
-    );
+    for (name, latency) in [
+        ("ack latency ms", &report.ack_latency_ms),
+        ("after the warm-up", &report.ack_latency_after_warmup_ms),
+    ] {
+        println!(
+            "{name}: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+            latency.p50, latency.p90, latency.p99, latency.max
+        );
+    }
     if let Some(collector) = &report.collector {
         println!(
             "receiver pid {}: {:.1} CPU s ({:.2} per million samples), peak RSS {:.1} MiB, disk growth {}",

@@ -25,6 +25,7 @@ fn settings(target: Target, agents: usize, duration: Duration) -> FleetSettings 
         drain: Duration::from_secs(20),
         receiver_pid: Some(std::process::id()),
         receiver_data_dir: None,
+        warmup: Duration::from_secs(1),
         progress_every: None,
     }
 }
@@ -84,6 +85,8 @@ async fn every_sample_a_small_fleet_sends_is_acknowledged_stored_and_reported() 
     assert_eq!(report.ack_latency_ms.count, report.acked_batches);
     let latency = &report.ack_latency_ms;
     assert!(0.0 < latency.p50 && latency.p50 <= latency.p99 && latency.p99 <= latency.max);
+    let after_warmup = &report.ack_latency_after_warmup_ms;
+    assert!(0 < after_warmup.count && after_warmup.count < latency.count);
     let cost = report
         .collector
         .as_ref()
