@@ -12,6 +12,7 @@
 # Usage: scripts/bench_fleet.sh [AGENTS] [DURATION]          # default 1000 agents, 300s
 #        TARGETS="vigil prometheus" scripts/bench_fleet.sh    # a subset of vigil prometheus victoriametrics
 #        SERIES=100 INTERVAL=10s DRAIN=60s LOADGEN_THREADS=1 scripts/bench_fleet.sh 10000 600
+#        BACKLOG=1h scripts/bench_fleet.sh 1000 300          # each agent first replays an hour
 #        VIGIL_BIN_DIR=target/release scripts/bench_fleet.sh  # binaries already built
 #        OUT=/tmp/fleet-reports scripts/bench_fleet.sh        # where the JSON reports go
 # The CA and the agents' certificates are kept in CA_DIR (default ~/.cache/vigil-bench-fleet)
@@ -26,6 +27,7 @@ SERIES=${SERIES:-100}
 INTERVAL=${INTERVAL:-10s}
 DRAIN=${DRAIN:-60s}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+BACKLOG=${BACKLOG:-0s}
 TARGETS=${TARGETS:-vigil prometheus victoriametrics}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CA_DIR=${CA_DIR:-${HOME:-/root}/.cache/vigil-bench-fleet}
@@ -92,7 +94,7 @@ if [[ ! -f "$CA_DIR/ca.pem" ]]; then
 fi
 
 LOADGEN_ARGS=(--agents "$AGENTS" --series "$SERIES" --interval "$INTERVAL"
-    --duration "${DURATION}s" --drain "$DRAIN" --threads "$LOADGEN_THREADS")
+    --duration "${DURATION}s" --drain "$DRAIN" --threads "$LOADGEN_THREADS" --backlog "$BACKLOG")
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 run_vigil() {
