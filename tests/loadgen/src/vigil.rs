@@ -74,8 +74,6 @@ pub async fn run_agent(
                 .collect()
         })
         .collect();
-
-    // The first send is at this agent's offset into the interval, after the run starts.
     let windows = host.windows;
     let interval_seconds = settings.interval.as_secs_f64();
     let mut make_batch = |seq: u64, timestamp_ms: i64| pb::Batch {
@@ -94,6 +92,7 @@ pub async fn run_agent(
             })
             .collect(),
     };
+    // The first send is at this agent's offset into the interval, after the run starts.
     let clock = AgentClock::new(
         context.started,
         start_offset(index, settings.spread),
