@@ -698,5 +698,7 @@ burst_batches = 0
         let config: CollectorConfig = config_file::load(&path).unwrap();
         assert_eq!(config.grpc.listen.port(), 7443);
         assert_eq!(config.agents.interval, Some(Duration::from_secs(10)));
+        // The example documents the defaults.
+        assert_eq!(config.ingest_limits(), Limits::default());
     }
 }
