@@ -163,6 +163,8 @@ pub enum GoodbyeReason {
 }
 
 /// Agent → collector.
+// A hello is sent once per stream and lives for one match: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentMessage {
     Hello(Hello),

@@ -438,7 +438,7 @@ async fn an_agent_whose_state_folder_was_restored_from_a_backup_has_its_new_batc
     let stored_before = seen.lock().unwrap().stored;
     run_agent_until_stored(&config, &seen, 3).await;
 
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(
         seen.duplicates[before_restore..],
         [] as [u64; 0],
