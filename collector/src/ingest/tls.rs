@@ -266,7 +266,7 @@ pub fn accept_verified(
     let counters = connections.counters().clone();
     let slots = HandshakeSlots {
         semaphore: Arc::new(Semaphore::new(max_handshakes)),
-        counters,
+        counters: counters.clone(),
     };
     accept_with(
         listener,
@@ -293,7 +293,19 @@ pub fn accept_verified(
                     })
                 }
                 Err(refusal) => {
-                    tracing::warn!(%remote, %refusal, "refusing a connection");
+                    // A client that keeps knocking must not flood the log: the 1st, 2nd,
+                    // 4th, 8th… refusal is logged, every one is counted.
+                    let refused = counters
+                        .connections_refused_per_host_cap
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        + counters
+                            .connections_refused_total_cap
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                    if refused.is_power_of_two() {
+                        tracing::warn!(%remote, %refusal, refused_so_far = refused, "refusing a connection");
+                    } else {
+                        tracing::debug!(%remote, %refusal, "refusing a connection");
+                    }
                     None
                 }
             }
@@ -348,7 +360,13 @@ fn accept_with<T: Send + 'static>(
                     Ok(permit) => Some(permit),
                     Err(_) => {
                         IngestCounters::add(&slots.counters.handshakes_refused_busy);
-                        tracing::warn!(%remote, "closing a connection: too many TLS handshakes under way (limits.max_handshakes)");
+                        let refused = slots
+                            .counters
+                            .handshakes_refused_busy
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                        if refused.is_power_of_two() {
+                            tracing::warn!(%remote, refused_so_far = refused, "closing a connection: too many TLS handshakes under way (limits.max_handshakes)");
+                        }
                         drop(tcp);
                         continue;
                     }
