@@ -370,6 +370,7 @@ async fn a_cloned_machine_writing_under_the_same_spool_gets_a_spool_conflict_not
     let pki = Pki::new();
     let collector = RunningCollector::start(&pki.collector_config()).await;
     let files = pki.issue_agent("agent", "pc-clone", "acme");
+    let mut events = collector.events.resubscribe();
     let t0 = now_ms() - 10_000;
     let mut original = open_stream(
         connect(collector.grpc, &files.ca, Some(&files))
@@ -394,6 +395,19 @@ async fn a_cloned_machine_writing_under_the_same_spool_gets_a_spool_conflict_not
     .await
     .unwrap();
     clone.send(hello_with_next_seq(9, 3)).await;
+    // The collector has taken the clone's hello (connections 1 and 2 both said hello) before
+    // the original goes on.
+    let mut connected = 0;
+    let waiting = async {
+        while connected < 2 {
+            if let Ok(IngestEvent::Connected { .. }) = events.recv().await {
+                connected += 1;
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .expect("both hellos are taken");
     original.send(batch(3, "probe", &[], t0 + 3, 1.0)).await;
     assert!(matches!(answer(&mut original).await, Body::Ack(_)));
     // The clone's own batch 3 is not the original's: no ack for a batch not stored.
