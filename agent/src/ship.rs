@@ -12,7 +12,8 @@
 //! was restored from a backup or a snapshot, or the machine is a clone) answers the hello
 //! with a spool conflict: the shipper starts a new spool holding the same batches and sends
 //! them all again. A revoked certificate is recognised in the collector's refusal, said
-//! once with the fix, and retried only every few minutes.
+//! once with the fix, and retried only every few minutes — or at once when the certificate
+//! file is replaced (the agent was enrolled again).
 //!
 //! It only ever reads data from the collector: an ack, a reject, a new interval, or a
 //! spool conflict.
@@ -164,7 +165,7 @@ impl Shipper {
                         tracing::error!(
                             cert = %self.config.cert.display(),
                             collector = %self.config.collector_url,
-                            "this agent's certificate is revoked: the collector will not take its reports until it is enrolled again; run 'vigil-agent enroll --token <new join token>' on this machine (a technician creates the token with 'vigil-collector token create'); until then the agent tries again every 5 minutes"
+                            "this agent's certificate is revoked: the collector will not take its reports until it is enrolled again; run 'vigil-agent enroll --token <new join token>' on this machine (a technician creates the token with 'vigil-collector token create'); until then the agent tries again every 5 minutes, and at once when its certificate file is replaced"
                         );
                         revocation_said = true;
                     }
@@ -176,6 +177,7 @@ impl Shipper {
                 Err(error) => tracing::warn!(%error, "shipping to the collector failed"),
             }
             failures = failures.saturating_add(1);
+            let waiting_for_enrollment = delay.is_some();
             let delay = delay.unwrap_or_else(|| backoff_delay(failures));
             tracing::info!(
                 retry_in = %humantime::format_duration(round_to_millis(delay)),
@@ -185,6 +187,10 @@ impl Shipper {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
+                // Enrolled again while waiting: the new certificate is tried at once.
+                _ = file_changed(&self.config.cert), if waiting_for_enrollment => {
+                    tracing::info!(cert = %self.config.cert.display(), "the certificate file changed; reconnecting");
+                }
                 _ = sleep_notice(&mut power) => {
                     // No stream to say goodbye on.
                     self.power.goodbye_said();
@@ -466,6 +472,26 @@ impl Shipper {
                 unacknowledged = self.spool.len(),
                 "stopped waiting for the collector's last acks"
             );
+        }
+    }
+}
+
+/// How often a revoked agent looks whether its certificate file was replaced.
+const CERT_POLL: Duration = Duration::from_secs(5);
+
+/// Resolves when the file at `path` changes (modification time or size), looked at every
+/// [`CERT_POLL`].
+async fn file_changed(path: &std::path::Path) {
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|metadata| (metadata.modified().ok(), metadata.len()))
+    };
+    let before = stamp(path);
+    loop {
+        tokio::time::sleep(CERT_POLL).await;
+        if stamp(path) != before {
+            return;
         }
     }
 }

@@ -542,6 +542,23 @@ async fn a_revoked_agent_recognises_it_and_stops_knocking_every_half_second() {
     // Before, it came back after half a second, one, two…; now it waits minutes.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(counter(&collector, "streams_refused_revoked"), 1);
+    // Enrolled again (a new certificate in the same files): it reports without waiting out
+    // the minutes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut events = collector.events.resubscribe();
+    pki.issue_agent("agent", "laptop-9", "acme");
+    let stored = async {
+        loop {
+            if let Ok(IngestEvent::Stored { peer, .. }) = events.recv().await {
+                if peer.host == "laptop-9" {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, stored)
+        .await
+        .expect("the re-enrolled agent reports");
     shutdown.cancel();
     running.await.unwrap().unwrap();
     collector.stop().await;
