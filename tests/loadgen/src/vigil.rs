@@ -132,6 +132,7 @@ pub async fn run_agent(
         let _ = outbound.try_send(hello(
             &identity,
             counts.spool_id,
+            next_seq,
             windows,
             settings.interval,
         ));
@@ -282,6 +283,14 @@ fn handle_reply(
             }
             counts.first_reject_reason.get_or_insert(reject.reason);
         }
+        // A simulated agent's spool lives only in this run and is never restored or
+        // cloned, so a conflict means two runs share a spool id: count it as an error.
+        Some(Reply::SpoolConflict(conflict)) => {
+            counts.last_error = Some(format!(
+                "spool conflict: the collector holds batches up to {} of spool {}",
+                conflict.stored_seq, conflict.spool_id
+            ));
+        }
         // An interval pushed by the collector: the run keeps its own schedule.
         Some(Reply::Config(_)) | None => {}
     }
@@ -303,6 +312,7 @@ fn endpoint(tls: &FleetTls, identity: &AgentIdentity) -> Result<Endpoint, String
 fn hello(
     identity: &AgentIdentity,
     spool_id: u64,
+    next_seq: u64,
     windows: bool,
     interval: Duration,
 ) -> pb::AgentMessage {
@@ -333,6 +343,7 @@ fn hello(
             }),
             spool_id,
             interval_seconds: interval.as_secs() as u32,
+            next_seq,
         })),
     }
 }
