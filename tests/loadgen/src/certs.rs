@@ -129,7 +129,12 @@ pub fn fleet_identities(
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(cache_dir)?;
             let partial = cache_path.with_extension("json.partial");
-            std::fs::write(&partial, serde_json::to_vec(&cached)?)?;
+            // The cache holds the agents' private keys: readable by its owner only.
+            let mut file = std::fs::OpenOptions::new();
+            file.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+            std::io::Write::write_all(&mut file.open(&partial)?, &serde_json::to_vec(&cached)?)?;
             std::fs::rename(&partial, &cache_path)
         };
         write().map_err(|source| CertsError::Cache {
@@ -154,7 +159,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = CertificateAuthority::generate("Loadgen test CA").unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
-        std::fs::write(dir.path().join("ca-key.pem"), ca.key_pem()).unwrap();
+        let key = dir.path().join("ca-key.pem");
+        std::fs::write(&key, ca.key_pem()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         let cache = dir.path().join("cache");
         let first = fleet_identities(dir.path(), &cache, 3).unwrap();
         assert_eq!(first.issued_now, 3);
