@@ -227,6 +227,10 @@ pub struct StoreStats {
     pub head_samples: u64,
     /// Memory the head uses, approximately.
     pub head_bytes: usize,
+    /// Samples the head has put through the chunk encoder since the store was opened
+    /// (replay included); a sample counts again when its block merges, at most six times.
+    /// It grows with the samples appended, never with the length of their windows.
+    pub head_encoded_samples: u64,
     pub wal_bytes: u64,
     pub wal_segments: usize,
     /// Every file under the data directory.
@@ -262,14 +266,18 @@ pub struct Store {
     owner: Arc<Owner>,
 }
 
-/// Ends the background thread when the last [`Store`] clone goes.
+/// Ends the background thread, and closes the store cleanly, when the last [`Store`] clone
+/// goes.
 struct Owner {
     maintenance: maintenance::Handle,
+    inner: Arc<Inner>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         self.maintenance.stop();
+        // A failure is logged by `close`, and the next open replays the log.
+        let _ = self.inner.close();
     }
 }
 
@@ -292,6 +300,8 @@ struct Inner {
     checkpoint_lock: Mutex<()>,
     /// Where a damaged store was moved to when this one was opened in its place.
     quarantined_to: Option<PathBuf>,
+    /// Set by the clean stop ([`Inner::close`]), which runs once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The state appends change.
@@ -604,6 +614,16 @@ impl Store {
         self.inner.checkpoint(seal_everything).map(|_| ())
     }
 
+    /// Stops the store cleanly: seals the whole head into sled, makes it durable and removes
+    /// the write-ahead log, so that the next open has nothing to replay. Appends after this
+    /// fail. Dropping the last clone does the same; call it to stop at a known moment (the
+    /// collector does, after ingest has drained). When sealing fails (a full disk) the log
+    /// stays, the error is returned, and the next open replays the log: nothing acknowledged
+    /// is lost either way.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.inner.close()
+    }
+
     /// Deletes raw chunks older than the raw retention and rollups older than the rollup
     /// retention, counted back from `now_ms`, and series left without data. The background
     /// thread calls this every `retention_interval` with [`Store::retention_now`].
@@ -620,12 +640,13 @@ impl Store {
 
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let inner = &*self.inner;
-        let (head_series, head_samples, head_bytes) = {
+        let (head_series, head_samples, head_bytes, head_encoded_samples) = {
             let ingest = inner.lock_ingest();
             (
                 ingest.head.n_series(),
                 ingest.head.n_samples(),
                 ingest.head.bytes(),
+                ingest.head.n_encoded(),
             )
         };
         let (wal_bytes, wal_segments) = inner.wal.disk_usage();
@@ -638,6 +659,7 @@ impl Store {
             head_series,
             head_samples,
             head_bytes,
+            head_encoded_samples,
             wal_bytes,
             wal_segments,
             disk_bytes,
@@ -684,6 +706,15 @@ impl Store {
             rollup_index_bytes: rollup_index_bytes + pending_bytes,
             index_bytes: series_bytes + by_labels_bytes + postings_bytes,
         })
+    }
+
+    /// Drops this handle as a crash would leave the store: no clean stop, so the log stays
+    /// for the next open to replay (the log itself still commits what was submitted).
+    #[cfg(test)]
+    fn drop_as_if_crashed(self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn wake_maintenance(&self) {

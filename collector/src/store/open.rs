@@ -94,10 +94,11 @@ pub(super) fn open(config: &StoreConfig, mode: OpenMode) -> Result<Store, StoreE
 fn start(inner: Inner) -> Store {
     let inner = Arc::new(inner);
     let maintenance = maintenance::Handle::spawn(Arc::clone(&inner));
-    Store {
-        inner,
-        owner: Arc::new(Owner { maintenance }),
-    }
+    let owner = Arc::new(Owner {
+        maintenance,
+        inner: Arc::clone(&inner),
+    });
+    Store { inner, owner }
 }
 
 /// Opens sled, waiting a little for its lock: sled's background writes may hold it for a
@@ -244,6 +245,7 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
         wal,
         checkpoint_lock: Mutex::new(()),
         quarantined_to,
+        closed: std::sync::atomic::AtomicBool::new(false),
     })
 }
 

@@ -477,7 +477,8 @@ fn acknowledged_samples_survive_a_restart_through_the_log_alone() {
                 )
                 .unwrap();
         }
-        // No checkpoint, no flush: only the log has the samples.
+        // No checkpoint, no flush, no clean stop: only the log has the samples.
+        store.drop_as_if_crashed();
     }
     let store = open_quiet(dir.path());
     assert_eq!(times_and_values(&select(&store, "m")), samples);
@@ -488,6 +489,54 @@ fn acknowledged_samples_survive_a_restart_through_the_log_alone() {
             .unwrap(),
         AppendOutcome::Duplicate
     );
+}
+
+#[test]
+fn a_clean_stop_seals_the_head_and_leaves_no_log_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = regular(1_000_000, 500);
+    {
+        let store = open_quiet(dir.path());
+        for (seq, piece) in samples.chunks(10).enumerate() {
+            store
+                .append(
+                    &writer("web-01", 1),
+                    seq as u64 + 1,
+                    &[series("m", &[], piece)],
+                )
+                .unwrap();
+        }
+        assert!(store.stats().unwrap().wal_bytes > 0);
+        store.close().unwrap();
+        let error = store
+            .append(&writer("web-01", 1), 51, &[series("m", &[], &[(1, 1.0)])])
+            .unwrap_err();
+        assert!(error.to_string().contains("closed"), "{error}");
+    }
+    let segments = wal::list_segments(&dir.path().join(wal::WAL_DIR)).unwrap();
+    assert!(segments.is_empty(), "nothing to replay: {segments:?}");
+    let store = open_quiet(dir.path());
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.head_samples, 0, "nothing was replayed into the head");
+    assert_eq!(times_and_values(&select(&store, "m")), samples);
+    assert_eq!(store.last_seq(&writer("web-01", 1)).unwrap(), 50);
+    assert_eq!(
+        store
+            .append(&writer("web-01", 1), 50, &[series("m", &[], &[(1, 1.0)])])
+            .unwrap(),
+        AppendOutcome::Duplicate
+    );
+    // New samples after the restart land in the window sealed at the stop, and both stay.
+    store
+        .append(
+            &writer("web-01", 1),
+            51,
+            &[series("m", &[], &[(1_000_000 + 500 * 10_000, 500.0)])],
+        )
+        .unwrap();
+    drop(store);
+    let store = open_quiet(dir.path());
+    assert_eq!(select(&store, "m")[0].samples.len(), 501);
 }
 
 #[test]
@@ -715,6 +764,7 @@ fn a_damaged_store_is_moved_aside_and_an_empty_one_started_by_default() {
         store
             .append(&writer("a", 1), 1, &[series("m", &[], &[(1, 1.0)])])
             .unwrap();
+        store.drop_as_if_crashed();
     }
     damage_the_log(dir.path());
 

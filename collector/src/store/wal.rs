@@ -589,6 +589,41 @@ impl Wal {
         Ok(removed.len())
     }
 
+    /// After [`Wal::close`]: deletes every segment whose records all precede `needed_lsn`,
+    /// the last one included (nothing writes to it any more). Returns how many went.
+    pub(super) fn remove_closed_before(&self, needed_lsn: u64) -> Result<usize, StoreError> {
+        let removed: Vec<u64> = {
+            let mut state = self.shared.lock();
+            debug_assert!(state.stop, "the log is closed before its last segment goes");
+            let (gone, kept): (Vec<SegmentSpan>, Vec<SegmentSpan>) = state
+                .segments
+                .iter()
+                .partition(|segment| segment.last_lsn < needed_lsn);
+            state.segments = kept.into();
+            gone.iter().map(|segment| segment.number).collect()
+        };
+        for &number in &removed {
+            let path = segment_path(&self.shared.dir, number);
+            fs::remove_file(&path).map_err(|source| StoreError::Wal {
+                path: path.clone(),
+                action: "deleting",
+                source,
+            })?;
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.shared.dir).map_err(|source| StoreError::Wal {
+                path: self.shared.dir.clone(),
+                action: "syncing the folder of",
+                source,
+            })?;
+        }
+        let mut state = self.shared.lock();
+        if state.segments.is_empty() {
+            state.bytes_on_disk = 0;
+        }
+        Ok(removed.len())
+    }
+
     /// Bytes of the segments on disk, and how many there are.
     pub(super) fn disk_usage(&self) -> (u64, usize) {
         let state = self.shared.lock();
