@@ -391,6 +391,11 @@ impl Store {
             .iter()
             .map(|series| keys::encode_labels(&series.labels))
             .collect();
+        // The batch's own encoding work is done here, before the lock that every agent shares.
+        let mut prepared: Vec<Option<head::PreparedSamples>> = batch
+            .iter()
+            .map(|series| head::prepare(&series.samples))
+            .collect();
         let mut ingest = inner.lock_ingest();
         let last_seq = ingest.writers.get(writer).map_or(0, |w| w.last_seq);
         if seq <= last_seq {
@@ -426,8 +431,13 @@ impl Store {
         ingest.record = record;
         let lsn = submitted?;
         let mut n_samples = 0;
-        for (series, &(series_id, _)) in batch.iter().zip(&series_ids) {
-            ingest.head.insert(series_id, &series.samples, lsn);
+        for ((series, &(series_id, _)), prepared) in
+            batch.iter().zip(&series_ids).zip(&mut prepared)
+        {
+            match prepared.take() {
+                Some(prepared) => ingest.head.insert_prepared(series_id, prepared, lsn),
+                None => ingest.head.insert(series_id, &series.samples, lsn),
+            }
             n_samples += series.samples.len();
             if let Some(newest) = series.samples.iter().map(|s| s.timestamp_ms).max() {
                 ingest.newest_ms = ingest.newest_ms.max(newest);

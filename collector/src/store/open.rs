@@ -19,7 +19,7 @@ use vigil_proto::model::Sample;
 use super::chunk_files::{ChunkFiles, CHUNKS_DIR, ROLLUPS_DIR};
 use super::error::StoreError;
 use super::files::{self, SLED_DATA_FILE};
-use super::head::{window_start, Head};
+use super::head::{self, window_start, Head};
 use super::import::Imports;
 use super::index::Index;
 use super::sealed::{Sealed, WindowWrite};
@@ -299,7 +299,10 @@ fn replay(
                 if !ingest.head.holds(series.series_id) {
                     ingest.head.add_series(series.series_id, &labels_key);
                 }
-                ingest.head.insert(series.series_id, &series.samples, lsn);
+                match head::prepare(&series.samples) {
+                    Some(prepared) => ingest.head.insert_prepared(series.series_id, prepared, lsn),
+                    None => ingest.head.insert(series.series_id, &series.samples, lsn),
+                }
                 ingest.next_series_id = ingest.next_series_id.max(series.series_id + 1);
                 if let Some(newest) = series.samples.iter().map(|s| s.timestamp_ms).max() {
                     ingest.newest_ms = ingest.newest_ms.max(newest);

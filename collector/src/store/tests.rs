@@ -540,6 +540,41 @@ fn a_clean_stop_seals_the_head_and_leaves_no_log_to_replay() {
 }
 
 #[test]
+fn a_window_with_more_samples_than_a_chunk_holds_is_sealed_in_parts_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = chunk::MAX_SAMPLES as i64 + 50_000;
+    let window = 10 * head::WINDOW_MS;
+    let store = open_quiet(dir.path());
+    let samples: Vec<(i64, f64)> = (0..n).map(|i| (window + i, (i % 7) as f64)).collect();
+    for (seq, piece) in samples.chunks(50_000).enumerate() {
+        store
+            .append(
+                &writer("dense", 1),
+                seq as u64 + 1,
+                &[series("m", &[], piece)],
+            )
+            .unwrap();
+    }
+    store.checkpoint(true).unwrap();
+    // A late sample before the split point and one after it are merged into the parts.
+    let late = [(window + 10, -1.0), (window + n - 5, -2.0)];
+    store
+        .append(&writer("dense", 1), 1000, &[series("m", &[], &late)])
+        .unwrap();
+    store.checkpoint(true).unwrap();
+    drop(store);
+    let store = open_quiet(dir.path());
+    let read = select(&store, "m");
+    let got = times_and_values(&read);
+    assert_eq!(got.len(), n as usize);
+    let mut expected = samples;
+    expected[10].1 = -1.0;
+    expected[n as usize - 5].1 = -2.0;
+    assert!(got == expected, "the samples read back differ");
+    assert_eq!(store.storage_breakdown().unwrap().n_chunks, 2);
+}
+
+#[test]
 fn sealed_chunks_and_the_head_are_merged_in_queries_and_the_log_is_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_quiet(dir.path());
