@@ -130,6 +130,12 @@ fn run(inner: Arc<Inner>, signal: Arc<Signal>) {
             }
             flags.1 = false;
         }
+        if let Err(error) = inner.wal.check_writable() {
+            // sled takes a failed write as fatal for the process: it is not written to a
+            // disk known to fail. The log keeps everything until the next checkpoint.
+            tracing::warn!(%error, "store checkpoint postponed while the disk fails");
+            continue;
+        }
         match inner.checkpoint(false) {
             Ok(stats) => tracing::debug!(
                 windows = stats.n_windows,

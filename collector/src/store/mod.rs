@@ -170,6 +170,31 @@ pub struct SeriesSamples {
     pub samples: Vec<Sample>,
 }
 
+/// Whether the store can write: while its write-ahead log cannot (a full disk, an I/O
+/// error), every batch is refused with a retryable error, agents keep their batches and
+/// resend them, and nothing that was not written is acknowledged. The log tries again by
+/// itself every half second; ingest resumes as soon as a write succeeds, with no restart.
+/// Checkpoints and host records wait meanwhile, so that sled is not written to a full disk.
+///
+/// What is safe after a failed write or fsync: the records of that write (and every one
+/// submitted after it) are refused, never acknowledged; the segment is cut back to the end
+/// of its last record that was fsynced and synced again, then records go on in a new
+/// segment, so that pages whose write-back failed are never trusted and nothing half
+/// written is ever replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteHealth {
+    /// When writes started failing; `None` while they succeed.
+    pub failing_since: Option<std::time::SystemTime>,
+    /// Why, in one line naming the file (the last error seen).
+    pub reason: Option<String>,
+}
+
+impl WriteHealth {
+    pub fn is_failing(&self) -> bool {
+        self.failing_since.is_some()
+    }
+}
+
 /// What [`Store::append`] did with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOutcome {
@@ -311,8 +336,6 @@ struct Ingest {
     next_series_id: u64,
     /// The newest sample timestamp the store holds: its clock for sealing and retention.
     newest_ms: i64,
-    /// Reused buffer for encoding log records.
-    record: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -406,30 +429,16 @@ impl Store {
             inner.wal.wait_durable(lsn)?;
             return Ok(AppendOutcome::Duplicate);
         }
+        // While the log cannot write, nothing else is written either (the series index
+        // included): the batch is refused and the agent resends it.
+        inner.wal.check_writable()?;
         let mut series_ids = Vec::with_capacity(batch.len());
         for (series, labels_key) in batch.iter().zip(&labels_keys) {
             series_ids.push(inner.resolve_series(&mut ingest, &series.labels, labels_key)?);
         }
-        let mut record = std::mem::take(&mut ingest.record);
-        record.clear();
-        wal::encode_batch(
-            &writer.host,
-            writer.spool_id,
-            seq,
-            batch.iter().zip(&series_ids).zip(&labels_keys).map(
-                |((series, &(series_id, is_new)), labels_key)| {
-                    (
-                        series_id,
-                        is_new.then_some(labels_key.as_slice()),
-                        series.samples.as_slice(),
-                    )
-                },
-            ),
-            &mut record,
-        );
-        let submitted = inner.wal.submit(&record);
-        ingest.record = record;
-        let lsn = submitted?;
+        // The log keeps records in reservation order, which is the head's order: the
+        // record itself is encoded and checksummed after the lock is released.
+        let lsn = inner.wal.reserve()?;
         let mut n_samples = 0;
         for ((series, &(series_id, _)), prepared) in
             batch.iter().zip(&series_ids).zip(&mut prepared)
@@ -449,8 +458,48 @@ impl Store {
         if over_budget {
             self.wake_maintenance();
         }
-        inner.wal.wait_durable(lsn)?;
+        let mut record = Vec::with_capacity(64 + n_samples * 10);
+        wal::encode_batch(
+            &writer.host,
+            writer.spool_id,
+            seq,
+            batch.iter().zip(&series_ids).zip(&labels_keys).map(
+                |((series, &(series_id, is_new)), labels_key)| {
+                    (
+                        series_id,
+                        is_new.then_some(labels_key.as_slice()),
+                        series.samples.as_slice(),
+                    )
+                },
+            ),
+            &mut record,
+        );
+        inner.wal.fill(lsn, &record);
+        if let Err(error) = inner.wal.wait_durable(lsn) {
+            // Not on disk, so not stored: the agent's resend of this seq must be taken as
+            // new, not as a duplicate. Its samples may stay in the head (unacknowledged,
+            // and the resend carries the same ones).
+            let mut ingest = inner.lock_ingest();
+            if let Some(entry) = ingest.writers.get_mut(writer) {
+                if entry.last_seq == seq {
+                    entry.last_seq = last_seq;
+                }
+            }
+            return Err(error);
+        }
         Ok(AppendOutcome::Stored { n_samples })
+    }
+
+    /// Whether the store's writes succeed now: see [`WriteHealth`].
+    pub fn write_health(&self) -> WriteHealth {
+        self.inner.wal.health().borrow().clone()
+    }
+
+    /// The store's write health as it changes, for whoever raises an alert while writes
+    /// fail (the value changes when writes start failing, when the reason changes, and when
+    /// they succeed again). Needs no runtime: `borrow` reads the latest value anywhere.
+    pub fn watch_write_health(&self) -> tokio::sync::watch::Receiver<WriteHealth> {
+        self.inner.wal.health()
     }
 
     /// Highest seq stored for this writer (0 if none).
@@ -571,6 +620,9 @@ impl Store {
         record: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let inner = &*self.inner;
+        // sled treats a failed write as fatal for the process: nothing goes to it while the
+        // disk is known to fail.
+        inner.wal.check_writable()?;
         let bytes = serde_json::to_vec(record).map_err(|source| StoreError::HostRecord {
             host: host.to_owned(),
             source,

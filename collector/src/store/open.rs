@@ -219,7 +219,6 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
         writers,
         next_series_id: index.next_series_id()?,
         newest_ms: meta_u64(META_NEWEST_MS)?.map_or(i64::MIN, |bits| bits as i64),
-        record: Vec::new(),
     };
 
     let wal_dir = data_dir.join(WAL_DIR);

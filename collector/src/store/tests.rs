@@ -540,6 +540,46 @@ fn a_clean_stop_seals_the_head_and_leaves_no_log_to_replay() {
 }
 
 #[test]
+fn reopening_after_a_dense_log_costs_work_linear_in_the_log() {
+    // One series at 1 ms spacing in batches of 500 (each goes through the head's tail) and
+    // of 5,000 (encoded before the lock): the replay work of a log twice as long is about
+    // twice as large, where re-encoding the window made it about four times.
+    let replay_work = |n_samples: i64, batch_len: usize| -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open_quiet(dir.path());
+            let samples: Vec<(i64, f64)> = (0..n_samples)
+                .map(|i| (10 * head::WINDOW_MS + i, (i as f64 * 0.37).sin()))
+                .collect();
+            for (seq, piece) in samples.chunks(batch_len).enumerate() {
+                store
+                    .append(
+                        &writer("dense", 1),
+                        seq as u64 + 1,
+                        &[series("m", &[], piece)],
+                    )
+                    .unwrap();
+            }
+            store.drop_as_if_crashed();
+        }
+        let store = open_quiet(dir.path());
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.head_samples, n_samples as u64);
+        assert!(stats.wal_bytes > 0);
+        stats.head_encoded_samples
+    };
+    for batch_len in [500, 5_000] {
+        let once = replay_work(40_000, batch_len);
+        let twice = replay_work(80_000, batch_len);
+        assert!(
+            twice * 10 <= once * 22,
+            "batches of {batch_len}: replaying 40,000 samples encoded {once}, 80,000 encoded {twice}"
+        );
+        assert!(twice <= 80_000 * (u64::from(head::MAX_BLOCK_LEVEL) + 1));
+    }
+}
+
+#[test]
 fn a_window_with_more_samples_than_a_chunk_holds_is_sealed_in_parts_and_read_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let n = chunk::MAX_SAMPLES as i64 + 50_000;
