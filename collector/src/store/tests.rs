@@ -580,6 +580,74 @@ fn reopening_after_a_dense_log_costs_work_linear_in_the_log() {
 }
 
 #[test]
+fn a_failed_log_write_refuses_batches_then_resumes_by_itself_with_nothing_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_quiet(dir.path());
+    let health = store.watch_write_health();
+    let web = writer("web-01", 1);
+    let at = |seq: u64| [(1_000_000 + seq as i64 * 10_000, seq as f64)];
+    for seq in 1..=3 {
+        store
+            .append(&web, seq, &[series("m", &[], &at(seq))])
+            .unwrap();
+    }
+    assert!(!store.write_health().is_failing());
+
+    // The write of batch 4 fails (a full disk), and so do the first two repairs: batch 4 is
+    // refused, so is everything while the log is not repaired, and nothing goes to sled.
+    store.inner.wal.fail_next_writes(3);
+    let error = store
+        .append(&web, 4, &[series("m", &[], &at(4))])
+        .unwrap_err();
+    assert!(matches!(error, StoreError::WalFailed { .. }), "{error:?}");
+    assert!(error.to_string().contains("resumes by itself"), "{error}");
+    let failing = store.write_health();
+    assert!(failing.is_failing());
+    assert!(failing.reason.unwrap().contains(".wal"));
+    assert!(health.borrow().is_failing());
+    assert!(store
+        .put_host_record("web-01", &serde_json::json!({"cores": 4}))
+        .is_err());
+    // The refused seq is not taken: the resend is stored, not called a duplicate.
+    assert_eq!(store.last_seq(&web).unwrap(), 3);
+
+    // The log repairs itself once writes succeed; the agent's resend of 4 then goes in.
+    let mut resent = None;
+    for _ in 0..100 {
+        match store.append(&web, 4, &[series("m", &[], &at(4))]) {
+            Ok(outcome) => {
+                resent = Some(outcome);
+                break;
+            }
+            Err(StoreError::WalFailed { .. }) => std::thread::sleep(Duration::from_millis(100)),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(resent, Some(AppendOutcome::Stored { n_samples: 1 }));
+    assert!(!store.write_health().is_failing());
+    store.append(&web, 5, &[series("m", &[], &at(5))]).unwrap();
+    let expected: Vec<(i64, f64)> = (1..=5).map(|seq| at(seq)[0]).collect();
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+
+    // After a crash the log replays cleanly: the failed write was cut off its segment (the
+    // log holds batches 1, 2, 3, the resent 4 and 5), so nothing comes back twice.
+    store.drop_as_if_crashed();
+    let segments = wal::list_segments(&dir.path().join(wal::WAL_DIR)).unwrap();
+    let n_records: usize = segments
+        .iter()
+        .map(|(_, path)| wal::read_segment(path, false).unwrap().records.len())
+        .sum();
+    assert_eq!(n_records, 5);
+    let store = open_quiet(dir.path());
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+    assert_eq!(store.last_seq(&web).unwrap(), 5);
+    assert_eq!(
+        store.append(&web, 4, &[series("m", &[], &at(4))]).unwrap(),
+        AppendOutcome::Duplicate
+    );
+}
+
+#[test]
 fn a_window_with_more_samples_than_a_chunk_holds_is_sealed_in_parts_and_read_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let n = chunk::MAX_SAMPLES as i64 + 50_000;

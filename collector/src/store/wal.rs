@@ -394,6 +394,9 @@ struct Shared {
     durable: Condvar,
     /// Whether writes to the log succeed, for whoever watches (the alert pipeline).
     health: watch::Sender<WriteHealth>,
+    /// Tests: how many of the next writes (and repairs) fail as on a full disk.
+    #[cfg(test)]
+    fail_writes: std::sync::atomic::AtomicU32,
 }
 
 struct State {
@@ -485,6 +488,8 @@ impl Wal {
             work: Condvar::new(),
             durable: Condvar::new(),
             health: watch::Sender::new(WriteHealth::default()),
+            #[cfg(test)]
+            fail_writes: std::sync::atomic::AtomicU32::new(0),
         });
         let committer_shared = Arc::clone(&shared);
         let committer = std::thread::Builder::new()
@@ -583,6 +588,14 @@ impl Wal {
             return Err(self.shared.failed(&state));
         }
         Ok(())
+    }
+
+    /// Tests: makes the next `n` writes or repairs fail as they would on a full disk.
+    #[cfg(test)]
+    pub(super) fn fail_next_writes(&self, n: u32) {
+        self.shared
+            .fail_writes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether the log's writes succeed, now and as it changes.
@@ -731,6 +744,20 @@ impl Shared {
         }
     }
 
+    /// Tests make writes fail on purpose; elsewhere this is nothing.
+    fn injected_failure(&self) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            let left = self.fail_writes.load(Ordering::SeqCst);
+            if left > 0 {
+                self.fail_writes.store(left - 1, Ordering::SeqCst);
+                return Err(io::Error::from_raw_os_error(28));
+            }
+        }
+        Ok(())
+    }
+
     /// Records a failed write or repair: every record reserved so far that is not on disk
     /// fails (its appender gets a retryable error and acknowledges nothing), and nothing
     /// more is accepted until a repair succeeds.
@@ -773,6 +800,7 @@ impl Shared {
     /// go on in a fresh segment; until both succeed nothing is accepted. A crash in between
     /// leaves the cut segment last, whose torn end the next open cuts off.
     fn repair(&self, file: &mut File, number: &mut u64, durable_bytes: u64) -> io::Result<()> {
+        self.injected_failure()?;
         file.set_len(durable_bytes)?;
         file.sync_all()?;
         let next = *number + 1;
@@ -877,6 +905,7 @@ impl Shared {
                 }
                 if !batch.is_empty() {
                     file.write_all(&batch)?;
+                    self.injected_failure()?;
                     file.sync_data()?;
                 }
                 Ok(())
