@@ -58,7 +58,11 @@ fn parse() -> Result<Options, String> {
     };
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number"));
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number"))
+        };
         match flag.as_str() {
             "--collector" => options.collector = value.clone(),
             "--cert" => options.cert = value.clone().into(),
@@ -173,7 +177,10 @@ async fn run(options: Options) -> Result<Progress, String> {
     };
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(&options.ca)?))
-        .identity(Identity::from_pem(read(&options.cert)?, read(&options.key)?))
+        .identity(Identity::from_pem(
+            read(&options.cert)?,
+            read(&options.key)?,
+        ))
         .domain_name("localhost");
     let endpoint = Endpoint::from_shared(options.collector.clone())
         .and_then(|endpoint| endpoint.tls_config(tls))
@@ -199,7 +206,10 @@ async fn run(options: Options) -> Result<Progress, String> {
             Err(reason) => {
                 progress.refusals += 1;
                 write_progress(&options, &progress);
-                eprintln!("refused or cut off at batch {}: {reason}", progress.acked + 1);
+                eprintln!(
+                    "refused or cut off at batch {}: {reason}",
+                    progress.acked + 1
+                );
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         }

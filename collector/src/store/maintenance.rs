@@ -130,12 +130,6 @@ fn run(inner: Arc<Inner>, signal: Arc<Signal>) {
             }
             flags.1 = false;
         }
-        if let Err(error) = inner.wal.check_writable() {
-            // sled takes a failed write as fatal for the process: it is not written to a
-            // disk known to fail. The log keeps everything until the next checkpoint.
-            tracing::warn!(%error, "store checkpoint postponed while the disk fails");
-            continue;
-        }
         match inner.checkpoint(false) {
             Ok(stats) => tracing::debug!(
                 windows = stats.n_windows,
@@ -190,6 +184,9 @@ impl Inner {
             .checkpoint_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // sled takes a failed write as fatal for the process: nothing goes to it while the
+        // disk is known to fail (the log keeps everything meanwhile).
+        self.wal.check_writable()?;
         let (jobs, writers, read_at_lsn, newest_ms) = {
             let mut ingest = self.lock_ingest();
             let clock_ms = ingest.newest_ms;
