@@ -2,7 +2,8 @@
 //! fleet's agents do (one batch per host per 10 s tick, `--series` samples each, for
 //! `--hours`), with no checkpoint, then stops either cleanly (`--stop clean`: the last
 //! handle is dropped, the store's own close path) or as a crash would (`--stop crash`: the
-//! process exits with the log as it is). `open` then times `Store::open` (replay included).
+//! process exits with the log as it is). `open` then times `Store::open` (replay included);
+//! `stop` opens a store and stops it cleanly, timing the stop.
 //! Uses only the store API that every version has, so the same file measures the code before
 //! and after a change (scripts/bench_restart.sh does both).
 //!
@@ -204,11 +205,25 @@ fn open(options: &Options) -> Result<(), String> {
     std::process::exit(0);
 }
 
+/// Opens the store (replaying its log), then stops it cleanly: the last handle dropped.
+fn stop(options: &Options) -> Result<(), String> {
+    let store = Store::open(&config(&options.dir)).map_err(|error| error.to_string())?;
+    let stopping = Instant::now();
+    drop(store);
+    println!("stop_seconds: {:.1}", stopping.elapsed().as_secs_f64());
+    println!(
+        "wal_bytes_after_stop: {}",
+        dir_bytes(&options.dir.join("wal"))
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let result = parse().and_then(|options| match options.command.as_str() {
         "write" => write(&options),
         "open" => open(&options),
-        other => Err(format!("unknown command {other}; use write or open")),
+        "stop" => stop(&options),
+        other => Err(format!("unknown command {other}; use write, open or stop")),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
