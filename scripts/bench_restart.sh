@@ -77,7 +77,7 @@ Fleet: $HOSTS hosts x $SERIES series every 10 s for $HOURS h, $(f fleet-write sa
 | | before ($BEFORE) | after |
 |---|---|---|
 | fleet: restart after a crash (whole log replayed) | $(t before-fleet-crash open_seconds) | $(t after-fleet-crash open_seconds) |
-| fleet: clean stop (after that replay) | $(t before-fleet-stop stop_seconds), log left $(mib "$(f before-fleet-stop wal_bytes_after_stop)") | $(t after-fleet-stop stop_seconds), log left $(mib "$(f after-fleet-stop wal_bytes_after_stop)") |
+| fleet: clean stop (wall time of the stop alone) | $(f before-fleet-stop stop_seconds) s, log left $(mib "$(f before-fleet-stop wal_bytes_after_stop)") | $(f after-fleet-stop stop_seconds) s, log left $(mib "$(f after-fleet-stop wal_bytes_after_stop)") |
 | fleet: restart after a clean stop | $(t before-fleet-restart open_seconds) | $(t after-fleet-restart open_seconds) |
 | dense: restart after a crash | $(t before-dense-crash open_seconds) | $(t after-dense-crash open_seconds) |
 | dense: restart after a clean stop | $(t before-dense-restart open_seconds) | $(t after-dense-restart open_seconds) |
