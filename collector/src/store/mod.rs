@@ -10,7 +10,10 @@
 //! compressed chunks (codec in [`chunk`], bytes in append-only day files, [`chunk_files`],
 //! located through sled) and rollups in sled ([`sealed`], [`rollup`]), makes sled durable
 //! with a real fsync, trims the log behind it, and enforces retention. On open
-//! ([`open`]), the log is replayed into the head. `vigil-collector import` writes chunks
+//! ([`open`]), the log is replayed into the head; a clean stop ([`Store::close`], or dropping
+//! the last handle) seals the whole head first, so that there is nothing to replay. When the
+//! log cannot write (a full disk), batches are refused until it can again, by itself;
+//! [`Store::write_health`] says since when and why. `vigil-collector import` writes chunks
 //! straight to sled under an import id that becomes visible only when it commits ([`import`]).
 //! The series index (labels ↔ id, postings per label pair) is in [`index`]; the bytes of
 //! every key in [`keys`]; the data directory's files in [`files`].
