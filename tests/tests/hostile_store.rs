@@ -89,6 +89,7 @@ async fn latencies_beside(
     seq: &mut u64,
     heavy: RawStream,
     make: fn(u64, i64) -> pb::AgentMessage,
+    alone: Duration,
 ) -> Vec<Duration> {
     let heavy_done = Arc::new(AtomicBool::new(false));
     let first_ms = now_ms() - 3 * 3_600_000;
@@ -123,6 +124,11 @@ async fn latencies_beside(
         n_acked
     });
     let mut beside = Vec::new();
+    // The rounds may take, all together, four times what they may take each: past that the
+    // median is far too slow, and waiting for every heavy batch would only make the failure
+    // late (the head before this fix took minutes).
+    let budget = alone * MAX_SLOWDOWN * ROUNDS as u32 * 4;
+    let mut spent = Duration::ZERO;
     for _ in 0..ROUNDS {
         *seq += 1;
         let latency = round_trip(normal, *seq).await;
@@ -130,6 +136,13 @@ async fn latencies_beside(
             break;
         }
         beside.push(latency);
+        spent += latency;
+        if spent > budget {
+            eprintln!("the normal agent's round trips took {spent:?} beside the heavy agent, over {budget:?}");
+            sender.abort();
+            receiver.abort();
+            return beside;
+        }
     }
     let n_acked = receiver.await.expect("the heavy receiver");
     let _outbound = sender.await.expect("the heavy sender");
@@ -160,9 +173,10 @@ async fn a_dense_timestamp_agent_does_not_stall_another_agents_acknowledgements(
         alone.push(round_trip(&mut normal, seq).await);
     }
     let dense = agent(&pki, &collector, "pc-dense").await;
-    let beside_dense = latencies_beside(&mut normal, &mut seq, dense, dense_batch).await;
+    let alone = median(alone);
+    let beside_dense =
+        median(latencies_beside(&mut normal, &mut seq, dense, dense_batch, alone).await);
 
-    let (alone, beside_dense) = (median(alone), median(beside_dense));
     eprintln!(
         "normal agent's median ack: alone {alone:?}, beside the dense agent {beside_dense:?}"
     );
