@@ -248,7 +248,7 @@ impl Collector {
         presence_stop.cancel();
         let _ = presence.await;
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.flush())
+        tokio::task::spawn_blocking(move || store.close())
             .await
             .expect("flushing the store panicked")?;
         match served {

@@ -97,12 +97,17 @@ pub enum StoreError {
         reason: &'static str,
     },
 
-    /// An earlier write or fsync of the log failed; nothing more is acknowledged.
+    /// A write or fsync of the log failed; batches are refused (agents keep and resend
+    /// them) until a write succeeds again, which the log tries by itself.
     #[error(
-        "the write-ahead log in '{}' failed earlier ({reason}); batches are not being stored: check the disk, then restart the collector",
+        "the write-ahead log in '{}' cannot write ({reason}); batches are refused and resent later: free space or fix the disk, ingest resumes by itself",
         path.display()
     )]
     WalFailed { path: PathBuf, reason: String },
+
+    /// The store was closed (the collector is stopping).
+    #[error("the store in '{}' is closed; the collector is stopping, batches are resent to the next run", path.display())]
+    Closed { path: PathBuf },
 
     /// The store would not open because it is damaged, and the configuration says to stop.
     #[error("data directory '{}' holds a damaged store ({reason}); {fix}", path.display())]

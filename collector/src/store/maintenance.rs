@@ -34,6 +34,8 @@ const CLOCK_SKEW_ALLOWANCE_MS: i64 = 24 * 60 * 60 * 1000;
 pub(super) struct CheckpointStats {
     pub n_windows: usize,
     pub n_segments_trimmed: usize,
+    /// The oldest log record still needed (everything before it is durable in sled).
+    pub needed_lsn: u64,
 }
 
 /// What a retention pass deleted.
@@ -182,6 +184,9 @@ impl Inner {
             .checkpoint_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // sled takes a failed write as fatal for the process: nothing goes to it while the
+        // disk is known to fail (the log keeps everything meanwhile).
+        self.wal.check_writable()?;
         let (jobs, writers, read_at_lsn, newest_ms) = {
             let mut ingest = self.lock_ingest();
             let clock_ms = ingest.newest_ms;
@@ -263,7 +268,35 @@ impl Inner {
         Ok(CheckpointStats {
             n_windows: jobs.len(),
             n_segments_trimmed,
+            needed_lsn,
         })
+    }
+
+    /// The store's clean stop: seals the whole head into sled, makes it durable, stops the
+    /// log and deletes every segment the seal made redundant (all of them, unless something
+    /// failed), so that the next open replays nothing. When the seal fails (a full disk),
+    /// the log is kept and replayed at the next open: nothing is lost either way. Runs once;
+    /// appends after it fail.
+    pub(super) fn close(&self) -> Result<(), StoreError> {
+        if self.closed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let sealed = self.checkpoint(true);
+        self.wal.close();
+        let stats = sealed.inspect_err(|error| {
+            tracing::warn!(%error, "sealing the head at close failed; the next start replays the write-ahead log instead")
+        })?;
+        let n_removed = self.wal.remove_closed_before(stats.needed_lsn).inspect_err(|error| {
+            tracing::warn!(%error, "the head is sealed, but removing the write-ahead log failed; the next start replays it")
+        })?;
+        tracing::info!(
+            windows = stats.n_windows,
+            segments_removed = n_removed + stats.n_segments_trimmed,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store closed; the head is sealed and the next start has no log to replay"
+        );
+        Ok(())
     }
 
     pub(super) fn retention_now(&self) -> i64 {

@@ -10,7 +10,10 @@
 //! compressed chunks (codec in [`chunk`], bytes in append-only day files, [`chunk_files`],
 //! located through sled) and rollups in sled ([`sealed`], [`rollup`]), makes sled durable
 //! with a real fsync, trims the log behind it, and enforces retention. On open
-//! ([`open`]), the log is replayed into the head. `vigil-collector import` writes chunks
+//! ([`open`]), the log is replayed into the head; a clean stop ([`Store::close`], or dropping
+//! the last handle) seals the whole head first, so that there is nothing to replay. When the
+//! log cannot write (a full disk), batches are refused until it can again, by itself;
+//! [`Store::write_health`] says since when and why. `vigil-collector import` writes chunks
 //! straight to sled under an import id that becomes visible only when it commits ([`import`]).
 //! The series index (labels ↔ id, postings per label pair) is in [`index`]; the bytes of
 //! every key in [`keys`]; the data directory's files in [`files`].
@@ -170,6 +173,31 @@ pub struct SeriesSamples {
     pub samples: Vec<Sample>,
 }
 
+/// Whether the store can write: while its write-ahead log cannot (a full disk, an I/O
+/// error), every batch is refused with a retryable error, agents keep their batches and
+/// resend them, and nothing that was not written is acknowledged. The log tries again by
+/// itself every half second; ingest resumes as soon as a write succeeds, with no restart.
+/// Checkpoints and host records wait meanwhile, so that sled is not written to a full disk.
+///
+/// What is safe after a failed write or fsync: the records of that write (and every one
+/// submitted after it) are refused, never acknowledged; the segment is cut back to the end
+/// of its last record that was fsynced and synced again, then records go on in a new
+/// segment, so that pages whose write-back failed are never trusted and nothing half
+/// written is ever replayed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteHealth {
+    /// When writes started failing; `None` while they succeed.
+    pub failing_since: Option<std::time::SystemTime>,
+    /// Why, in one line naming the file (the last error seen).
+    pub reason: Option<String>,
+}
+
+impl WriteHealth {
+    pub fn is_failing(&self) -> bool {
+        self.failing_since.is_some()
+    }
+}
+
 /// What [`Store::append`] did with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendOutcome {
@@ -227,6 +255,10 @@ pub struct StoreStats {
     pub head_samples: u64,
     /// Memory the head uses, approximately.
     pub head_bytes: usize,
+    /// Samples the head has put through the chunk encoder since the store was opened
+    /// (replay included); a sample counts again when its block merges, at most six times.
+    /// It grows with the samples appended, never with the length of their windows.
+    pub head_encoded_samples: u64,
     pub wal_bytes: u64,
     pub wal_segments: usize,
     /// Every file under the data directory.
@@ -262,14 +294,18 @@ pub struct Store {
     owner: Arc<Owner>,
 }
 
-/// Ends the background thread when the last [`Store`] clone goes.
+/// Ends the background thread, and closes the store cleanly, when the last [`Store`] clone
+/// goes.
 struct Owner {
     maintenance: maintenance::Handle,
+    inner: Arc<Inner>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
         self.maintenance.stop();
+        // A failure is logged by `close`, and the next open replays the log.
+        let _ = self.inner.close();
     }
 }
 
@@ -292,6 +328,8 @@ struct Inner {
     checkpoint_lock: Mutex<()>,
     /// Where a damaged store was moved to when this one was opened in its place.
     quarantined_to: Option<PathBuf>,
+    /// Set by the clean stop ([`Inner::close`]), which runs once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// The state appends change.
@@ -301,8 +339,6 @@ struct Ingest {
     next_series_id: u64,
     /// The newest sample timestamp the store holds: its clock for sealing and retention.
     newest_ms: i64,
-    /// Reused buffer for encoding log records.
-    record: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -381,6 +417,11 @@ impl Store {
             .iter()
             .map(|series| keys::encode_labels(&series.labels))
             .collect();
+        // The batch's own encoding work is done here, before the lock that every agent shares.
+        let mut prepared: Vec<Option<head::PreparedSamples>> = batch
+            .iter()
+            .map(|series| head::prepare(&series.samples))
+            .collect();
         let mut ingest = inner.lock_ingest();
         let last_seq = ingest.writers.get(writer).map_or(0, |w| w.last_seq);
         if seq <= last_seq {
@@ -391,12 +432,36 @@ impl Store {
             inner.wal.wait_durable(lsn)?;
             return Ok(AppendOutcome::Duplicate);
         }
+        // While the log cannot write, nothing else is written either (the series index
+        // included): the batch is refused and the agent resends it.
+        inner.wal.check_writable()?;
         let mut series_ids = Vec::with_capacity(batch.len());
         for (series, labels_key) in batch.iter().zip(&labels_keys) {
             series_ids.push(inner.resolve_series(&mut ingest, &series.labels, labels_key)?);
         }
-        let mut record = std::mem::take(&mut ingest.record);
-        record.clear();
+        // The log keeps records in reservation order, which is the head's order: the
+        // record itself is encoded and checksummed after the lock is released.
+        let lsn = inner.wal.reserve()?;
+        let mut n_samples = 0;
+        for ((series, &(series_id, _)), prepared) in
+            batch.iter().zip(&series_ids).zip(&mut prepared)
+        {
+            match prepared.take() {
+                Some(prepared) => ingest.head.insert_prepared(series_id, prepared, lsn),
+                None => ingest.head.insert(series_id, &series.samples, lsn),
+            }
+            n_samples += series.samples.len();
+            if let Some(newest) = series.samples.iter().map(|s| s.timestamp_ms).max() {
+                ingest.newest_ms = ingest.newest_ms.max(newest);
+            }
+        }
+        ingest.writers.entry(writer.clone()).or_default().last_seq = seq;
+        let over_budget = ingest.head.bytes() as u64 > inner.config.head_max_bytes;
+        drop(ingest);
+        if over_budget {
+            self.wake_maintenance();
+        }
+        let mut record = Vec::with_capacity(64 + n_samples * 10);
         wal::encode_batch(
             &writer.host,
             writer.spool_id,
@@ -412,25 +477,32 @@ impl Store {
             ),
             &mut record,
         );
-        let submitted = inner.wal.submit(&record);
-        ingest.record = record;
-        let lsn = submitted?;
-        let mut n_samples = 0;
-        for (series, &(series_id, _)) in batch.iter().zip(&series_ids) {
-            ingest.head.insert(series_id, &series.samples, lsn);
-            n_samples += series.samples.len();
-            if let Some(newest) = series.samples.iter().map(|s| s.timestamp_ms).max() {
-                ingest.newest_ms = ingest.newest_ms.max(newest);
+        inner.wal.fill(lsn, &record);
+        if let Err(error) = inner.wal.wait_durable(lsn) {
+            // Not on disk, so not stored: the agent's resend of this seq must be taken as
+            // new, not as a duplicate. Its samples may stay in the head (unacknowledged,
+            // and the resend carries the same ones).
+            let mut ingest = inner.lock_ingest();
+            if let Some(entry) = ingest.writers.get_mut(writer) {
+                if entry.last_seq == seq {
+                    entry.last_seq = last_seq;
+                }
             }
+            return Err(error);
         }
-        ingest.writers.entry(writer.clone()).or_default().last_seq = seq;
-        let over_budget = ingest.head.bytes() as u64 > inner.config.head_max_bytes;
-        drop(ingest);
-        if over_budget {
-            self.wake_maintenance();
-        }
-        inner.wal.wait_durable(lsn)?;
         Ok(AppendOutcome::Stored { n_samples })
+    }
+
+    /// Whether the store's writes succeed now: see [`WriteHealth`].
+    pub fn write_health(&self) -> WriteHealth {
+        self.inner.wal.health().borrow().clone()
+    }
+
+    /// The store's write health as it changes, for whoever raises an alert while writes
+    /// fail (the value changes when writes start failing, when the reason changes, and when
+    /// they succeed again). Needs no runtime: `borrow` reads the latest value anywhere.
+    pub fn watch_write_health(&self) -> tokio::sync::watch::Receiver<WriteHealth> {
+        self.inner.wal.health()
     }
 
     /// Highest seq stored for this writer (0 if none).
@@ -551,6 +623,9 @@ impl Store {
         record: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let inner = &*self.inner;
+        // sled treats a failed write as fatal for the process: nothing goes to it while the
+        // disk is known to fail.
+        inner.wal.check_writable()?;
         let bytes = serde_json::to_vec(record).map_err(|source| StoreError::HostRecord {
             host: host.to_owned(),
             source,
@@ -604,6 +679,16 @@ impl Store {
         self.inner.checkpoint(seal_everything).map(|_| ())
     }
 
+    /// Stops the store cleanly: seals the whole head into sled, makes it durable and removes
+    /// the write-ahead log, so that the next open has nothing to replay. Appends after this
+    /// fail. Dropping the last clone does the same; call it to stop at a known moment (the
+    /// collector does, after ingest has drained). When sealing fails (a full disk) the log
+    /// stays, the error is returned, and the next open replays the log: nothing acknowledged
+    /// is lost either way.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.inner.close()
+    }
+
     /// Deletes raw chunks older than the raw retention and rollups older than the rollup
     /// retention, counted back from `now_ms`, and series left without data. The background
     /// thread calls this every `retention_interval` with [`Store::retention_now`].
@@ -620,12 +705,13 @@ impl Store {
 
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         let inner = &*self.inner;
-        let (head_series, head_samples, head_bytes) = {
+        let (head_series, head_samples, head_bytes, head_encoded_samples) = {
             let ingest = inner.lock_ingest();
             (
                 ingest.head.n_series(),
                 ingest.head.n_samples(),
                 ingest.head.bytes(),
+                ingest.head.n_encoded(),
             )
         };
         let (wal_bytes, wal_segments) = inner.wal.disk_usage();
@@ -638,6 +724,7 @@ impl Store {
             head_series,
             head_samples,
             head_bytes,
+            head_encoded_samples,
             wal_bytes,
             wal_segments,
             disk_bytes,
@@ -684,6 +771,15 @@ impl Store {
             rollup_index_bytes: rollup_index_bytes + pending_bytes,
             index_bytes: series_bytes + by_labels_bytes + postings_bytes,
         })
+    }
+
+    /// Drops this handle as a crash would leave the store: no clean stop, so the log stays
+    /// for the next open to replay (the log itself still commits what was submitted).
+    #[cfg(test)]
+    fn drop_as_if_crashed(self) {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn wake_maintenance(&self) {

@@ -19,7 +19,7 @@ use vigil_proto::model::Sample;
 use super::chunk_files::{ChunkFiles, CHUNKS_DIR, ROLLUPS_DIR};
 use super::error::StoreError;
 use super::files::{self, SLED_DATA_FILE};
-use super::head::{window_start, Head};
+use super::head::{self, window_start, Head};
 use super::import::Imports;
 use super::index::Index;
 use super::sealed::{Sealed, WindowWrite};
@@ -94,10 +94,11 @@ pub(super) fn open(config: &StoreConfig, mode: OpenMode) -> Result<Store, StoreE
 fn start(inner: Inner) -> Store {
     let inner = Arc::new(inner);
     let maintenance = maintenance::Handle::spawn(Arc::clone(&inner));
-    Store {
-        inner,
-        owner: Arc::new(Owner { maintenance }),
-    }
+    let owner = Arc::new(Owner {
+        maintenance,
+        inner: Arc::clone(&inner),
+    });
+    Store { inner, owner }
 }
 
 /// Opens sled, waiting a little for its lock: sled's background writes may hold it for a
@@ -218,7 +219,6 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
         writers,
         next_series_id: index.next_series_id()?,
         newest_ms: meta_u64(META_NEWEST_MS)?.map_or(i64::MIN, |bits| bits as i64),
-        record: Vec::new(),
     };
 
     let wal_dir = data_dir.join(WAL_DIR);
@@ -244,6 +244,7 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
         wal,
         checkpoint_lock: Mutex::new(()),
         quarantined_to,
+        closed: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -297,7 +298,10 @@ fn replay(
                 if !ingest.head.holds(series.series_id) {
                     ingest.head.add_series(series.series_id, &labels_key);
                 }
-                ingest.head.insert(series.series_id, &series.samples, lsn);
+                match head::prepare(&series.samples) {
+                    Some(prepared) => ingest.head.insert_prepared(series.series_id, prepared, lsn),
+                    None => ingest.head.insert(series.series_id, &series.samples, lsn),
+                }
                 ingest.next_series_id = ingest.next_series_id.max(series.series_id + 1);
                 if let Some(newest) = series.samples.iter().map(|s| s.timestamp_ms).max() {
                     ingest.newest_ms = ingest.newest_ms.max(newest);

@@ -25,7 +25,7 @@ use vigil_proto::model::Sample;
 use super::chunk;
 use super::chunk_files::{day_of, ChunkFiles, Location, DAY_MS};
 use super::error::StoreError;
-use super::head::{overlay, window_start};
+use super::head::{overlay, window_start, WINDOW_MS};
 use super::keys;
 use super::rollup::{self, Aggregate};
 
@@ -194,38 +194,69 @@ impl Sealed {
         let mut chunk_batch = sled::Batch::default();
         let mut pending_batch = sled::Batch::default();
         for window in windows {
-            let key = keys::span_key(window.series_id, window.start_ms, origin);
-            let existing = self
-                .chunks
-                .get(key)
-                .map_err(|error| self.storage("reading a chunk to merge into", error))?;
-            let samples = match existing {
-                Some(value) => {
-                    let bytes = self.stored_bytes(&self.chunk_files, &key, &value)?;
-                    let stored = chunk::decode(&bytes).map_err(|error| {
-                        self.damaged(
-                            format!(
-                                "chunk of series {} at {}",
-                                window.series_id, window.start_ms
-                            ),
-                            error,
-                        )
-                    })?;
-                    overlay(stored, &window.samples)
+            // A window is one chunk, or several when it holds more than a chunk may (a series
+            // sampled every millisecond): the first at the window's start, each other one
+            // keyed by its first sample, so that they read back in order.
+            let first = keys::span_key(window.series_id, window.start_ms, origin);
+            let last = keys::span_key(
+                window.series_id,
+                window.start_ms.saturating_add(WINDOW_MS - 1),
+                origin,
+            );
+            let mut stored_keys = Vec::new();
+            let mut stored: Vec<Sample> = Vec::new();
+            for entry in self.chunks.range(first..=last) {
+                let (key, value) =
+                    entry.map_err(|error| self.storage("reading a chunk to merge into", error))?;
+                if keys::decode_span_key(&key).is_none_or(|(_, _, other)| other != origin) {
+                    continue;
                 }
-                None => window.samples,
+                let bytes = self.stored_bytes(&self.chunk_files, &key, &value)?;
+                let decoded = chunk::decode(&bytes).map_err(|error| {
+                    self.damaged(
+                        format!(
+                            "chunk of series {} at {}",
+                            window.series_id, window.start_ms
+                        ),
+                        error,
+                    )
+                })?;
+                // The parts of a window hold consecutive runs, so they join in order.
+                stored.extend(decoded);
+                stored_keys.push(key);
+            }
+            let samples = if stored_keys.is_empty() {
+                window.samples
+            } else {
+                overlay(stored, &window.samples)
             };
+            let mut written_keys = Vec::new();
+            for (index, part) in samples.chunks(chunk::MAX_SAMPLES).enumerate() {
+                let part_start_ms = if index == 0 {
+                    window.start_ms
+                } else {
+                    part[0].timestamp_ms
+                };
+                let key = keys::span_key(window.series_id, part_start_ms, origin);
+                let encoded = chunk::encode(part).map_err(|error| StoreError::Codec {
+                    what: format!("series {} at {}", window.series_id, part_start_ms),
+                    reason: error.to_string(),
+                })?;
+                stats.n_chunks += 1;
+                stats.chunk_bytes += encoded.len();
+                let value =
+                    self.store_bytes(&self.chunk_files, origin, window.start_ms, &encoded)?;
+                chunk_batch.insert(&key[..], value);
+                written_keys.push(key);
+            }
+            for key in stored_keys {
+                if !written_keys.iter().any(|written| written[..] == key[..]) {
+                    chunk_batch.remove(key);
+                }
+            }
             if samples.is_empty() {
                 continue;
             }
-            let encoded = chunk::encode(&samples).map_err(|error| StoreError::Codec {
-                what: format!("series {} at {}", window.series_id, window.start_ms),
-                reason: error.to_string(),
-            })?;
-            stats.n_chunks += 1;
-            stats.chunk_bytes += encoded.len();
-            let value = self.store_bytes(&self.chunk_files, origin, window.start_ms, &encoded)?;
-            chunk_batch.insert(&key[..], value);
             pending_batch.insert(
                 &pending_key(day_of(window.start_ms), window.series_id, origin)[..],
                 &[][..],
@@ -358,6 +389,8 @@ impl Sealed {
                     error,
                 )
             })?;
+            // Parts of one window (several when it outgrew a chunk) and its origins overlay.
+            let window_start_ms = window_start(window_start_ms);
             window = match window.take() {
                 Some((start, base)) if start == window_start_ms => {
                     Some((start, overlay(base, &decoded)))

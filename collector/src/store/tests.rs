@@ -477,7 +477,8 @@ fn acknowledged_samples_survive_a_restart_through_the_log_alone() {
                 )
                 .unwrap();
         }
-        // No checkpoint, no flush: only the log has the samples.
+        // No checkpoint, no flush, no clean stop: only the log has the samples.
+        store.drop_as_if_crashed();
     }
     let store = open_quiet(dir.path());
     assert_eq!(times_and_values(&select(&store, "m")), samples);
@@ -488,6 +489,197 @@ fn acknowledged_samples_survive_a_restart_through_the_log_alone() {
             .unwrap(),
         AppendOutcome::Duplicate
     );
+}
+
+#[test]
+fn a_clean_stop_seals_the_head_and_leaves_no_log_to_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = regular(1_000_000, 500);
+    {
+        let store = open_quiet(dir.path());
+        for (seq, piece) in samples.chunks(10).enumerate() {
+            store
+                .append(
+                    &writer("web-01", 1),
+                    seq as u64 + 1,
+                    &[series("m", &[], piece)],
+                )
+                .unwrap();
+        }
+        assert!(store.stats().unwrap().wal_bytes > 0);
+        store.close().unwrap();
+        let error = store
+            .append(&writer("web-01", 1), 51, &[series("m", &[], &[(1, 1.0)])])
+            .unwrap_err();
+        assert!(error.to_string().contains("closed"), "{error}");
+    }
+    let segments = wal::list_segments(&dir.path().join(wal::WAL_DIR)).unwrap();
+    assert!(segments.is_empty(), "nothing to replay: {segments:?}");
+    let store = open_quiet(dir.path());
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.head_samples, 0, "nothing was replayed into the head");
+    assert_eq!(times_and_values(&select(&store, "m")), samples);
+    assert_eq!(store.last_seq(&writer("web-01", 1)).unwrap(), 50);
+    assert_eq!(
+        store
+            .append(&writer("web-01", 1), 50, &[series("m", &[], &[(1, 1.0)])])
+            .unwrap(),
+        AppendOutcome::Duplicate
+    );
+    // New samples after the restart land in the window sealed at the stop, and both stay.
+    store
+        .append(
+            &writer("web-01", 1),
+            51,
+            &[series("m", &[], &[(1_000_000 + 500 * 10_000, 500.0)])],
+        )
+        .unwrap();
+    drop(store);
+    let store = open_quiet(dir.path());
+    assert_eq!(select(&store, "m")[0].samples.len(), 501);
+}
+
+#[test]
+fn reopening_after_a_dense_log_costs_work_linear_in_the_log() {
+    // One series at 1 ms spacing in batches of 500 (each goes through the head's tail) and
+    // of 5,000 (encoded before the lock): the replay work of a log twice as long is about
+    // twice as large, where re-encoding the window made it about four times.
+    let replay_work = |n_samples: i64, batch_len: usize| -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = open_quiet(dir.path());
+            let samples: Vec<(i64, f64)> = (0..n_samples)
+                .map(|i| (10 * head::WINDOW_MS + i, (i as f64 * 0.37).sin()))
+                .collect();
+            for (seq, piece) in samples.chunks(batch_len).enumerate() {
+                store
+                    .append(
+                        &writer("dense", 1),
+                        seq as u64 + 1,
+                        &[series("m", &[], piece)],
+                    )
+                    .unwrap();
+            }
+            store.drop_as_if_crashed();
+        }
+        let store = open_quiet(dir.path());
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.head_samples, n_samples as u64);
+        assert!(stats.wal_bytes > 0);
+        stats.head_encoded_samples
+    };
+    for batch_len in [500, 5_000] {
+        let once = replay_work(40_000, batch_len);
+        let twice = replay_work(80_000, batch_len);
+        assert!(
+            twice * 10 <= once * 22,
+            "batches of {batch_len}: replaying 40,000 samples encoded {once}, 80,000 encoded {twice}"
+        );
+        assert!(twice <= 80_000 * (u64::from(head::MAX_BLOCK_LEVEL) + 1));
+    }
+}
+
+#[test]
+fn a_failed_log_write_refuses_batches_then_resumes_by_itself_with_nothing_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_quiet(dir.path());
+    let health = store.watch_write_health();
+    let web = writer("web-01", 1);
+    let at = |seq: u64| [(1_000_000 + seq as i64 * 10_000, seq as f64)];
+    for seq in 1..=3 {
+        store
+            .append(&web, seq, &[series("m", &[], &at(seq))])
+            .unwrap();
+    }
+    assert!(!store.write_health().is_failing());
+
+    // The write of batch 4 fails (a full disk), and so do the first two repairs: batch 4 is
+    // refused, so is everything while the log is not repaired, and nothing goes to sled.
+    store.inner.wal.fail_next_writes(3);
+    let error = store
+        .append(&web, 4, &[series("m", &[], &at(4))])
+        .unwrap_err();
+    assert!(matches!(error, StoreError::WalFailed { .. }), "{error:?}");
+    assert!(error.to_string().contains("resumes by itself"), "{error}");
+    let failing = store.write_health();
+    assert!(failing.is_failing());
+    assert!(failing.reason.unwrap().contains(".wal"));
+    assert!(health.borrow().is_failing());
+    assert!(store
+        .put_host_record("web-01", &serde_json::json!({"cores": 4}))
+        .is_err());
+    // The refused seq is not taken: the resend is stored, not called a duplicate.
+    assert_eq!(store.last_seq(&web).unwrap(), 3);
+
+    // The log repairs itself once writes succeed; the agent's resend of 4 then goes in.
+    let mut resent = None;
+    for _ in 0..100 {
+        match store.append(&web, 4, &[series("m", &[], &at(4))]) {
+            Ok(outcome) => {
+                resent = Some(outcome);
+                break;
+            }
+            Err(StoreError::WalFailed { .. }) => std::thread::sleep(Duration::from_millis(100)),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(resent, Some(AppendOutcome::Stored { n_samples: 1 }));
+    assert!(!store.write_health().is_failing());
+    store.append(&web, 5, &[series("m", &[], &at(5))]).unwrap();
+    let expected: Vec<(i64, f64)> = (1..=5).map(|seq| at(seq)[0]).collect();
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+
+    // After a crash the log replays cleanly: the failed write was cut off its segment (the
+    // log holds batches 1, 2, 3, the resent 4 and 5), so nothing comes back twice.
+    store.drop_as_if_crashed();
+    let segments = wal::list_segments(&dir.path().join(wal::WAL_DIR)).unwrap();
+    let n_records: usize = segments
+        .iter()
+        .map(|(_, path)| wal::read_segment(path, false).unwrap().records.len())
+        .sum();
+    assert_eq!(n_records, 5);
+    let store = open_quiet(dir.path());
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+    assert_eq!(store.last_seq(&web).unwrap(), 5);
+    assert_eq!(
+        store.append(&web, 4, &[series("m", &[], &at(4))]).unwrap(),
+        AppendOutcome::Duplicate
+    );
+}
+
+#[test]
+fn a_window_with_more_samples_than_a_chunk_holds_is_sealed_in_parts_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = chunk::MAX_SAMPLES as i64 + 50_000;
+    let window = 10 * head::WINDOW_MS;
+    let store = open_quiet(dir.path());
+    let samples: Vec<(i64, f64)> = (0..n).map(|i| (window + i, (i % 7) as f64)).collect();
+    for (seq, piece) in samples.chunks(50_000).enumerate() {
+        store
+            .append(
+                &writer("dense", 1),
+                seq as u64 + 1,
+                &[series("m", &[], piece)],
+            )
+            .unwrap();
+    }
+    store.checkpoint(true).unwrap();
+    // A late sample before the split point and one after it are merged into the parts.
+    let late = [(window + 10, -1.0), (window + n - 5, -2.0)];
+    store
+        .append(&writer("dense", 1), 1000, &[series("m", &[], &late)])
+        .unwrap();
+    store.checkpoint(true).unwrap();
+    drop(store);
+    let store = open_quiet(dir.path());
+    let read = select(&store, "m");
+    let got = times_and_values(&read);
+    assert_eq!(got.len(), n as usize);
+    let mut expected = samples;
+    expected[10].1 = -1.0;
+    expected[n as usize - 5].1 = -2.0;
+    assert!(got == expected, "the samples read back differ");
+    assert_eq!(store.storage_breakdown().unwrap().n_chunks, 2);
 }
 
 #[test]
@@ -715,6 +907,7 @@ fn a_damaged_store_is_moved_aside_and_an_empty_one_started_by_default() {
         store
             .append(&writer("a", 1), 1, &[series("m", &[], &[(1, 1.0)])])
             .unwrap();
+        store.drop_as_if_crashed();
     }
     damage_the_log(dir.path());
 

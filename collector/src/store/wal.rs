@@ -23,10 +23,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
 
 use vigil_proto::model::Sample;
 
 use super::error::StoreError;
+use super::WriteHealth;
 
 /// Name of the folder under the data directory that holds the segments.
 pub(super) const WAL_DIR: &str = "wal";
@@ -42,39 +46,14 @@ const SEGMENT_MAX_BYTES: u64 = 64 << 20;
 const RECORD_KIND_BATCH: u8 = 1;
 
 // ---------------------------------------------------------------------------------------
-// CRC-32C (Castagnoli), the checksum of every frame.
-
-const fn crc32c_table() -> [u32; 256] {
-    let mut table = [0u32; 256];
-    let mut index = 0;
-    while index < 256 {
-        let mut crc = index as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-            bit += 1;
-        }
-        table[index] = crc;
-        index += 1;
-    }
-    table
-}
-
-static CRC32C_TABLE: [u32; 256] = crc32c_table();
+// CRC-32C (Castagnoli), the checksum of every frame: the crc32c crate uses the processor's
+// instruction where there is one, so that checksumming a large batch costs little.
 
 /// CRC-32C of the concatenation of `parts`.
 pub(super) fn crc32c(parts: &[&[u8]]) -> u32 {
-    let mut crc = !0u32;
-    for part in parts {
-        for &byte in *part {
-            crc = CRC32C_TABLE[((crc ^ u32::from(byte)) & 0xFF) as usize] ^ (crc >> 8);
-        }
-    }
-    !crc
+    parts
+        .iter()
+        .fold(0, |crc, part| crc32c::crc32c_append(crc, part))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -409,21 +388,36 @@ pub(super) struct Wal {
 struct Shared {
     dir: PathBuf,
     state: Mutex<State>,
-    /// The committer waits here for records (or rotation, or stop).
+    /// The committer waits here for records (or rotation, or stop, or a repair to try).
     work: Condvar,
-    /// Appenders wait here for `durable_lsn` to reach their record.
+    /// Appenders wait here for their records to be written or to fail.
     durable: Condvar,
+    /// Whether writes to the log succeed, for whoever watches (the alert pipeline).
+    health: watch::Sender<WriteHealth>,
+    /// Tests: how many of the next writes (and repairs) fail as on a full disk.
+    #[cfg(test)]
+    fail_writes: std::sync::atomic::AtomicU32,
 }
 
 struct State {
-    /// Frames submitted and not yet taken by the committer.
-    pending: Vec<u8>,
-    /// LSN of the last record submitted.
+    /// Records reserved and not yet taken by the committer, from LSN `first_slot_lsn` on;
+    /// `None` while the appender that reserved it is still encoding its frame.
+    slots: VecDeque<Option<Vec<u8>>>,
+    first_slot_lsn: u64,
+    /// LSN of the last record reserved.
     submitted_lsn: u64,
-    /// Every record up to this LSN is on disk.
-    durable_lsn: u64,
-    /// Set when a write or sync failed: nothing more is durable in this process's life.
+    /// Every record up to this LSN is either on disk or in `failed`.
+    processed_lsn: u64,
+    /// LSN ranges whose write failed: never durable, never acknowledged. Consecutive
+    /// failures extend the last range, so an outage is one entry.
+    failed: VecDeque<(u64, u64)>,
+    /// A write or fsync failed and the segment has not been cut back and replaced yet:
+    /// nothing is accepted meanwhile.
+    needs_repair: bool,
+    /// The last failure, for errors and health.
     failure: Option<String>,
+    /// Set by [`Wal::close`]: nothing more is accepted, ever.
+    closed: bool,
     rotate: bool,
     stop: bool,
     /// Segments on disk, oldest first; the last is the one being written.
@@ -431,6 +425,11 @@ struct State {
     /// Bytes in the segments on disk.
     bytes_on_disk: u64,
 }
+
+/// How often the committer tries to repair the log after a failed write.
+const REPAIR_EVERY: Duration = Duration::from_millis(500);
+/// Failed ranges remembered (an appender looks at its own at once; this only bounds memory).
+const MAX_FAILED_RANGES: usize = 4096;
 
 impl Wal {
     /// Starts the log in `dir` after replay: `replayed` are the segments replay read (they
@@ -473,10 +472,14 @@ impl Wal {
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             state: Mutex::new(State {
-                pending: Vec::new(),
+                slots: VecDeque::new(),
+                first_slot_lsn: last_lsn + 1,
                 submitted_lsn: last_lsn,
-                durable_lsn: last_lsn,
+                processed_lsn: last_lsn,
+                failed: VecDeque::new(),
+                needs_repair: false,
                 failure: None,
+                closed: false,
                 rotate: false,
                 stop: false,
                 segments,
@@ -484,6 +487,9 @@ impl Wal {
             }),
             work: Condvar::new(),
             durable: Condvar::new(),
+            health: watch::Sender::new(WriteHealth::default()),
+            #[cfg(test)]
+            fail_writes: std::sync::atomic::AtomicU32::new(0),
         });
         let committer_shared = Arc::clone(&shared);
         let committer = std::thread::Builder::new()
@@ -500,18 +506,46 @@ impl Wal {
         })
     }
 
+    /// Takes the next LSN for a record that [`Wal::fill`] will provide: the log keeps
+    /// records in the order of their reservations, so a caller reserves under its own lock
+    /// (which orders the head) and encodes the record after releasing it. Refused while the
+    /// log is failing or closed.
+    pub(super) fn reserve(&self) -> Result<u64, StoreError> {
+        let mut state = self.shared.lock();
+        if state.closed || state.needs_repair {
+            return Err(self.shared.failed(&state));
+        }
+        state.submitted_lsn += 1;
+        state.slots.push_back(None);
+        Ok(state.submitted_lsn)
+    }
+
+    /// Provides the record reserved as `lsn`. The frame (length and checksum) is made here,
+    /// outside every lock. A record whose reservation failed meanwhile is dropped.
+    pub(super) fn fill(&self, lsn: u64, payload: &[u8]) {
+        let mut frame = Vec::with_capacity(payload.len() + FRAME_HEADER_LEN);
+        put_frame(&mut frame, payload);
+        let mut state = self.shared.lock();
+        if lsn < state.first_slot_lsn {
+            return;
+        }
+        let index = (lsn - state.first_slot_lsn) as usize;
+        if let Some(slot) = state.slots.get_mut(index) {
+            *slot = Some(frame);
+        }
+        let first_ready = index == 0;
+        drop(state);
+        if first_ready {
+            self.shared.work.notify_one();
+        }
+    }
+
     /// Queues a record; returns its LSN. The record is durable once [`Wal::wait_durable`]
     /// returns for that LSN.
+    #[cfg(test)]
     pub(super) fn submit(&self, payload: &[u8]) -> Result<u64, StoreError> {
-        let mut state = self.shared.lock();
-        if let Some(failure) = &state.failure {
-            return Err(self.shared.failed(failure));
-        }
-        put_frame(&mut state.pending, payload);
-        state.submitted_lsn += 1;
-        let lsn = state.submitted_lsn;
-        drop(state);
-        self.shared.work.notify_one();
+        let lsn = self.reserve()?;
+        self.fill(lsn, payload);
         Ok(lsn)
     }
 
@@ -520,15 +554,24 @@ impl Wal {
         self.shared.lock().submitted_lsn
     }
 
-    /// Blocks until every record up to `lsn` is on disk.
+    /// Blocks until every record up to `lsn` is on disk; fails when one of them will never
+    /// be (its write failed, or the log closed before it).
     pub(super) fn wait_durable(&self, lsn: u64) -> Result<(), StoreError> {
         let mut state = self.shared.lock();
         loop {
-            if state.durable_lsn >= lsn {
-                return Ok(());
+            if state.processed_lsn >= lsn {
+                let failed = state
+                    .failed
+                    .iter()
+                    .any(|&(first, last)| first <= lsn && lsn <= last);
+                return if failed {
+                    Err(self.shared.failed(&state))
+                } else {
+                    Ok(())
+                };
             }
-            if let Some(failure) = &state.failure {
-                return Err(self.shared.failed(failure));
+            if state.closed && state.slots.is_empty() {
+                return Err(self.shared.failed(&state));
             }
             state = self
                 .shared
@@ -536,6 +579,28 @@ impl Wal {
                 .wait(state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+    }
+
+    /// Fails when the log is refusing records (until a repair succeeds) or closed.
+    pub(super) fn check_writable(&self) -> Result<(), StoreError> {
+        let state = self.shared.lock();
+        if state.closed || state.needs_repair {
+            return Err(self.shared.failed(&state));
+        }
+        Ok(())
+    }
+
+    /// Tests: makes the next `n` writes or repairs fail as they would on a full disk.
+    #[cfg(test)]
+    pub(super) fn fail_next_writes(&self, n: u32) {
+        self.shared
+            .fail_writes
+            .store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the log's writes succeed, now and as it changes.
+    pub(super) fn health(&self) -> watch::Receiver<WriteHealth> {
+        self.shared.health.subscribe()
     }
 
     /// Closes the segment being written at the next commit, so that a checkpoint can trim
@@ -589,13 +654,51 @@ impl Wal {
         Ok(removed.len())
     }
 
+    /// After [`Wal::close`]: deletes every segment whose records all precede `needed_lsn`,
+    /// the last one included (nothing writes to it any more). Returns how many went.
+    pub(super) fn remove_closed_before(&self, needed_lsn: u64) -> Result<usize, StoreError> {
+        let removed: Vec<u64> = {
+            let mut state = self.shared.lock();
+            debug_assert!(
+                state.closed,
+                "the log is closed before its last segment goes"
+            );
+            let (gone, kept): (Vec<SegmentSpan>, Vec<SegmentSpan>) = state
+                .segments
+                .iter()
+                .partition(|segment| segment.last_lsn < needed_lsn);
+            state.segments = kept.into();
+            gone.iter().map(|segment| segment.number).collect()
+        };
+        for &number in &removed {
+            let path = segment_path(&self.shared.dir, number);
+            fs::remove_file(&path).map_err(|source| StoreError::Wal {
+                path: path.clone(),
+                action: "deleting",
+                source,
+            })?;
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.shared.dir).map_err(|source| StoreError::Wal {
+                path: self.shared.dir.clone(),
+                action: "syncing the folder of",
+                source,
+            })?;
+        }
+        let mut state = self.shared.lock();
+        if state.segments.is_empty() {
+            state.bytes_on_disk = 0;
+        }
+        Ok(removed.len())
+    }
+
     /// Bytes of the segments on disk, and how many there are.
     pub(super) fn disk_usage(&self) -> (u64, usize) {
         let state = self.shared.lock();
         (state.bytes_on_disk, state.segments.len())
     }
 
-    /// Commits what is pending, then stops the committer. Later submits fail.
+    /// Commits what is submitted, then stops the committer. Later submits fail.
     pub(super) fn close(&self) {
         {
             let mut state = self.shared.lock();
@@ -626,42 +729,172 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn failed(&self, failure: &str) -> StoreError {
+    fn failed(&self, state: &State) -> StoreError {
+        if state.closed {
+            return StoreError::Closed {
+                path: self.dir.clone(),
+            };
+        }
         StoreError::WalFailed {
             path: self.dir.clone(),
-            reason: failure.to_owned(),
+            reason: state
+                .failure
+                .clone()
+                .unwrap_or_else(|| "a write failed".to_owned()),
         }
     }
 
-    /// The group-commit loop: take everything pending, write it, sync once, wake everyone.
+    /// Tests make writes fail on purpose; elsewhere this is nothing.
+    fn injected_failure(&self) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            let left = self.fail_writes.load(Ordering::SeqCst);
+            if left > 0 {
+                self.fail_writes.store(left - 1, Ordering::SeqCst);
+                return Err(io::Error::from_raw_os_error(28));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a failed write or repair: every record reserved so far that is not on disk
+    /// fails (its appender gets a retryable error and acknowledges nothing), and nothing
+    /// more is accepted until a repair succeeds.
+    fn record_failure(&self, state: &mut State, from_lsn: u64, reason: String) {
+        let through = state.submitted_lsn;
+        if from_lsn <= through {
+            match state.failed.back_mut() {
+                Some(last) if last.1 + 1 == from_lsn => last.1 = through,
+                _ => state.failed.push_back((from_lsn, through)),
+            }
+            if state.failed.len() > MAX_FAILED_RANGES {
+                state.failed.pop_front();
+            }
+        }
+        state.slots.clear();
+        state.first_slot_lsn = through + 1;
+        state.processed_lsn = through;
+        state.needs_repair = true;
+        state.failure = Some(reason.clone());
+        self.health.send_modify(|health| {
+            health.failing_since.get_or_insert_with(SystemTime::now);
+            health.reason = Some(reason);
+        });
+    }
+
+    fn record_success(&self) {
+        self.health.send_if_modified(|health| {
+            let was_failing = health.failing_since.is_some();
+            if was_failing {
+                tracing::info!("the write-ahead log writes again; batches are accepted");
+            }
+            *health = WriteHealth::default();
+            was_failing
+        });
+    }
+
+    /// After a failed write or fsync, what reached the segment is unknown: the kernel may
+    /// have dropped the dirty pages (and a later fsync of the same file can succeed without
+    /// them). So the segment is cut back to its last durable byte and synced, and records
+    /// go on in a fresh segment; until both succeed nothing is accepted. A crash in between
+    /// leaves the cut segment last, whose torn end the next open cuts off.
+    fn repair(&self, file: &mut File, number: &mut u64, durable_bytes: u64) -> io::Result<()> {
+        self.injected_failure()?;
+        file.set_len(durable_bytes)?;
+        file.sync_all()?;
+        let next = *number + 1;
+        let new_file = create_segment(&self.dir, next).inspect_err(|_| {
+            let _ = fs::remove_file(segment_path(&self.dir, next));
+        })?;
+        *file = new_file;
+        *number = next;
+        let mut state = self.lock();
+        state.segments.push_back(SegmentSpan {
+            number: next,
+            last_lsn: 0,
+        });
+        state.bytes_on_disk += SEGMENT_HEADER_LEN as u64;
+        Ok(())
+    }
+
+    /// The group-commit loop: take every record ready, write them, sync once, wake
+    /// everyone; after a failure, repair the log every [`REPAIR_EVERY`] until it works.
     fn run_committer(&self, mut file: File, mut number: u64) {
         let mut batch = Vec::new();
         let mut segment_bytes = SEGMENT_HEADER_LEN as u64;
         loop {
-            let (last_lsn, rotate) = {
-                let mut state = self.lock();
-                while state.pending.is_empty() && !state.rotate && !state.stop {
-                    state = self
-                        .work
-                        .wait(state)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                }
-                if state.pending.is_empty() && state.stop {
-                    state
-                        .failure
-                        .get_or_insert_with(|| "the store is closed".to_owned());
+            let mut state = self.lock();
+            while !state.needs_repair
+                && !state.rotate
+                && !state.stop
+                && !state.slots.front().is_some_and(Option::is_some)
+            {
+                state = self
+                    .work
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            if state.needs_repair {
+                if state.stop {
+                    state.closed = true;
+                    drop(state);
                     self.durable.notify_all();
                     return;
                 }
-                std::mem::swap(&mut batch, &mut state.pending);
-                let rotate =
-                    std::mem::take(&mut state.rotate) || segment_bytes >= SEGMENT_MAX_BYTES;
-                (state.submitted_lsn, rotate)
-            };
+                drop(state);
+                match self.repair(&mut file, &mut number, segment_bytes) {
+                    Ok(()) => {
+                        segment_bytes = SEGMENT_HEADER_LEN as u64;
+                        self.lock().needs_repair = false;
+                        self.record_success();
+                    }
+                    Err(error) => {
+                        let reason = format!(
+                            "{error} while repairing segment '{}'",
+                            segment_path(&self.dir, number).display()
+                        );
+                        let mut state = self.lock();
+                        state.failure = Some(reason.clone());
+                        self.health
+                            .send_modify(|health| health.reason = Some(reason));
+                        if !state.stop {
+                            let _ = self.work.wait_timeout(state, REPAIR_EVERY);
+                        }
+                    }
+                }
+                continue;
+            }
+            let first_lsn = state.first_slot_lsn;
+            let mut n_records = 0u64;
+            while state.slots.front().is_some_and(Option::is_some) {
+                if let Some(Some(frame)) = state.slots.pop_front() {
+                    batch.extend_from_slice(&frame);
+                    n_records += 1;
+                }
+            }
+            state.first_slot_lsn += n_records;
+            if n_records == 0 && state.stop && !state.rotate {
+                // Closing: whatever was reserved and never provided will not be.
+                if !state.slots.is_empty() {
+                    let reason = "the store closed before the record was provided".to_owned();
+                    self.record_failure(&mut state, first_lsn, reason);
+                }
+                state.closed = true;
+                drop(state);
+                self.durable.notify_all();
+                return;
+            }
+            let last_lsn = first_lsn + n_records.saturating_sub(1);
+            let rotate = std::mem::take(&mut state.rotate) || segment_bytes >= SEGMENT_MAX_BYTES;
+            drop(state);
             let result = (|| -> io::Result<()> {
                 if rotate {
-                    number += 1;
-                    file = create_segment(&self.dir, number)?;
+                    let next = number + 1;
+                    file = create_segment(&self.dir, next).inspect_err(|_| {
+                        let _ = fs::remove_file(segment_path(&self.dir, next));
+                    })?;
+                    number = next;
                     segment_bytes = SEGMENT_HEADER_LEN as u64;
                     let mut state = self.lock();
                     state.segments.push_back(SegmentSpan {
@@ -672,6 +905,7 @@ impl Shared {
                 }
                 if !batch.is_empty() {
                     file.write_all(&batch)?;
+                    self.injected_failure()?;
                     file.sync_data()?;
                 }
                 Ok(())
@@ -679,33 +913,28 @@ impl Shared {
             let mut state = self.lock();
             match result {
                 Ok(()) => {
-                    if !batch.is_empty() {
+                    if n_records > 0 {
                         segment_bytes += batch.len() as u64;
                         state.bytes_on_disk += batch.len() as u64;
-                        state.durable_lsn = last_lsn;
+                        state.processed_lsn = last_lsn;
                         if let Some(segment) = state.segments.back_mut() {
                             segment.last_lsn = last_lsn;
                         }
                     }
+                    drop(state);
+                    self.record_success();
                 }
                 Err(error) => {
-                    // After a failed fsync the kernel may have dropped the dirty pages: what
-                    // is on disk is unknown, so nothing more is acknowledged until a restart
-                    // replays the log from the disk.
                     let reason = format!(
-                        "{} in segment '{}'",
-                        error,
+                        "{error} in segment '{}'",
                         segment_path(&self.dir, number).display()
                     );
-                    tracing::error!(%reason, "the write-ahead log failed; no more batches are acknowledged until the collector restarts");
-                    state.failure = Some(reason);
-                    state.pending.clear();
-                    self.durable.notify_all();
-                    return;
+                    tracing::error!(%reason, "the write-ahead log failed; batches are refused (agents keep them and resend) until a write succeeds again");
+                    self.record_failure(&mut state, first_lsn, reason);
+                    drop(state);
                 }
             }
             batch.clear();
-            drop(state);
             self.durable.notify_all();
         }
     }
