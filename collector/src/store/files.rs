@@ -29,7 +29,13 @@ pub(super) fn fsync_sled_files(data_dir: &Path) -> io::Result<()> {
     let blobs = data_dir.join(SLED_BLOBS_DIR);
     if blobs.is_dir() {
         for entry in fs::read_dir(&blobs)? {
-            File::open(entry?.path())?.sync_all()?;
+            match File::open(entry?.path()) {
+                Ok(file) => file.sync_all()?,
+                // sled deletes a blob it replaced while we list the folder; a blob that is
+                // gone no longer holds anything the store needs.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
         }
         File::open(&blobs)?.sync_all()?;
     }
@@ -94,6 +100,20 @@ pub(super) fn quarantine(data_dir: &Path) -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_blob_sled_deletes_while_the_folder_is_listed_does_not_fail_the_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(SLED_DATA_FILE), b"log").unwrap();
+        let blobs = dir.path().join(SLED_BLOBS_DIR);
+        fs::create_dir(&blobs).unwrap();
+        fs::write(blobs.join("1"), b"kept").unwrap();
+        // A listed entry that cannot be opened because it is gone: what a blob deleted
+        // between read_dir and open looks like.
+        std::os::unix::fs::symlink(blobs.join("deleted"), blobs.join("2")).unwrap();
+        fsync_sled_files(dir.path()).unwrap();
+    }
 
     #[test]
     fn quarantine_moves_only_the_store_files() {
