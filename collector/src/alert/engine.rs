@@ -329,6 +329,14 @@ impl Engine {
         out: &mut Vec<Transition>,
     ) {
         let index = id.0 as usize;
+        if !sample.value.is_finite() {
+            // NaN or ±Inf: the host reports (it is not silent), but the value says nothing
+            // about the condition a rule watches (a failed sensor, a division by zero).
+            // Judging it would raise false alarms, and trends would become NaN.
+            let host = self.series[index].host;
+            self.host_arrival(host, arrival_ms, out);
+            return;
+        }
         let entry = &mut self.series[index];
         if entry
             .last
