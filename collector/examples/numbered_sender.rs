@@ -111,7 +111,8 @@ fn numbered_batch(seq: u64, first_ms: i64) -> pb::AgentMessage {
     }
 }
 
-fn hello() -> pb::AgentMessage {
+/// `next_seq`: the number the next new batch gets; every batch sent so far has a lower one.
+fn hello(next_seq: u64) -> pb::AgentMessage {
     pb::AgentMessage {
         body: Some(pb::agent_message::Body::Hello(pb::Hello {
             inventory: Some(pb::Inventory {
@@ -123,6 +124,7 @@ fn hello() -> pb::AgentMessage {
             }),
             spool_id: SPOOL_ID,
             interval_seconds: 1,
+            next_seq,
         })),
     }
 }
@@ -141,7 +143,10 @@ async fn session(
         .map_err(|error| format!("connect: {error}"))?;
     let mut client = pb::ingest_client::IngestClient::new(channel);
     let (outbound, outbound_rx) = mpsc::channel(4);
-    outbound.send(hello()).await.map_err(|_| "send hello")?;
+    outbound
+        .send(hello(progress.sent + 1))
+        .await
+        .map_err(|_| "send hello")?;
     let mut inbound = client
         .report(ReceiverStream::new(outbound_rx))
         .await
