@@ -40,6 +40,13 @@ impl Clock {
         }
     }
 
+    /// Sets a manual clock to `at_ms` (a simulated replay walking through time).
+    pub fn set(&self, at_ms: i64) {
+        if let Clock::Manual(now) = self {
+            now.store(at_ms, Ordering::SeqCst);
+        }
+    }
+
     /// Moves a manual clock forward (the system clock moves by itself).
     pub fn advance(&self, by: Duration) {
         if let Clock::Manual(now) = self {

@@ -7,7 +7,7 @@
 //! transition after restart, and the outbox's idempotency keys stop it from going out twice.
 
 use super::dispatch::{Deferred, Dispatch};
-use crate::alert::{Engine, EngineSettings, RuleSet, Snapshot, Transition};
+use crate::alert::{Engine, EngineSettings, RuleSet, SeriesId, Snapshot, Transition};
 use crate::ingest::IngestEvent;
 use crate::notify::Clock;
 use crate::store::Store;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use vigil_proto::model::GoodbyeReason;
+use vigil_proto::model::{GoodbyeReason, Sample};
 
 /// The store record the live state is saved under.
 const STATE_KEY: &str = "alert_engine";
@@ -31,11 +31,12 @@ struct SavedState {
     deferred: Vec<Deferred>,
 }
 
-/// The engine, the dispatch and the store they are saved in.
+/// The engine, the dispatch and the store they are saved in (none in a backtest, which
+/// drives these same objects in simulated time).
 pub struct LiveAlerts {
     engine: Engine,
     dispatch: Dispatch,
-    store: Store,
+    store: Option<Store>,
     /// Transitions since the last save.
     unsaved: bool,
     /// What "now" is: the system clock, or a manual one that tests move forward.
@@ -81,9 +82,20 @@ impl LiveAlerts {
         Self {
             engine,
             dispatch,
-            store,
+            store: Some(store),
             unsaved: false,
             clock: Clock::System,
+        }
+    }
+
+    /// The same path without a store, reading `clock`: what `backtest --policy` drives.
+    pub fn simulated(engine: Engine, dispatch: Dispatch, clock: Clock) -> Self {
+        Self {
+            engine,
+            dispatch,
+            store: None,
+            unsaved: false,
+            clock,
         }
     }
 
@@ -142,7 +154,7 @@ impl LiveAlerts {
     }
 
     /// Reads changed policy files and hands the contracts' forecast horizons to the engine.
-    fn sync_policies(&mut self, author: &str) {
+    pub fn sync_policies(&mut self, author: &str) {
         for problem in self.dispatch.policies().sync(author, self.now()) {
             tracing::error!("{problem}");
         }
@@ -189,6 +201,20 @@ impl LiveAlerts {
         }
     }
 
+    /// Judges one sample of a series the engine already knows, as it arrives now; returns
+    /// how many transitions it caused (each is in the outbox when this returns).
+    pub fn observe(&mut self, id: SeriesId, sample: Sample) -> usize {
+        let now_ms = self.now().as_millisecond();
+        let mut transitions = Vec::new();
+        self.engine
+            .observe_series(id, sample, now_ms, &mut transitions);
+        self.deliver(&transitions);
+        if !transitions.is_empty() {
+            self.save();
+        }
+        transitions.len()
+    }
+
     /// One scheduled evaluation: forecasts, silence, staleness; then what waited.
     pub fn evaluate(&mut self) {
         let now = self.now();
@@ -225,6 +251,10 @@ impl LiveAlerts {
         if !self.unsaved {
             return;
         }
+        let Some(store) = &self.store else {
+            self.unsaved = false;
+            return;
+        };
         let saved = SavedState {
             engine: self.engine.snapshot(),
             deferred: self.dispatch.deferred().to_vec(),
@@ -232,7 +262,7 @@ impl LiveAlerts {
         let result = serde_json::to_vec(&saved)
             .map_err(|error| error.to_string())
             .and_then(|bytes| {
-                self.store
+                store
                     .put_state(STATE_KEY, &bytes)
                     .map_err(|error| error.to_string())
             });
@@ -244,5 +274,10 @@ impl LiveAlerts {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine, to register series with before their samples are observed.
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
     }
 }

@@ -4,8 +4,10 @@
 //! - [`policies`] — the contracts in force: stored versions and the policy folder.
 //! - [`dispatch`] — one transition: classify, route, enqueue; what waits for later.
 //! - [`live`] — the engine fed by ingest and the schedule, saved in the store.
+//! - [`backtest`] — a recorded trace through these same objects in simulated time.
 //! - [`presence`] — where each host stands (online, asleep, shut down, …) for `hosts list`.
 
+pub mod backtest;
 pub mod dispatch;
 pub mod live;
 pub mod policies;
