@@ -276,8 +276,9 @@ impl Alerting {
         let dispatch =
             Dispatch::new(outbox, policies, config.notify.routing.clone()).waking(notifier.waker());
         let now_ms = clock.now_ms();
-        let live =
-            LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms).with_clock(clock);
+        let live = LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms)
+            .with_clock(clock)
+            .with_channel_health(notifier.health());
         Ok(Self {
             live,
             events,

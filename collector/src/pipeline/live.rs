@@ -7,9 +7,10 @@
 //! transition after restart, and the outbox's idempotency keys stop it from going out twice.
 
 use super::dispatch::{Deferred, Dispatch};
+use super::health::{Health, Problem};
 use crate::alert::{Engine, EngineSettings, RuleSet, SeriesId, Snapshot, Transition};
 use crate::ingest::IngestEvent;
-use crate::notify::Clock;
+use crate::notify::{ChannelHealth, Clock};
 use crate::store::Store;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,8 @@ struct SavedState {
     engine: Snapshot,
     #[serde(default)]
     deferred: Vec<Deferred>,
+    #[serde(default)]
+    health: Health,
 }
 
 /// The engine, the dispatch and the store they are saved in (none in a backtest, which
@@ -41,6 +44,10 @@ pub struct LiveAlerts {
     unsaved: bool,
     /// What "now" is: the system clock, or a manual one that tests move forward.
     clock: Clock,
+    /// Vigil's own problems that are open.
+    health: Health,
+    /// How the notifier's channels fare, when it runs.
+    channels: Option<ChannelHealth>,
 }
 
 impl LiveAlerts {
@@ -71,9 +78,11 @@ impl LiveAlerts {
                 None
             }
         };
+        let mut health = Health::default();
         let engine = match saved {
             Some(saved) => {
                 dispatch.restore(saved.deferred);
+                health = saved.health;
                 tracing::info!("alert state restored");
                 Engine::restore_with_settings(rules, settings, saved.engine, now_ms)
             }
@@ -85,6 +94,8 @@ impl LiveAlerts {
             store: Some(store),
             unsaved: false,
             clock: Clock::System,
+            health,
+            channels: None,
         }
     }
 
@@ -96,7 +107,15 @@ impl LiveAlerts {
             store: None,
             unsaved: false,
             clock,
+            health: Health::default(),
+            channels: None,
         }
+    }
+
+    /// Raises an alert for a channel the notifier reports failing again and again.
+    pub fn with_channel_health(mut self, channels: ChannelHealth) -> Self {
+        self.channels = Some(channels);
+        self
     }
 
     /// Reads the time from `clock` instead of the system clock (the notifier must share it).
@@ -220,6 +239,9 @@ impl LiveAlerts {
         let now = self.now();
         let transitions = self.engine.evaluate(now.as_millisecond());
         self.deliver(&transitions);
+        let problems = self.problems();
+        let transitions = self.health.update(&problems, now.as_millisecond());
+        self.deliver(&transitions);
         let engine = &self.engine;
         let summary_now = |transition: &Transition| {
             engine.firing_summary(&transition.rule, &transition.host, &transition.labels)
@@ -229,6 +251,37 @@ impl LiveAlerts {
         }
         self.unsaved = true;
         self.save();
+    }
+
+    /// Vigil's own problems as of now: policy files that do not load, channels that keep
+    /// failing.
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = self
+            .dispatch
+            .policies()
+            .failing()
+            .into_iter()
+            .map(|(path, why)| Problem {
+                rule: "PolicyLoadFailed",
+                summary: format!("{why}; fix the file, it is read again within seconds"),
+                subject: ("file", path.display().to_string()),
+                since_ms: None,
+            })
+            .collect();
+        for (channel, trouble) in self.channels.iter().flat_map(ChannelHealth::failing) {
+            problems.push(Problem {
+                rule: "ChannelFailing",
+                summary: format!(
+                    "delivery channel '{channel}' failed {} attempts in a row, the last: {}; \
+                     alerts routed only to it are not reaching anyone, check its settings \
+                     in [notify]",
+                    trouble.failures_in_a_row, trouble.last_error
+                ),
+                subject: ("channel", channel),
+                since_ms: Some(trouble.since_ms),
+            });
+        }
+        problems
     }
 
     fn deliver(&mut self, transitions: &[Transition]) {
@@ -258,6 +311,7 @@ impl LiveAlerts {
         let saved = SavedState {
             engine: self.engine.snapshot(),
             deferred: self.dispatch.deferred().to_vec(),
+            health: self.health.clone(),
         };
         let result = serde_json::to_vec(&saved)
             .map_err(|error| error.to_string())

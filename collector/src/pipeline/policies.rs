@@ -12,7 +12,7 @@ use crate::policy::{
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -172,6 +172,16 @@ pub struct Policies {
     /// Digest of each source file's last text looked at, valid or not, so a bad file is
     /// reported once per change rather than at every look.
     seen: RwLock<HashMap<PathBuf, String>>,
+    /// Each source file that did not load, with why, until it loads or is removed.
+    failing: RwLock<BTreeMap<PathBuf, String>>,
+}
+
+/// What looking at one policy file found, when it was not a problem.
+enum SyncOutcome {
+    /// The same text as last time: whatever it was then, it still is.
+    Unchanged,
+    /// Read and valid (a new version, or the same contract as in force).
+    Looked,
 }
 
 impl Policies {
@@ -202,6 +212,7 @@ impl Policies {
             source,
             set: RwLock::new(set),
             seen: RwLock::new(HashMap::new()),
+            failing: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -227,22 +238,39 @@ impl Policies {
         };
         files.sort();
         let mut problems = Vec::new();
+        let mut failing = self.failing.write().unwrap_or_else(|p| p.into_inner());
+        failing.retain(|path, _| files.contains(path));
         for path in files {
-            if let Err(problem) = self.sync_file(&path, author, now) {
-                problems.push(problem);
+            match self.sync_file(&path, author, now) {
+                Ok(SyncOutcome::Looked) => {
+                    failing.remove(&path);
+                }
+                Ok(SyncOutcome::Unchanged) => {}
+                Err(problem) => {
+                    failing.insert(path, problem.clone());
+                    problems.push(problem);
+                }
             }
         }
         problems
     }
 
-    fn sync_file(&self, path: &Path, author: &str, now: Timestamp) -> Result<(), String> {
+    /// The policy files that do not load now, with why.
+    pub fn failing(&self) -> BTreeMap<PathBuf, String> {
+        self.failing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn sync_file(&self, path: &Path, author: &str, now: Timestamp) -> Result<SyncOutcome, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("policy {}: cannot be read: {error}", path.display()))?;
         let digest = crate::policy::version::digest_of(&text);
         {
             let seen = self.seen.read().unwrap_or_else(|p| p.into_inner());
             if seen.get(path) == Some(&digest) {
-                return Ok(());
+                return Ok(SyncOutcome::Unchanged);
             }
         }
         self.seen
@@ -262,7 +290,7 @@ impl Policies {
             .propose(&author, now, &text)
             .map_err(|error| format!("policy {}: {error}", path.display()))?;
         let Some((version, policy)) = proposed else {
-            return Ok(());
+            return Ok(SyncOutcome::Looked);
         };
         self.archive.append(&version)?;
         let number = version.version;
@@ -272,7 +300,7 @@ impl Policies {
             .map_err(|error| format!("policy {}: {error}", path.display()))?;
         set.insert(history);
         tracing::info!(client = %client, version = number, file = %path.display(), "policy version in force");
-        Ok(())
+        Ok(SyncOutcome::Looked)
     }
 
     /// Classifies by the version in force when the alert began firing, `None` when the
