@@ -119,15 +119,9 @@ impl Problems<'_> {
 
 fn build(file: &PolicyFile, text: &str, version: u64, problems: &mut Problems) -> Option<Policy> {
     let client = file.client.get_ref().trim();
-    if client.is_empty() || client.chars().any(char::is_whitespace) {
-        problems.at(
-            file.client.span(),
-            format!(
-                "client = {:?} is not a client name; write the name in the agents' \
-                 certificates (O=…), e.g. \"smile-dental\"",
-                file.client.get_ref()
-            ),
-        );
+    // One rule for client ids: what `token create --client` accepts is what a policy names.
+    if let Err(error) = crate::enroll::names::check_client_id(client) {
+        problems.at(file.client.span(), error.to_string());
     }
     let time_zone = match TimeZone::get(file.time_zone.get_ref()) {
         Ok(zone) if file.time_zone.get_ref().contains('/') || file.time_zone.get_ref() == "UTC" => {
