@@ -799,6 +799,25 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The engine's rule names from the collector config's rules file, when a config is found
+/// and names one: contracts' `alert_rules` may name them.
+fn configured_rule_names() -> Vec<String> {
+    let Some(rules) = find_config(None)
+        .ok()
+        .and_then(|path| CollectorConfig::load(&path).ok())
+        .and_then(|config| config.alerts.rules)
+    else {
+        return Vec::new();
+    };
+    match vigil_collector::alert::load_rules(&rules) {
+        Ok(set) => set.rules.into_iter().map(|rule| rule.name).collect(),
+        Err(error) => {
+            tracing::warn!("{error}; alert_rules are checked against the built-in rules only");
+            Vec::new()
+        }
+    }
+}
+
 /// `policy …`: reads the file here, at the edge; the policy room only parses the text.
 fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
@@ -809,7 +828,7 @@ fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
                     file.display()
                 )
             })?;
-            let policy = Policy::parse(&file, &text)?;
+            let policy = Policy::parse_with_rules(&file, &text, &configured_rule_names())?;
             print!("{}: valid\n{}", file.display(), policy.summary());
             Ok(())
         }

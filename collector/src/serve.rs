@@ -263,10 +263,10 @@ impl Alerting {
         };
         let outbox = Arc::new(Outbox::open(&config.data_dir)?);
         let channels = Arc::new(Channels::build(&config.notify)?);
-        let policies = Arc::new(Policies::open(
-            &config.data_dir,
-            config.policies.dir.clone(),
-        ));
+        let rule_names = rules.rules.iter().map(|rule| rule.name.clone()).collect();
+        let policies = Arc::new(
+            Policies::open(&config.data_dir, config.policies.dir.clone()).with_rules(rule_names),
+        );
         let notifier = Notifier::new(
             outbox.clone(),
             channels,

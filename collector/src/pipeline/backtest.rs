@@ -89,8 +89,9 @@ pub async fn run(
     };
     let text = std::fs::read_to_string(policy_file)
         .map_err(|error| policy_error(format!("cannot be read: {error}; check the path")))?;
-    let policy =
-        Policy::parse(policy_file, &text).map_err(|error| policy_error(error.to_string()))?;
+    let rule_names: Vec<String> = rules.rules.iter().map(|rule| rule.name.clone()).collect();
+    let policy = Policy::parse_with_rules(policy_file, &text, &rule_names)
+        .map_err(|error| policy_error(error.to_string()))?;
     let client = policy.client().to_string();
 
     let scratch = tempfile::tempdir().map_err(BacktestError::Scratch)?;
@@ -120,7 +121,7 @@ pub async fn run(
     };
 
     let clock = Clock::manual(first_ms);
-    let policies = Arc::new(Policies::open(scratch.path(), Some(source)));
+    let policies = Arc::new(Policies::open(scratch.path(), Some(source)).with_rules(rule_names));
     let outbox = Arc::new(Outbox::open(scratch.path())?);
     let recorder = Recorder::default();
     let names: Vec<String> = [&routing.on_call, &routing.normal, &routing.escalation]

@@ -174,6 +174,8 @@ pub struct Policies {
     seen: RwLock<HashMap<PathBuf, String>>,
     /// Each source file that did not load, with why, until it loads or is removed.
     failing: RwLock<BTreeMap<PathBuf, String>>,
+    /// Rules added by the rules file, which contracts' `alert_rules` may name.
+    configured_rules: Vec<String>,
 }
 
 /// What looking at one policy file found, when it was not a problem.
@@ -213,7 +215,15 @@ impl Policies {
             set: RwLock::new(set),
             seen: RwLock::new(HashMap::new()),
             failing: RwLock::new(BTreeMap::new()),
+            configured_rules: Vec::new(),
         }
+    }
+
+    /// Lets contracts' `alert_rules` name `rules` (the engine's rules, a rules file's
+    /// included) besides the built-in ones.
+    pub fn with_rules(mut self, rules: Vec<String>) -> Self {
+        self.configured_rules = rules;
+        self
     }
 
     /// Reads the policy folder; every changed file that is valid becomes a new version
@@ -277,8 +287,9 @@ impl Policies {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(path.to_path_buf(), digest);
-        let policy = crate::policy::Policy::parse(path, &text)
-            .map_err(|error| format!("{error} (the version in force before stays in force)"))?;
+        let policy =
+            crate::policy::Policy::parse_with_rules(path, &text, &self.configured_rules)
+                .map_err(|error| format!("{error} (the version in force before stays in force)"))?;
         let client = policy.client().to_string();
         let mut set = self.set.write().unwrap_or_else(|p| p.into_inner());
         let history = set
