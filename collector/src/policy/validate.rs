@@ -1003,6 +1003,7 @@ mod tests {
             path: Path::new("p.toml"),
             text: "",
             list: Vec::new(),
+            known_rules: None,
         };
         let value = Spanned::new(0..0, "08:00-12:30, 13:30-24:00".to_string());
         let hours = opening_hours("monday", &value, &mut problems);
