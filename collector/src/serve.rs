@@ -157,7 +157,8 @@ impl Collector {
                 service: EnrollmentService::new(authority),
             });
         }
-        let alerts = Alerting::open(config, &store, ingest.service().subscribe(), clock)?;
+        let alerts = Alerting::open(config, &store, ingest.service().subscribe(), clock)?
+            .with_fleet(config, registry.clone());
         let presence = Presence::open(&config.data_dir, jiff::Timestamp::now().as_millisecond())?;
         let presence = (presence, ingest.service().subscribe());
         Ok(Self {
@@ -246,6 +247,24 @@ impl Collector {
 }
 
 impl Alerting {
+    /// Watches the enrolled fleet (agents that never connected, certificates not renewed).
+    fn with_fleet(mut self, config: &CollectorConfig, registry: Arc<Registry>) -> Self {
+        let validity = config
+            .enroll
+            .as_ref()
+            .map_or(Duration::from_secs(90 * 24 * 3600), |enroll| {
+                enroll.cert_validity
+            });
+        let fleet = crate::pipeline::health::Fleet::new(
+            registry,
+            config.data_dir.clone(),
+            validity,
+            self.live.now_ms(),
+        );
+        self.live = self.live.with_fleet(fleet);
+        self
+    }
+
     fn open(
         config: &CollectorConfig,
         store: &Store,

@@ -7,7 +7,7 @@
 //! transition after restart, and the outbox's idempotency keys stop it from going out twice.
 
 use super::dispatch::{Deferred, Dispatch};
-use super::health::{Health, Problem};
+use super::health::{Fleet, Health, Problem};
 use crate::alert::{Engine, EngineSettings, RuleSet, SeriesId, Snapshot, Transition};
 use crate::ingest::IngestEvent;
 use crate::notify::{ChannelHealth, Clock};
@@ -48,6 +48,8 @@ pub struct LiveAlerts {
     health: Health,
     /// How the notifier's channels fare, when it runs.
     channels: Option<ChannelHealth>,
+    /// The enrolled hosts, when the collector enrolls them.
+    fleet: Option<Fleet>,
 }
 
 impl LiveAlerts {
@@ -96,6 +98,7 @@ impl LiveAlerts {
             clock: Clock::System,
             health,
             channels: None,
+            fleet: None,
         }
     }
 
@@ -109,7 +112,14 @@ impl LiveAlerts {
             clock,
             health: Health::default(),
             channels: None,
+            fleet: None,
         }
+    }
+
+    /// Raises alerts for enrolled agents that never connected and certificates not renewed.
+    pub fn with_fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Raises an alert for a channel the notifier reports failing again and again.
@@ -122,6 +132,11 @@ impl LiveAlerts {
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// What the clock says now, in ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn now(&self) -> Timestamp {
@@ -239,7 +254,7 @@ impl LiveAlerts {
         let now = self.now();
         let transitions = self.engine.evaluate(now.as_millisecond());
         self.deliver(&transitions);
-        let problems = self.problems();
+        let problems = self.problems(now.as_millisecond());
         let transitions = self.health.update(&problems, now.as_millisecond());
         self.deliver(&transitions);
         let engine = &self.engine;
@@ -254,8 +269,8 @@ impl LiveAlerts {
     }
 
     /// Vigil's own problems as of now: policy files that do not load, channels that keep
-    /// failing.
-    fn problems(&self) -> Vec<Problem> {
+    /// failing, agents that never connected, certificates not renewed.
+    fn problems(&self, now_ms: i64) -> Vec<Problem> {
         let mut problems: Vec<Problem> = self
             .dispatch
             .policies()
@@ -280,6 +295,9 @@ impl LiveAlerts {
                 subject: ("channel", channel),
                 since_ms: Some(trouble.since_ms),
             });
+        }
+        if let Some(fleet) = &self.fleet {
+            problems.extend(fleet.problems(now_ms));
         }
         problems
     }
