@@ -67,7 +67,12 @@ impl Fleet {
             }
         };
         let mut problems = Vec::new();
-        for host in hosts.iter().filter(|host| !host.replaceable) {
+        // A host being replaced or revoked is expected to go quiet and keep its old
+        // certificate.
+        let current = hosts.iter().filter(|host| {
+            !host.replaceable && matches!(self.registry.revocation_of(host), Ok(None))
+        });
+        for host in current {
             let never_connected = connected
                 .as_ref()
                 .is_some_and(|connected| !connected.contains_key(&host.agent_id));
@@ -257,11 +262,20 @@ mod tests {
         );
 
         // Just after the collector started, nobody is judged for not connecting yet.
-        let starting = Fleet::new(registry, data.path().into(), validity, now);
-        assert!(starting
-            .problems(now)
-            .iter()
-            .all(|p| p.rule != "AgentNeverConnected"));
+        registry
+            .put_host(&host(
+                "silent-pc",
+                now - 2 * HOUR_MS,
+                now + 89 * 24 * HOUR_MS,
+            ))
+            .unwrap();
+        let starting = Fleet::new(registry.clone(), data.path().into(), validity, now);
+        assert!(starting.problems(now).is_empty());
+        assert_eq!(fleet.problems(now).len(), 1);
+
+        // A revoked host is expected to go quiet.
+        registry.revoke("silent-pc", now).unwrap();
+        assert!(fleet.problems(now).is_empty());
     }
 
     fn policy_broken(file: &str) -> Problem {
