@@ -71,7 +71,8 @@ pub enum FailureKind {
     /// The agent itself is in trouble (it threw measurements away, a series stopped).
     AgentHealth,
     /// Vigil itself is in trouble: a policy file that does not load, a delivery channel
-    /// that keeps failing. For the MSP; no client contract applies.
+    /// that keeps failing, an agent that never connected, a certificate not renewed. For
+    /// the MSP; no client contract applies.
     VigilHealth,
 }
 
@@ -129,7 +130,8 @@ impl FailureKind {
             }
             FailureKind::VigilHealth => {
                 "Vigil itself is in trouble (a policy file that does not load, a delivery \
-                 channel that keeps failing); for the MSP, no client contract applies"
+                 channel that keeps failing, an agent enrolled but never connected, a \
+                 certificate not renewed); for the MSP, no client contract applies"
             }
         }
     }
