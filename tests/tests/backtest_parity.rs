@@ -30,7 +30,7 @@ use vigil_tests::*;
 const MINUTE_MS: i64 = 60_000;
 /// How long each simulated minute rests, so that the collector's one-second evaluation and
 /// the notifier run at it. Only paces the steps; nothing compares it.
-const PACE: Duration = Duration::from_millis(1_300);
+const PACE: Duration = Duration::from_millis(2_000);
 const HOST: &str = "parity-srv";
 const CLIENT: &str = "parity";
 
