@@ -8,7 +8,15 @@
 //! When the machine is about to sleep ([`Power`]) it says goodbye with the reason "sleep",
 //! closes the stream and connects again on resume.
 //!
-//! It only ever reads data from the collector: an ack, a reject, or a new interval.
+//! A collector that holds more of this spool than the spool ever made (the state folder
+//! was restored from a backup or a snapshot, or the machine is a clone) answers the hello
+//! with a spool conflict: the shipper starts a new spool holding the same batches and sends
+//! them all again. A revoked certificate is recognised in the collector's refusal, said
+//! once with the fix, and retried only every few minutes — or at once when the certificate
+//! file is replaced (the agent was enrolled again).
+//!
+//! It only ever reads data from the collector: an ack, a reject, a new interval, or a
+//! spool conflict.
 
 use crate::service::power::{Power, PowerState};
 use crate::service::stop::StopReason;
@@ -38,6 +46,9 @@ const SLEEP_DRAIN_DEADLINE: Duration = Duration::from_millis(1500);
 const RESUME_FALLBACK: Duration = Duration::from_secs(120);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How often a revoked agent tries again: re-enrolling replaces its certificate, and it
+/// should then report within minutes, without knocking every half second until then.
+const REVOKED_RETRY: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShipError {
@@ -79,6 +90,13 @@ impl ShipError {
             Self::Connect { .. } | Self::Protocol { .. } => false,
         }
     }
+
+    /// Whether the collector refused this agent's certificate as revoked.
+    pub fn is_revoked(&self) -> bool {
+        matches!(self, Self::Stream { status, .. }
+            if status.code() == tonic::Code::PermissionDenied
+                && status.message().contains("revoked"))
+    }
 }
 
 /// Where and how to reach the collector.
@@ -99,6 +117,9 @@ enum StreamEnd {
     ClosedByCollector,
     /// The certificate was renewed; reconnect at once to use it.
     Renewed,
+    /// The collector held more of the spool than it made; a new spool was started and is
+    /// sent from its first batch.
+    NewSpool,
 }
 
 pub struct Shipper {
@@ -118,8 +139,11 @@ impl Shipper {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         let mut power = self.power.subscribe();
+        // Whether the revocation was already said; it is said once, not at every retry.
+        let mut revocation_said = false;
         loop {
             let result = self.stream_once(&shutdown, &mut power, &mut failures).await;
+            let mut delay = None;
             match result {
                 Ok(StreamEnd::Shutdown) => return,
                 Ok(StreamEnd::Asleep) => {
@@ -132,14 +156,29 @@ impl Shipper {
                 Ok(StreamEnd::ClosedByCollector) => {
                     tracing::info!("collector closed the stream; reconnecting");
                 }
-                Ok(StreamEnd::Renewed) => continue,
+                Ok(StreamEnd::Renewed) | Ok(StreamEnd::NewSpool) => {
+                    revocation_said = false;
+                    continue;
+                }
+                Err(error) if error.is_revoked() => {
+                    if !revocation_said {
+                        tracing::error!(
+                            cert = %self.config.cert.display(),
+                            collector = %self.config.collector_url,
+                            "this agent's certificate is revoked: the collector will not take its reports until it is enrolled again; run 'vigil-agent enroll --token <new join token>' on this machine (a technician creates the token with 'vigil-collector token create'); until then the agent tries again every 5 minutes, and at once when its certificate file is replaced"
+                        );
+                        revocation_said = true;
+                    }
+                    delay = Some(revoked_retry_delay());
+                }
                 Err(error) if error.needs_attention() => {
                     tracing::error!(%error, "shipping to the collector failed")
                 }
                 Err(error) => tracing::warn!(%error, "shipping to the collector failed"),
             }
             failures = failures.saturating_add(1);
-            let delay = backoff_delay(failures);
+            let waiting_for_enrollment = delay.is_some();
+            let delay = delay.unwrap_or_else(|| backoff_delay(failures));
             tracing::info!(
                 retry_in = %humantime::format_duration(round_to_millis(delay)),
                 queued_batches = self.spool.len(),
@@ -148,6 +187,10 @@ impl Shipper {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
+                // Enrolled again while waiting: the new certificate is tried at once.
+                _ = file_changed(&self.config.cert), if waiting_for_enrollment => {
+                    tracing::info!(cert = %self.config.cert.display(), "the certificate file changed; reconnecting");
+                }
                 _ = sleep_notice(&mut power) => {
                     // No stream to say goodbye on.
                     self.power.goodbye_said();
@@ -271,6 +314,7 @@ impl Shipper {
             inventory: self.inventory.clone(),
             spool_id: self.spool.spool_id(),
             interval_seconds: self.interval.borrow().as_secs() as u32,
+            next_seq: self.spool.next_seq(),
         });
         // The channel is empty and WINDOW long: this cannot block.
         let _ = outbound.send(pb::AgentMessage::from(&hello)).await;
@@ -359,12 +403,44 @@ impl Shipper {
                             tracing::info!(interval = %humantime::format_duration(interval), "collector set the collection interval");
                             self.interval.send_replace(interval);
                         }
+                        Ok(CollectorMessage::SpoolConflict(conflict)) => {
+                            return self.start_new_spool(conflict, &url);
+                        }
                         Err(error) => {
                             return Err(ShipError::Protocol { url, reason: error.to_string() });
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// The collector holds more of this spool than it made: start a new one with the same
+    /// batches, so that nothing is taken for a duplicate and dropped.
+    fn start_new_spool(
+        &self,
+        conflict: vigil_proto::model::SpoolConflict,
+        url: &str,
+    ) -> Result<StreamEnd, ShipError> {
+        match self.spool.start_new_spool() {
+            Ok((new_spool_id, n_kept)) => {
+                tracing::warn!(
+                    old_spool_id = conflict.spool_id,
+                    new_spool_id,
+                    collector_holds_up_to = conflict.stored_seq,
+                    spool_made_up_to = conflict.next_seq.saturating_sub(1),
+                    resending = n_kept,
+                    "the collector already holds batches of this spool that this machine never made: its state folder was restored from a backup or a snapshot, or copied from another machine; started a new spool and sending everything queued again"
+                );
+                Ok(StreamEnd::NewSpool)
+            }
+            Err(error) => Err(ShipError::Protocol {
+                url: url.to_owned(),
+                reason: format!(
+                    "the collector asked for a new spool (it holds batches of spool {} up to {}) and starting one failed: {error}",
+                    conflict.spool_id, conflict.stored_seq
+                ),
+            }),
         }
     }
 
@@ -396,6 +472,26 @@ impl Shipper {
                 unacknowledged = self.spool.len(),
                 "stopped waiting for the collector's last acks"
             );
+        }
+    }
+}
+
+/// How often a revoked agent looks whether its certificate file was replaced.
+const CERT_POLL: Duration = Duration::from_secs(5);
+
+/// Resolves when the file at `path` changes (modification time or size), looked at every
+/// [`CERT_POLL`].
+async fn file_changed(path: &std::path::Path) {
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|metadata| (metadata.modified().ok(), metadata.len()))
+    };
+    let before = stamp(path);
+    loop {
+        tokio::time::sleep(CERT_POLL).await;
+        if stamp(path) != before {
+            return;
         }
     }
 }
@@ -438,6 +534,13 @@ pub fn backoff_delay(failures: u32) -> Duration {
     Duration::from_millis(millis)
 }
 
+/// The wait after a revocation: [`REVOKED_RETRY`] give or take a fifth, so that a batch of
+/// revoked machines does not return in step.
+pub fn revoked_retry_delay() -> Duration {
+    let millis = REVOKED_RETRY.as_millis() as u64;
+    Duration::from_millis(rand::rng().random_range(millis * 4 / 5..=millis * 6 / 5))
+}
+
 fn round_to_millis(duration: Duration) -> Duration {
     Duration::from_millis(duration.as_millis() as u64)
 }
@@ -445,6 +548,21 @@ fn round_to_millis(duration: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_revoked_certificate_is_recognised_in_the_refusal() {
+        let refused = ShipError::Stream {
+            url: "https://c".into(),
+            status: tonic::Status::permission_denied("this host's certificate is revoked; enroll"),
+        };
+        assert!(refused.is_revoked());
+        let other = ShipError::Stream {
+            url: "https://c".into(),
+            status: tonic::Status::unavailable("connection refused"),
+        };
+        assert!(!other.is_revoked());
+        assert!((0..100).all(|_| revoked_retry_delay() >= Duration::from_secs(240)));
+    }
 
     #[test]
     fn backoff_grows_then_stays_under_a_minute() {

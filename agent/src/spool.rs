@@ -224,6 +224,76 @@ impl Spool {
         self.lock().spool_id
     }
 
+    /// The sequence number the next batch will get: every batch this spool made has a
+    /// lower one. The hello tells the collector, which can then recognise a spool restored
+    /// from a backup (it holds more than this spool ever made).
+    pub fn next_seq(&self) -> u64 {
+        self.lock().next_seq
+    }
+
+    /// Starts the spool afresh under a new random id and numbers the batches it still
+    /// holds 1, 2, 3… under it, in their order, so that they are all sent again. For when
+    /// the collector holds more of this spool than it ever made: the state folder was
+    /// restored from a backup or a snapshot, or copied to another machine. Returns the new
+    /// id and the number of batches kept.
+    pub fn start_new_spool(&self) -> Result<(u64, usize), SpoolError> {
+        let mut state = self.lock();
+        let mut update = sled::Batch::default();
+        let mut renumbered = VecDeque::with_capacity(state.index.len());
+        let mut queued_bytes = 0;
+        let mut dropped = 0;
+        for (old_seq, _) in &state.index {
+            let key = batch_key(*old_seq);
+            update.remove(&key[..]);
+            let read = self
+                .db
+                .get(key)
+                .map_err(|error| error.to_string())
+                .and_then(|value| value.ok_or_else(|| "missing from the database".to_string()))
+                .and_then(|value| decode_entry(&key, &value));
+            match read {
+                Ok(batch) => {
+                    let seq = renumbered.len() as u64 + 1;
+                    let encoded = pb::Batch::from(&Batch {
+                        seq,
+                        series: batch.series,
+                    })
+                    .encode_to_vec();
+                    queued_bytes += encoded.len() as u64;
+                    renumbered.push_back((seq, encoded.len() as u64));
+                    update.insert(&batch_key(seq)[..], encoded);
+                }
+                Err(reason) => {
+                    tracing::warn!(spool = %self.path.display(), seq = old_seq, %reason, "skipping a batch in the spool that cannot be read back; it is removed and counted as dropped");
+                    dropped += 1;
+                }
+            }
+        }
+        let spool_id = loop {
+            let candidate = rand::random::<u64>() | 1;
+            if candidate != state.spool_id {
+                break candidate;
+            }
+        };
+        let next_seq = renumbered.len() as u64 + 1;
+        update.insert(SPOOL_ID_KEY, &spool_id.to_be_bytes());
+        update.insert(NEXT_SEQ_KEY, &next_seq.to_be_bytes());
+        update.insert(
+            DROPPED_KEY,
+            &(state.dropped_batches + dropped).to_be_bytes(),
+        );
+        self.apply(update)?;
+        let n_kept = renumbered.len();
+        state.spool_id = spool_id;
+        state.next_seq = next_seq;
+        state.dropped_batches += dropped;
+        state.index = renumbered;
+        state.queued_bytes = queued_bytes;
+        drop(state);
+        self.newest_seq.send_replace(next_seq - 1);
+        Ok((spool_id, n_kept))
+    }
+
     /// The folder of the database.
     pub fn path(&self) -> &Path {
         &self.path
@@ -522,6 +592,52 @@ fn read_counter(db: &sled::Db, key: &[u8]) -> Result<Option<u64>, String> {
             Ok(Some(u64::from_be_bytes(bytes)))
         }
         Err(error) => Err(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod new_spool_tests {
+    use super::*;
+    use vigil_proto::model::{Labels, Sample};
+
+    fn series(value: f64) -> Vec<Series> {
+        vec![Series {
+            name: "up".into(),
+            labels: Labels::new(),
+            samples: vec![Sample {
+                timestamp_ms: 1_000,
+                value,
+            }],
+        }]
+    }
+
+    #[test]
+    fn a_new_spool_keeps_every_queued_batch_renumbered_from_one_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old_id, new_id) = {
+            let spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+            for value in 1..=5 {
+                spool.push(series(f64::from(value)));
+            }
+            spool.ack(2);
+            let old_id = spool.spool_id();
+            let (new_id, n_kept) = spool.start_new_spool().unwrap();
+            assert_eq!(n_kept, 3);
+            assert_eq!(spool.next_seq(), 4);
+            (old_id, new_id)
+        };
+        assert_ne!(old_id, new_id);
+        let spool = Spool::open(dir.path(), SpoolLimits::default()).unwrap();
+        assert_eq!(spool.spool_id(), new_id);
+        let batches = spool.batches_after(0, 10);
+        let seqs: Vec<u64> = batches.iter().map(|batch| batch.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        let values: Vec<f64> = batches
+            .iter()
+            .map(|batch| batch.series[0].samples[0].value)
+            .collect();
+        assert_eq!(values, vec![3.0, 4.0, 5.0], "the same batches, in order");
+        assert_eq!(spool.push(series(6.0)), 4);
     }
 }
 

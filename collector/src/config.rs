@@ -4,6 +4,7 @@
 //! Relative paths are resolved against the folder the config file is in, so a config and
 //! its certificates can move together.
 
+use crate::ingest::limits::Limits;
 use crate::ingest::tls::ServerTlsFiles;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -24,6 +25,9 @@ pub struct CollectorConfig {
     pub store: StoreSection,
     #[serde(default)]
     pub agents: AgentsSection,
+    /// What one host, and everyone together, may hold and send.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// Enrollment of new agents. Without it, no enrollment listener runs and agents cannot
     /// renew their certificates.
     #[serde(default)]
@@ -124,18 +128,19 @@ pub struct GrpcConfig {
     pub key: PathBuf,
     /// CA bundle (PEM) that agent certificates must chain to.
     pub client_ca: PathBuf,
-    /// Streams are closed after this long so the agent reconnects and its certificate is
-    /// checked again. Default: "1h".
+    /// Connections take no new stream after this long, their streams end so the agent
+    /// reconnects and its certificate is checked again, and 30 s later the connection is
+    /// closed whatever the client does. Default: "1h".
     #[serde(
         default = "default_max_connection_age",
         deserialize_with = "config_file::deserialize_duration"
     )]
     pub max_connection_age: Duration,
-    /// Batches per second one agent stream may send once its burst is spent (a replay after
-    /// an outage). Default: 50, a day's backlog in about three minutes.
+    /// Batches per second one host may send once its burst is spent (a replay after an
+    /// outage), over all its streams. Default: 50, a day's backlog in about three minutes.
     #[serde(default = "default_batches_per_second")]
     pub max_batches_per_second: f64,
-    /// Batches one agent stream may send at once before it is slowed. Default: 500.
+    /// Batches one host may send at once before it is slowed. Default: 500.
     #[serde(default = "default_burst_batches")]
     pub burst_batches: u32,
 }
@@ -145,11 +150,91 @@ fn default_max_connection_age() -> Duration {
 }
 
 fn default_batches_per_second() -> f64 {
-    crate::ingest::limits::StreamLimits::default().batches_per_second
+    Limits::default().batches_per_second
 }
 
 fn default_burst_batches() -> u32 {
-    crate::ingest::limits::StreamLimits::default().burst as u32
+    Limits::default().burst_batches as u32
+}
+
+/// `[limits]`: what one host, and everyone together, may hold and send. Every refusal names
+/// its key here, in the agent's reject reason and in the collector's log, and is counted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Authenticated agent connections in all. Lowered at start to what the process's
+    /// descriptor limit (RLIMIT_NOFILE, systemd's LimitNOFILE) leaves after the store's
+    /// files and the handshakes under way. At the cap, the connection idle the longest
+    /// makes room. Default: 10000.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections one host may hold; an agent uses one. Default: 4.
+    #[serde(default = "default_max_connections_per_host")]
+    pub max_connections_per_host: usize,
+    /// TLS handshakes under way at once; a connection past it is closed before any TLS
+    /// work. Default: 256.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// A connection without a stream for this long is closed. Default: "60s".
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub idle_timeout: Duration,
+    /// Distinct series one host may write within two hours, kept across reconnects and
+    /// counted again from the store after a restart. Default: 10000.
+    #[serde(default = "default_max_series_per_host")]
+    pub max_series_per_host: usize,
+    /// Samples per second one host may send once its burst is spent; a host past it is
+    /// slowed, not refused. Default: 20000 (a replay of 300 series at 50 batches/s).
+    #[serde(default = "default_max_samples_per_second")]
+    pub max_samples_per_second: f64,
+    /// Samples one host may send at once before it is slowed; at least one full batch
+    /// (50000). Default: 200000.
+    #[serde(default = "default_burst_samples")]
+    pub burst_samples: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            max_connections_per_host: default_max_connections_per_host(),
+            max_handshakes: default_max_handshakes(),
+            idle_timeout: default_idle_timeout(),
+            max_series_per_host: default_max_series_per_host(),
+            max_samples_per_second: default_max_samples_per_second(),
+            burst_samples: default_burst_samples(),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    Limits::default().max_connections
+}
+
+fn default_max_connections_per_host() -> usize {
+    Limits::default().max_connections_per_host
+}
+
+fn default_max_handshakes() -> usize {
+    Limits::default().max_handshakes
+}
+
+fn default_idle_timeout() -> Duration {
+    Limits::default().idle_timeout
+}
+
+fn default_max_series_per_host() -> usize {
+    Limits::default().max_series_per_host
+}
+
+fn default_max_samples_per_second() -> f64 {
+    Limits::default().samples_per_second
+}
+
+fn default_burst_samples() -> u64 {
+    Limits::default().burst_samples as u64
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -308,6 +393,7 @@ impl CollectorConfig {
                 "grpc.burst_batches = 0 would refuse every batch; at least 1 (default 500)".into(),
             );
         }
+        problems.extend(self.limits.problems());
         if let Some(enroll) = &self.enroll {
             if enroll.cert_validity < Duration::from_secs(3600) {
                 problems.push(format!(
@@ -373,6 +459,21 @@ impl CollectorConfig {
         problems
     }
 
+    /// The ingest limits as configured, before they are fitted to the descriptor limit.
+    pub fn ingest_limits(&self) -> Limits {
+        Limits {
+            batches_per_second: self.grpc.max_batches_per_second,
+            burst_batches: f64::from(self.grpc.burst_batches),
+            samples_per_second: self.limits.max_samples_per_second,
+            burst_samples: self.limits.burst_samples as f64,
+            max_series_per_host: self.limits.max_series_per_host,
+            max_connections_per_host: self.limits.max_connections_per_host,
+            max_connections: self.limits.max_connections,
+            max_handshakes: self.limits.max_handshakes,
+            idle_timeout: self.limits.idle_timeout,
+        }
+    }
+
     pub fn tls_files(&self) -> ServerTlsFiles {
         ServerTlsFiles {
             cert: self.grpc.cert.clone(),
@@ -390,6 +491,56 @@ impl CollectorConfig {
             on_damage: self.store.on_damage,
             ..crate::store::StoreConfig::new(&self.data_dir)
         }
+    }
+}
+
+impl LimitsSection {
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            problems.push(format!(
+                "limits.max_connections = {} is out of range (1 to 1000000)",
+                self.max_connections
+            ));
+        }
+        if !(1..=1_000).contains(&self.max_connections_per_host) {
+            problems.push(format!(
+                "limits.max_connections_per_host = {} is out of range (1 to 1000; an agent uses one)",
+                self.max_connections_per_host
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_handshakes) {
+            problems.push(format!(
+                "limits.max_handshakes = {} is out of range (1 to 100000)",
+                self.max_handshakes
+            ));
+        }
+        if self.idle_timeout < Duration::from_secs(1) {
+            problems.push(format!(
+                "limits.idle_timeout = {:?} is too short (at least 1s)",
+                humantime::format_duration(self.idle_timeout).to_string()
+            ));
+        }
+        if self.max_series_per_host == 0 {
+            problems.push(
+                "limits.max_series_per_host = 0 would refuse every batch; at least 1 (default 10000)"
+                    .into(),
+            );
+        }
+        if !(1.0..=100_000_000.0).contains(&self.max_samples_per_second) {
+            problems.push(format!(
+                "limits.max_samples_per_second = {} is out of range (1 to 100000000)",
+                self.max_samples_per_second
+            ));
+        }
+        let one_batch = vigil_proto::limits::MAX_SAMPLES_PER_BATCH as u64;
+        if self.burst_samples < one_batch {
+            problems.push(format!(
+                "limits.burst_samples = {} is less than one full batch ({one_batch} samples); raise it",
+                self.burst_samples
+            ));
+        }
+        problems
     }
 }
 
@@ -497,6 +648,40 @@ burst_batches = 0
     }
 
     #[test]
+    fn ingest_limits_are_read_from_limits_and_every_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CollectorConfig::load(&write_config(dir.path(), GOOD)).unwrap();
+        assert_eq!(config.ingest_limits(), Limits::default());
+
+        let body = GOOD.to_owned()
+            + "[limits]\nmax_connections_per_host = 2\nidle_timeout = \"5s\"\nmax_series_per_host = 500\n";
+        let limits = CollectorConfig::load(&write_config(dir.path(), &body))
+            .unwrap()
+            .ingest_limits();
+        assert_eq!(limits.max_connections_per_host, 2);
+        assert_eq!(limits.idle_timeout, Duration::from_secs(5));
+        assert_eq!(limits.max_series_per_host, 500);
+
+        let body = GOOD.to_owned()
+            + "[limits]\nmax_connections = 0\nidle_timeout = \"0s\"\nburst_samples = 10\n";
+        let error = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 3, "{text}");
+        assert!(
+            text.contains("limits.max_connections = 0 is out of range"),
+            "{text}"
+        );
+        assert!(
+            text.contains("limits.idle_timeout = \"0s\" is too short"),
+            "{text}"
+        );
+        assert!(
+            text.contains("limits.burst_samples = 10 is less than one full batch"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_malformed_address_names_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let body = GOOD.replace("127.0.0.1:7443", "localhost-7443");
@@ -513,5 +698,7 @@ burst_batches = 0
         let config: CollectorConfig = config_file::load(&path).unwrap();
         assert_eq!(config.grpc.listen.port(), 7443);
         assert_eq!(config.agents.interval, Some(Duration::from_secs(10)));
+        // The example documents the defaults.
+        assert_eq!(config.ingest_limits(), Limits::default());
     }
 }

@@ -9,6 +9,7 @@ use crate::enroll::service::{
     EnrollSettings, EnrollmentAuthority, EnrollmentService, RenewalService,
 };
 use crate::enroll::{CaError, CertificateAuthority};
+use crate::ingest::counters::IngestCounters;
 use crate::ingest::tls::{self, TlsError};
 use crate::ingest::{IngestEvent, IngestServer, IngestService, IngestSettings};
 use crate::notify::channel::Channels;
@@ -112,24 +113,31 @@ impl Collector {
         let store = tokio::task::spawn_blocking(move || Store::open(&store_config))
             .await
             .expect("opening the store panicked")?;
-        let tls = tls::server_config(&config.tls_files())?;
         let registry = Arc::new(Registry::open(&config.data_dir)?);
         let revocations = RevocationList::new();
         revocations.load(&registry);
+        let counters = Arc::new(IngestCounters::default());
+        let tls = tls::server_config(&config.tls_files())?;
+        let mut limits = config.ingest_limits();
+        if let Some(descriptors) = crate::ingest::limits::descriptor_limit() {
+            let (fitted, warning) = limits.fit_to_descriptors(descriptors);
+            if let Some(warning) = warning {
+                tracing::warn!("{warning}");
+            }
+            limits = fitted;
+        }
         let settings = IngestSettings {
             agent_interval: config.agents.interval,
             max_connection_age: config.grpc.max_connection_age,
-            limits: crate::ingest::limits::StreamLimits {
-                batches_per_second: config.grpc.max_batches_per_second,
-                burst: f64::from(config.grpc.burst_batches),
-                ..Default::default()
-            },
+            max_sample_age: config.store.raw_retention,
+            limits,
             ..IngestSettings::default()
         };
         let service = IngestService::new(
             store.clone(),
             settings,
             revocations.clone(),
+            counters,
             shutdown.child_token(),
         );
         let address = config.grpc.listen;
@@ -189,6 +197,11 @@ impl Collector {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// How often each ingest limit refused, slowed or closed something.
+    pub fn ingest_counters(&self) -> Arc<IngestCounters> {
+        self.ingest.service().counters().clone()
     }
 
     /// What arrives from agents, from now on.

@@ -7,7 +7,7 @@
 use crate::limits::*;
 use crate::model::{
     AgentConfig, AgentMessage, Batch, CollectorMessage, Disk, GoodbyeReason, Hello, Inventory,
-    Labels, Sample, Series,
+    Labels, Sample, Series, SpoolConflict,
 };
 use crate::pb;
 
@@ -197,6 +197,7 @@ impl From<&AgentMessage> for pb::AgentMessage {
                 inventory: Some(pb::Inventory::from(&hello.inventory)),
                 spool_id: hello.spool_id,
                 interval_seconds: hello.interval_seconds,
+                next_seq: hello.next_seq,
             }),
             AgentMessage::Batch(batch) => Body::Batch(pb::Batch::from(batch)),
             AgentMessage::Goodbye(reason) => Body::Goodbye(pb::Goodbye {
@@ -218,6 +219,11 @@ impl From<&CollectorMessage> for pb::CollectorMessage {
             }),
             CollectorMessage::Config(config) => Body::Config(pb::AgentConfig {
                 interval_seconds: config.interval_seconds,
+            }),
+            CollectorMessage::SpoolConflict(conflict) => Body::SpoolConflict(pb::SpoolConflict {
+                spool_id: conflict.spool_id,
+                stored_seq: conflict.stored_seq,
+                next_seq: conflict.next_seq,
             }),
         };
         Self { body: Some(body) }
@@ -383,6 +389,7 @@ impl TryFrom<pb::AgentMessage> for AgentMessage {
                     inventory: Inventory::try_from(inventory)?,
                     spool_id: hello.spool_id,
                     interval_seconds: hello.interval_seconds,
+                    next_seq: hello.next_seq,
                 }))
             }
             Some(Body::Batch(batch)) => Ok(Self::Batch(Batch::try_from(batch)?)),
@@ -425,6 +432,11 @@ impl TryFrom<pb::CollectorMessage> for CollectorMessage {
                     interval_seconds: config.interval_seconds,
                 }))
             }
+            Some(Body::SpoolConflict(conflict)) => Ok(Self::SpoolConflict(SpoolConflict {
+                spool_id: conflict.spool_id,
+                stored_seq: conflict.stored_seq,
+                next_seq: conflict.next_seq,
+            })),
         }
     }
 }

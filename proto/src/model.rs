@@ -146,6 +146,9 @@ pub struct Hello {
     pub inventory: Inventory,
     pub spool_id: u64,
     pub interval_seconds: u32,
+    /// The sequence number the spool gives its next batch; 0 when an older agent did not
+    /// say.
+    pub next_seq: u64,
 }
 
 /// Why an agent is going away on purpose.
@@ -160,6 +163,8 @@ pub enum GoodbyeReason {
 }
 
 /// Agent → collector.
+// A hello is sent once per stream and lives for one match: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AgentMessage {
     Hello(Hello),
@@ -187,4 +192,17 @@ pub enum CollectorMessage {
         reason: String,
     },
     Config(AgentConfig),
+    /// The collector holds more of this spool than the spool says it ever made (restored
+    /// state folder, reverted snapshot, cloned machine): start a new spool and resend.
+    SpoolConflict(SpoolConflict),
+}
+
+/// What the collector saw when it refused a spool's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolConflict {
+    pub spool_id: u64,
+    /// The newest seq the collector stored for this spool.
+    pub stored_seq: u64,
+    /// The next seq the agent said it would use.
+    pub next_seq: u64,
 }

@@ -91,7 +91,12 @@ impl Pki {
 
     /// A collector config on port 0 with its store in this folder.
     pub fn collector_config(&self) -> CollectorConfig {
-        let text = "data_dir = \"data\"\n[grpc]\nlisten = \"127.0.0.1:0\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n";
+        self.collector_config_with("")
+    }
+
+    /// Like [`Pki::collector_config`], with `extra` (whole TOML sections) appended.
+    pub fn collector_config_with(&self, extra: &str) -> CollectorConfig {
+        let text = format!("data_dir = \"data\"\n[grpc]\nlisten = \"127.0.0.1:0\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n{extra}");
         let path = self.path("collector.toml");
         std::fs::write(&path, text).unwrap();
         CollectorConfig::load(&path).expect("collector config")
@@ -168,6 +173,8 @@ pub struct RunningCollector {
     pub enroll: Option<SocketAddr>,
     pub store: vigil_collector::store::Store,
     pub events: tokio::sync::broadcast::Receiver<vigil_collector::ingest::IngestEvent>,
+    /// What each ingest limit refused, slowed or closed.
+    pub counters: std::sync::Arc<vigil_collector::ingest::counters::IngestCounters>,
     shutdown: CancellationToken,
     serving: tokio::task::JoinHandle<Result<(), vigil_collector::serve::ServeError>>,
 }
@@ -183,12 +190,14 @@ impl RunningCollector {
         let enroll = collector.enroll_addr();
         let store = collector.store().clone();
         let events = collector.events();
+        let counters = collector.ingest_counters();
         let serving = tokio::spawn(collector.run());
         Self {
             grpc,
             enroll,
             store,
             events,
+            counters,
             shutdown,
             serving,
         }
@@ -258,8 +267,14 @@ pub async fn open_stream(channel: Channel) -> Result<RawStream, tonic::Status> {
     })
 }
 
-/// A hello as a real agent would send it.
+/// A hello as a real agent would send it, not saying its next sequence number (as agents
+/// before it was in the protocol).
 pub fn hello(spool_id: u64) -> pb::AgentMessage {
+    hello_with_next_seq(spool_id, 0)
+}
+
+/// A hello that says the spool's next sequence number, as current agents do.
+pub fn hello_with_next_seq(spool_id: u64, next_seq: u64) -> pb::AgentMessage {
     pb::AgentMessage {
         body: Some(pb::agent_message::Body::Hello(pb::Hello {
             inventory: Some(pb::Inventory {
@@ -271,6 +286,7 @@ pub fn hello(spool_id: u64) -> pb::AgentMessage {
             }),
             spool_id,
             interval_seconds: 10,
+            next_seq,
         })),
     }
 }

@@ -1,14 +1,20 @@
 //! Ingest: the gRPC edge agents report to.
 //!
-//! [`tls::accept_verified`] completes mutual-TLS handshakes and attaches the
-//! [`identity::PeerIdentity`] read from each client certificate; [`IngestService`] runs one
-//! [`session::AgentSession`] per `Report` stream, which validates batches, stores them
-//! durably and only then acknowledges them. What arrives is also published as
-//! [`IngestEvent`]s for whoever watches (the demo, later the alert engine).
+//! [`tls::accept_verified`] completes mutual-TLS handshakes (refusing revoked
+//! certificates in the handshake), reads the [`identity::PeerIdentity`] from each client
+//! certificate and admits the connection to the [`connections::Connections`] table, which
+//! caps connections per host and in all and closes idle, old and revoked ones.
+//! [`IngestService`] runs one [`session::AgentSession`] per `Report` stream, which
+//! validates batches, holds each host to its [`limits::HostBudgets`], stores batches
+//! durably and only then acknowledges them. Every refusal is counted in
+//! [`counters::IngestCounters`]. What arrives is also published as [`IngestEvent`]s for
+//! whoever watches (the alert pipeline, presence, the demo).
 //!
 //! This room is the only one besides `vigil-proto` that names prost types; it hands the rest
 //! of the collector domain types only.
 
+pub mod connections;
+pub mod counters;
 pub mod identity;
 pub mod limits;
 pub mod session;
@@ -17,15 +23,20 @@ pub mod tls;
 use crate::enroll::revocation::RevocationList;
 use crate::enroll::service::RenewalService;
 use crate::store::Store;
+use connections::Connections;
+use counters::IngestCounters;
 use identity::PeerIdentity;
+use limits::HostBudgets;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tls::AgentConnectInfo;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::http;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 use vigil_proto::limits::MAX_MESSAGE_BYTES;
@@ -69,20 +80,29 @@ pub struct IngestSettings {
     pub agent_interval: Option<Duration>,
     /// How far ahead of the collector's clock a sample may be before the batch is refused.
     pub max_clock_skew: Duration,
-    /// Streams are closed after this long, so the agent reconnects and its certificate is
-    /// checked again at the handshake. Default: 1 h.
+    /// Samples older than this (the store's raw retention) are refused: they would be
+    /// deleted at the next retention pass.
+    pub max_sample_age: Duration,
+    /// Connections stop taking new streams after this long (HTTP/2 GOAWAY), and streams
+    /// end, so the agent reconnects and its certificate is checked again at the handshake;
+    /// [`MAX_CONNECTION_AGE_GRACE`] later the connection is closed. Default: 1 h.
     pub max_connection_age: Duration,
-    /// Rate and cardinality limits per stream.
-    pub limits: limits::StreamLimits,
+    /// Rate, cardinality and connection limits.
+    pub limits: limits::Limits,
 }
+
+/// How long a connection past its maximum age has to finish its streams before it is
+/// closed.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
 
 impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             agent_interval: None,
             max_clock_skew: Duration::from_secs(300),
+            max_sample_age: crate::store::StoreConfig::DEFAULT_RAW_RETENTION,
             max_connection_age: Duration::from_secs(3600),
-            limits: limits::StreamLimits::default(),
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -93,6 +113,9 @@ pub struct IngestService {
     store: Store,
     settings: IngestSettings,
     revocations: RevocationList,
+    connections: Connections,
+    budgets: HostBudgets,
+    counters: Arc<IngestCounters>,
     events: broadcast::Sender<IngestEvent>,
     shutdown: CancellationToken,
 }
@@ -102,16 +125,31 @@ impl IngestService {
         store: Store,
         settings: IngestSettings,
         revocations: RevocationList,
+        counters: Arc<IngestCounters>,
         shutdown: CancellationToken,
     ) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let closing_age = settings.max_connection_age + MAX_CONNECTION_AGE_GRACE;
         Self {
             store,
+            connections: Connections::new(settings.limits, Some(closing_age), counters.clone()),
+            budgets: HostBudgets::new(settings.limits),
             settings,
             revocations,
+            counters,
             events,
             shutdown,
         }
+    }
+
+    /// What each limit refused, slowed or closed so far.
+    pub fn counters(&self) -> &Arc<IngestCounters> {
+        &self.counters
+    }
+
+    /// The open agent connections.
+    pub fn connections(&self) -> &Connections {
+        &self.connections
     }
 
     /// Events from now on. A watcher that falls behind loses the oldest events, never
@@ -131,19 +169,29 @@ impl pb::ingest_server::Ingest for IngestService {
     ) -> Result<Response<Self::ReportStream>, Status> {
         // The TLS layer attaches the identity to every connection it lets through; a request
         // without one did not come through it.
-        let peer = request
+        let info = request
             .extensions()
-            .get::<PeerIdentity>()
+            .get::<AgentConnectInfo>()
             .cloned()
             .ok_or_else(|| Status::unauthenticated("no verified client certificate"))?;
+        let peer = info.peer;
+        if self.revocations.is_revoked(&peer) {
+            IngestCounters::add(&self.counters.streams_refused_revoked);
+            tracing::warn!(host = %peer.host, "refusing a stream of a revoked host");
+            return Err(session::revoked_status());
+        }
         let (outbound_tx, outbound_rx) = mpsc::channel(256);
-        let span = tracing::info_span!("agent", host = %peer.host, client = %peer.client);
+        let span = tracing::info_span!("agent", host = %peer.host, client = %peer.client, connection = info.connection.id);
         let session = session::AgentSession {
+            budget: self.budgets.of(&peer.host),
             peer,
             store: self.store.clone(),
             settings: self.settings.clone(),
             revocations: self.revocations.clone(),
+            counters: self.counters.clone(),
             events: self.events.clone(),
+            connection_closed: info.connection.closed(),
+            _stream: info.connection.stream_opened(),
             shutdown: self.shutdown.clone(),
         };
         tokio::spawn(
@@ -153,6 +201,20 @@ impl pb::ingest_server::Ingest for IngestService {
         );
         Ok(Response::new(ReceiverStream::new(outbound_rx)))
     }
+}
+
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+const MAX_STREAMS_PER_CONNECTION: u32 = 8;
+
+/// Puts the connection's [`PeerIdentity`] into the request on its own, for services (the
+/// renewal) that need only the identity.
+fn expose_peer_identity<B>(mut request: http::Request<B>) -> http::Request<B> {
+    if let Some(info) = request.extensions().get::<AgentConnectInfo>() {
+        let peer = info.peer.clone();
+        request.extensions_mut().insert(peer);
+    }
+    request
 }
 
 /// The ingest listener: bound, but serving only once [`IngestServer::run`] is called.
@@ -195,10 +257,18 @@ impl IngestServer {
     /// Serves until `shutdown` is cancelled, then lets open sessions finish their current
     /// batch and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), tonic::transport::Error> {
+        let table = self.service.connections.clone();
+        tokio::spawn(
+            table
+                .clone()
+                .keep_sweeping(self.service.revocations.clone(), shutdown.child_token()),
+        );
+        let max_connection_age = self.service.settings.max_connection_age;
         let connections = tls::accept_verified(
             self.listener,
             self.tls,
-            self.service.revocations.clone(),
+            table,
+            self.service.settings.limits.max_handshakes,
             shutdown.clone(),
         );
         let incoming = ReceiverStream::new(connections).map(Ok::<_, std::io::Error>);
@@ -206,8 +276,15 @@ impl IngestServer {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            // A peer that stops answering pings is gone: its connection is closed.
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            // GOAWAY at the maximum age: no new streams; the sweep closes the connection
+            // after the grace period whatever the client does.
+            .max_connection_age(max_connection_age)
+            // An agent needs one stream (two while renewing); a few more are harmless.
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .layer(tower::util::MapRequestLayer::new(expose_peer_identity))
             .add_service(service)
             .add_optional_service(self.renewal.map(pb::renewal_server::RenewalServer::new))
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())

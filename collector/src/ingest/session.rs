@@ -1,35 +1,93 @@
 //! One agent's `Report` stream: hello, then batches in, acks out.
 //!
-//! The order of work for a batch is the durability promise: validate, store (flushed to
-//! disk), then ack. A refused batch gets a `Reject` with the reason and the stream goes on;
-//! a storage failure ends the stream with `UNAVAILABLE`, so the agent keeps the batch and
-//! sends it again after reconnecting.
+//! The order of work for a batch is the durability promise: check the sequence number,
+//! pace the host, validate, check the host's series budget, check it is not revoked, store
+//! (flushed to disk), check again that it is not revoked, then ack. A refused batch gets a
+//! `Reject` naming the limit, and the stream goes on; a storage failure ends the stream with
+//! `UNAVAILABLE`, so the agent keeps the batch and sends it again after reconnecting.
+//!
+//! The hello says which spool the batches come from and the next sequence number it will
+//! use. A spool that the store holds more of than it says it ever made (restored from a
+//! backup or a snapshot, or cloned) gets a `SpoolConflict` instead of acks for batches that
+//! would be taken for duplicates and never stored.
 
+use super::counters::IngestCounters;
 use super::identity::PeerIdentity;
-use super::limits::{BatchRate, SeriesBudget};
+use super::limits::{series_key, HostBudget, HostBudgets, SeriesRefusal, Slowed, SERIES_WINDOW};
 use super::{IngestEvent, IngestSettings};
-use crate::enroll::revocation::{RevocationList, RELOAD_INTERVAL};
+use crate::enroll::revocation::RevocationList;
 use crate::store::{AppendOutcome, SeriesSamples, Store, WriterId};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use vigil_proto::model::{AgentConfig, AgentMessage, Batch, CollectorMessage, Hello};
+use vigil_proto::model::{
+    AgentConfig, AgentMessage, Batch, CollectorMessage, Hello, SpoolConflict,
+};
 use vigil_proto::{pb, ValidationError};
 
 /// The first message must arrive within this long of the stream opening.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How far past the next sequence number the hello announced a batch may be numbered:
+/// an agent makes at most one batch a second, and this leaves room for anything else. A
+/// number further out cannot come from the spool, and would make every later batch of the
+/// spool look like a duplicate.
+const SEQ_SLACK: u64 = 100_000;
+
 type Outbound = mpsc::Sender<Result<pb::CollectorMessage, Status>>;
+
+/// The status a revoked host's stream ends with; the agent recognises "revoked" in it.
+pub fn revoked_status() -> Status {
+    Status::permission_denied(
+        "this host's certificate is revoked; enroll the agent again ('vigil-agent enroll --token …' with a new join token)",
+    )
+}
 
 pub struct AgentSession {
     pub peer: PeerIdentity,
     pub store: Store,
     pub settings: IngestSettings,
     pub revocations: RevocationList,
+    pub counters: Arc<IngestCounters>,
+    pub budget: Arc<Mutex<HostBudget>>,
     pub events: broadcast::Sender<IngestEvent>,
+    /// Cancelled when the collector closes the connection the stream is on.
+    pub connection_closed: CancellationToken,
+    /// Keeps the connection from counting as idle while the stream runs.
+    pub _stream: super::connections::StreamGuard,
     pub shutdown: CancellationToken,
+}
+
+/// What the session knows of the spool behind the stream.
+struct SpoolView {
+    writer: WriterId,
+    /// The next seq the hello announced; 0 when an older agent did not say.
+    next_seq: u64,
+    /// The newest seq the store held for this spool when the stream opened.
+    stored_at_hello: u64,
+    hello_at: tokio::time::Instant,
+}
+
+impl SpoolView {
+    /// The highest seq a batch on this stream may carry now.
+    fn highest_possible_seq(&self) -> u64 {
+        let elapsed = self.hello_at.elapsed().as_secs();
+        let base = if self.next_seq > 0 {
+            self.next_seq
+        } else {
+            self.stored_at_hello
+        };
+        base.saturating_add(SEQ_SLACK)
+            .saturating_add(elapsed.saturating_mul(100))
+    }
+}
+
+/// How a batch ended the stream, if it did.
+enum Next {
+    Continue,
+    Stop,
 }
 
 impl AgentSession {
@@ -54,6 +112,31 @@ impl AgentSession {
             host: self.peer.host.clone(),
             spool_id: hello.spool_id,
         };
+        let stored = match self.blocking(move |store| store.last_seq(&writer)).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::error!(%error, "reading the spool's last stored batch failed");
+                let _ = outbound
+                    .send(Err(Status::unavailable(
+                        "collector storage is failing; retry later",
+                    )))
+                    .await;
+                return;
+            }
+        };
+        let spool = SpoolView {
+            writer: WriterId {
+                host: self.peer.host.clone(),
+                spool_id: hello.spool_id,
+            },
+            next_seq: hello.next_seq,
+            stored_at_hello: stored,
+            hello_at: tokio::time::Instant::now(),
+        };
+        if hello.next_seq > 0 && stored >= hello.next_seq {
+            self.spool_conflict(&spool, stored, &outbound).await;
+            return;
+        }
         if let Err(error) = self.record_hello(&hello).await {
             tracing::error!(%error, "storing the host's inventory failed");
             let _ = outbound
@@ -63,8 +146,11 @@ impl AgentSession {
                 .await;
             return;
         }
+        self.seed_series_budget().await;
         tracing::info!(
             spool_id = hello.spool_id,
+            next_seq = hello.next_seq,
+            stored_seq = stored,
             agent_version = %hello.inventory.agent_version,
             "agent connected"
         );
@@ -85,25 +171,22 @@ impl AgentSession {
         }
 
         let closing_time = tokio::time::Instant::now() + self.settings.max_connection_age;
-        let mut rate = BatchRate::new(self.settings.limits);
-        let mut series_budget = SeriesBudget::default();
-        let mut revocation_check = tokio::time::interval(RELOAD_INTERVAL);
+        let mut revocation_changes = self.revocations.subscribe();
         loop {
             let message = tokio::select! {
                 // Shutting down: stop taking batches; what was acked is already on disk.
                 _ = self.shutdown.cancelled() => break,
-                // Certificates are checked at the handshake only: old streams are closed so
-                // the agent reconnects and is checked again.
+                // The connection was closed under the stream (revoked, too old).
+                _ = self.connection_closed.cancelled() => break,
+                // Certificates are checked at the handshake: old streams end so the agent
+                // reconnects and is checked again.
                 _ = tokio::time::sleep_until(closing_time) => {
                     tracing::info!("closing a stream that reached its maximum age");
                     break;
                 }
-                _ = revocation_check.tick() => {
+                _ = revocation_changes.changed() => {
                     if self.revocations.is_revoked(&self.peer) {
-                        tracing::warn!("closing the stream of a revoked host");
-                        let _ = outbound
-                            .send(Err(Status::permission_denied("this host's certificate is revoked")))
-                            .await;
+                        self.end_revoked(&outbound).await;
                         break;
                     }
                     continue;
@@ -121,18 +204,13 @@ impl AgentSession {
                     break;
                 }
             };
-            let keep_going = match message.body {
+            let next = match message.body {
                 Some(pb::agent_message::Body::Batch(batch)) => {
-                    let waited = rate.admit().await;
-                    if !waited.is_zero() {
-                        tracing::debug!(?waited, "slowing an agent that sends too fast");
-                    }
-                    self.handle_batch(&writer, batch, &mut series_budget, &outbound)
-                        .await
+                    self.handle_batch(&spool, batch, &outbound).await
                 }
                 body => self.handle_other(pb::AgentMessage { body }).await,
             };
-            if !keep_going {
+            if matches!(next, Next::Stop) {
                 break;
             }
         }
@@ -141,81 +219,189 @@ impl AgentSession {
         });
     }
 
-    /// Returns whether the stream should go on.
-    async fn handle_batch(
-        &self,
-        writer: &WriterId,
-        wire: pb::Batch,
-        series_budget: &mut SeriesBudget,
-        outbound: &Outbound,
-    ) -> bool {
+    async fn handle_batch(&self, spool: &SpoolView, wire: pb::Batch, outbound: &Outbound) -> Next {
         let seq = wire.seq;
-        let limit = self.settings.limits.max_series_per_host;
-        let checked = Batch::try_from(wire)
-            .and_then(|batch| self.check_clock(batch))
-            .and_then(|batch| {
-                series_budget
-                    .admit(&batch, limit)
-                    .map(|()| batch)
-                    .map_err(ValidationError::new)
-            });
+        if seq == 0 || seq > spool.highest_possible_seq() {
+            IngestCounters::add(&self.counters.batches_refused_impossible_seq);
+            let reason = if spool.next_seq > 0 {
+                format!(
+                    "batch {seq}: sequence number impossible for spool {}, which said its next batch is {}; the agent's spool is damaged or this is not an agent",
+                    spool.writer.spool_id, spool.next_seq
+                )
+            } else {
+                format!(
+                    "batch {seq}: sequence number impossible for spool {}, of which batch {} is the newest stored; the agent's spool is damaged or this is not an agent",
+                    spool.writer.spool_id, spool.stored_at_hello
+                )
+            };
+            return self.reject(seq, reason, outbound).await;
+        }
+        let n_samples: usize = wire.series.iter().map(|series| series.samples.len()).sum();
+        match HostBudgets::pace(&self.budget, n_samples).await {
+            None => {}
+            Some(Slowed::Batches) => {
+                IngestCounters::add(&self.counters.batches_slowed_batch_rate);
+                tracing::debug!(
+                    seq,
+                    "slowing a host that sends too many batches (grpc.max_batches_per_second)"
+                );
+            }
+            Some(Slowed::Samples) => {
+                IngestCounters::add(&self.counters.batches_slowed_sample_rate);
+                tracing::debug!(
+                    seq,
+                    n_samples,
+                    "slowing a host that sends too many samples (limits.max_samples_per_second)"
+                );
+            }
+        }
+        let checked = Batch::try_from(wire).and_then(|batch| self.check_clock(batch));
         let batch = match checked {
             Ok(batch) => batch,
-            Err(error) => {
-                let reason = error.to_string();
-                tracing::warn!(seq, %reason, "refusing batch");
-                self.publish(IngestEvent::Rejected {
-                    peer: self.peer.clone(),
-                    seq,
-                    reason: reason.clone(),
-                });
-                return send(outbound, &CollectorMessage::Reject { seq, reason })
-                    .await
-                    .is_ok();
-            }
+            Err(error) => return self.reject(seq, error.to_string(), outbound).await,
         };
         let series = self.label(&batch);
-        let store = self.store.clone();
-        let writer = writer.clone();
-        let outcome =
-            tokio::task::spawn_blocking(move || store.append(&writer, seq, &series)).await;
+        let keys: Vec<u64> = series
+            .iter()
+            .map(|series| series_key(&series.labels))
+            .collect();
+        let limit = self.settings.limits.max_series_per_host;
+        if let Err(SeriesRefusal { known, new, limit }) =
+            HostBudgets::admit_series(&self.budget, &keys, limit)
+        {
+            IngestCounters::add(&self.counters.batches_refused_series_per_host);
+            let reason = format!(
+                "batch {seq}: host '{}' has written {known} distinct series in the last {} and this batch adds {new}, over limits.max_series_per_host = {limit}; check the agent's configuration for a label that changes every tick",
+                self.peer.host,
+                humantime::format_duration(SERIES_WINDOW)
+            );
+            return self.reject(seq, reason, outbound).await;
+        }
+        if self.revocations.is_revoked(&self.peer) {
+            IngestCounters::add(&self.counters.batches_refused_revoked);
+            self.end_revoked(outbound).await;
+            return Next::Stop;
+        }
+        let writer = spool.writer.clone();
+        let outcome = self
+            .blocking(move |store| store.append(&writer, seq, &series))
+            .await;
         match outcome {
-            Ok(Ok(AppendOutcome::Stored { .. })) => {
+            Ok(AppendOutcome::Stored { .. }) => {
                 self.publish(IngestEvent::Stored {
                     peer: self.peer.clone(),
                     batch: Arc::new(batch),
                 });
             }
-            Ok(Ok(AppendOutcome::Duplicate)) => {
+            Ok(AppendOutcome::Duplicate) if spool.next_seq > 0 && seq >= spool.next_seq => {
+                // This spool made the batch after its hello, yet the store has its number:
+                // another copy of the spool (a clone) is writing under the same id. An ack
+                // would drop the batch.
+                let stored = self
+                    .blocking({
+                        let writer = spool.writer.clone();
+                        move |store| store.last_seq(&writer)
+                    })
+                    .await
+                    .unwrap_or(seq);
+                self.spool_conflict(spool, stored, outbound).await;
+                return Next::Stop;
+            }
+            Ok(AppendOutcome::Duplicate) => {
                 tracing::debug!(seq, "duplicate batch acknowledged again");
                 self.publish(IngestEvent::Duplicate {
                     peer: self.peer.clone(),
                     seq,
                 });
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 tracing::error!(seq, %error, "storing batch failed");
                 let _ = outbound
                     .send(Err(Status::unavailable(
                         "collector storage is failing; the batch was not stored, retry later",
                     )))
                     .await;
-                return false;
-            }
-            Err(join_error) => {
-                tracing::error!(seq, %join_error, "storing batch panicked");
-                let _ = outbound
-                    .send(Err(Status::internal(
-                        "collector failed while storing the batch",
-                    )))
-                    .await;
-                return false;
+                return Next::Stop;
             }
         }
-        send(outbound, &CollectorMessage::Ack { seq }).await.is_ok()
+        // Revoked while the batch was being stored: it is on disk, but a revoked host gets
+        // no more acks.
+        if self.revocations.is_revoked(&self.peer) {
+            IngestCounters::add(&self.counters.batches_refused_revoked);
+            self.end_revoked(outbound).await;
+            return Next::Stop;
+        }
+        match send(outbound, &CollectorMessage::Ack { seq }).await {
+            Ok(()) => Next::Continue,
+            Err(()) => Next::Stop,
+        }
     }
 
-    async fn handle_other(&self, message: pb::AgentMessage) -> bool {
+    /// Refuses one batch for good; the stream goes on.
+    async fn reject(&self, seq: u64, reason: String, outbound: &Outbound) -> Next {
+        tracing::warn!(seq, %reason, "refusing batch");
+        self.publish(IngestEvent::Rejected {
+            peer: self.peer.clone(),
+            seq,
+            reason: reason.clone(),
+        });
+        match send(outbound, &CollectorMessage::Reject { seq, reason }).await {
+            Ok(()) => Next::Continue,
+            Err(()) => Next::Stop,
+        }
+    }
+
+    async fn end_revoked(&self, outbound: &Outbound) {
+        tracing::warn!("closing the stream of a revoked host");
+        let _ = outbound.send(Err(revoked_status())).await;
+    }
+
+    /// Tells the agent to start a new spool, and ends the stream.
+    async fn spool_conflict(&self, spool: &SpoolView, stored: u64, outbound: &Outbound) {
+        IngestCounters::add(&self.counters.spool_conflicts);
+        tracing::warn!(
+            spool_id = spool.writer.spool_id,
+            stored_seq = stored,
+            next_seq = spool.next_seq,
+            "the collector holds more of this spool than the agent says it made (state restored from a backup or snapshot, or a cloned machine); asking the agent to start a new spool"
+        );
+        let conflict = CollectorMessage::SpoolConflict(SpoolConflict {
+            spool_id: spool.writer.spool_id,
+            stored_seq: stored,
+            next_seq: spool.next_seq,
+        });
+        let _ = send(outbound, &conflict).await;
+    }
+
+    /// After a restart, counts the series the store holds for this host in the budget's
+    /// window, once per host.
+    async fn seed_series_budget(&self) {
+        let seeded = self.budget.lock().unwrap_or_else(|p| p.into_inner()).seeded;
+        if seeded {
+            return;
+        }
+        let selector: crate::store::Selector =
+            match format!("{{host={:?}}}", self.peer.host).parse() {
+                Ok(selector) => selector,
+                Err(_) => return HostBudgets::seed(&self.budget, []),
+            };
+        let end_ms = now_ms() + self.settings.max_clock_skew.as_millis() as i64;
+        let start_ms = now_ms() - SERIES_WINDOW.as_millis() as i64;
+        match self
+            .blocking(move |store| store.select(&selector, start_ms, end_ms))
+            .await
+        {
+            Ok(series) => {
+                HostBudgets::seed(&self.budget, series.iter().map(|s| series_key(&s.labels)))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "counting the host's series in the store failed; its series budget starts empty");
+                HostBudgets::seed(&self.budget, []);
+            }
+        }
+    }
+
+    async fn handle_other(&self, message: pb::AgentMessage) -> Next {
         match AgentMessage::try_from(message) {
             Ok(AgentMessage::Goodbye(reason)) => {
                 tracing::info!(?reason, "agent is going away");
@@ -223,46 +409,66 @@ impl AgentSession {
                     peer: self.peer.clone(),
                     reason,
                 });
-                let store = self.store.clone();
                 let host = self.peer.host.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    let mut record = store.host_record(&host)?.unwrap_or_default();
-                    record["last_goodbye"] = serde_json::json!({
-                        "reason": reason,
-                        "at_ms": now_ms(),
-                    });
-                    store.put_host_record(&host, &record)
-                })
-                .await;
-                if !matches!(result, Ok(Ok(()))) {
+                let result = self
+                    .blocking(move |store| {
+                        let mut record = store.host_record(&host)?.unwrap_or_default();
+                        record["last_goodbye"] = serde_json::json!({
+                            "reason": reason,
+                            "at_ms": now_ms(),
+                        });
+                        store.put_host_record(&host, &record)
+                    })
+                    .await;
+                if result.is_err() {
                     tracing::warn!("recording the agent's goodbye failed");
                 }
-                true
             }
             Ok(AgentMessage::Hello(_)) => {
                 tracing::warn!("ignoring a second hello on the same stream");
-                true
             }
-            Ok(AgentMessage::Batch(_)) => true,
+            Ok(AgentMessage::Batch(_)) => {}
             Err(error) => {
                 tracing::warn!(%error, "ignoring a malformed message");
-                true
             }
         }
+        Next::Continue
     }
 
-    /// Refuses batches from a clock far in the future: they would sort after everything
-    /// real and hide the host's actual state.
+    /// Refuses batches from a clock far in the future (they would sort after everything
+    /// real and hide the host's actual state) and samples older than the raw retention
+    /// (the next retention pass would delete them; a clock set to 1971 is a broken clock).
     fn check_clock(&self, batch: Batch) -> Result<Batch, ValidationError> {
-        let limit = now_ms() + self.settings.max_clock_skew.as_millis() as i64;
+        let now = now_ms();
+        let newest_allowed = now + self.settings.max_clock_skew.as_millis() as i64;
+        let oldest_allowed = now - self.settings.max_sample_age.as_millis() as i64;
         for series in &batch.series {
-            if let Some(sample) = series.samples.iter().find(|s| s.timestamp_ms > limit) {
+            if let Some(sample) = series
+                .samples
+                .iter()
+                .find(|s| s.timestamp_ms > newest_allowed)
+            {
+                IngestCounters::add(&self.counters.batches_refused_future);
                 return Err(ValidationError::new(format!(
                     "batch {}: series {}: sample at {} ms is more than {} s ahead of the collector's clock; check the agent machine's time",
                     batch.seq,
                     series.name,
                     sample.timestamp_ms,
                     self.settings.max_clock_skew.as_secs()
+                )));
+            }
+            if let Some(sample) = series
+                .samples
+                .iter()
+                .find(|s| s.timestamp_ms < oldest_allowed)
+            {
+                IngestCounters::add(&self.counters.batches_refused_too_old);
+                return Err(ValidationError::new(format!(
+                    "batch {}: series {}: sample at {} ms is older than store.raw_retention = {} and would be deleted at once; check the agent machine's time",
+                    batch.seq,
+                    series.name,
+                    sample.timestamp_ms,
+                    humantime::format_duration(self.settings.max_sample_age)
                 )));
             }
         }
@@ -289,7 +495,6 @@ impl AgentSession {
     }
 
     async fn record_hello(&self, hello: &Hello) -> Result<(), String> {
-        let store = self.store.clone();
         let host = self.peer.host.clone();
         let record = serde_json::json!({
             "client": self.peer.client,
@@ -297,9 +502,19 @@ impl AgentSession {
             "interval_seconds": hello.interval_seconds,
             "connected_at_ms": now_ms(),
         });
-        match tokio::task::spawn_blocking(move || store.put_host_record(&host, &record)).await {
-            Ok(stored) => stored.map_err(|error| error.to_string()),
-            Err(join_error) => Err(join_error.to_string()),
+        self.blocking(move |store| store.put_host_record(&host, &record))
+            .await
+    }
+
+    /// Runs store work off the async threads; a panic there becomes an error.
+    async fn blocking<T: Send + 'static, E: std::fmt::Display + Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, String> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || work(&store)).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(join_error) => Err(format!("the store work panicked: {join_error}")),
         }
     }
 

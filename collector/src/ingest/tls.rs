@@ -3,12 +3,23 @@
 //! with the peer's identity attached.
 //!
 //! Handshakes run in their own tasks, so a slow or hostile client never holds up the accept
-//! loop or anyone else's handshake.
+//! loop or anyone else's handshake; at most `limits.max_handshakes` run at once, and a TCP
+//! connection past that is closed before any TLS work. A verified connection is admitted
+//! to the [`Connections`] table before HTTP/2 sees it, and its I/O fails as soon as the
+//! table closes it.
+//!
+//! Revocation is not judged here but in the table and the service: a revoked host's
+//! connection gets, for each stream it opens, a `PERMISSION_DENIED` that says "revoked" and
+//! what to run, and is closed a moment later. A TLS alert would say less: in TLS 1.3 the
+//! client sees the handshake complete before the server judges its certificate, and the
+//! alert is lost in a "connection closed".
 
+use super::connections::{Admitted, Connection, Connections};
+use super::counters::IngestCounters;
 use super::identity::PeerIdentity;
-use crate::enroll::revocation::RevocationList;
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -17,9 +28,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::server::TlsStream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// How long a client may take to finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -159,18 +170,44 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// A verified agent connection: the TLS stream plus who is on the other end. tonic puts the
-/// identity into each request's extensions.
+/// A verified, admitted agent connection: the TLS stream, its place in the connection
+/// table, and the signal that the table closed it. tonic puts [`AgentConnectInfo`] into each
+/// request's extensions.
 pub struct AgentConnection {
     stream: TlsStream<TcpStream>,
-    peer: PeerIdentity,
+    admitted: Admitted,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+/// What a request knows of the connection it came on.
+#[derive(Clone)]
+pub struct AgentConnectInfo {
+    pub peer: PeerIdentity,
+    pub connection: Arc<Connection>,
 }
 
 impl tonic::transport::server::Connected for AgentConnection {
-    type ConnectInfo = PeerIdentity;
+    type ConnectInfo = AgentConnectInfo;
 
-    fn connect_info(&self) -> PeerIdentity {
-        self.peer.clone()
+    fn connect_info(&self) -> AgentConnectInfo {
+        AgentConnectInfo {
+            peer: self.admitted.connection.peer.clone(),
+            connection: self.admitted.connection.clone(),
+        }
+    }
+}
+
+impl AgentConnection {
+    /// Once the table has closed the connection, every read and write fails, which ends
+    /// the HTTP/2 connection and every stream on it.
+    fn check_open(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.closed.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "connection closed by the collector",
+            )),
+            Poll::Pending => Ok(()),
+        }
     }
 }
 
@@ -180,6 +217,7 @@ impl AsyncRead for AgentConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        self.check_open(cx)?;
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -190,10 +228,12 @@ impl AsyncWrite for AgentConnection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.check_open(cx)?;
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check_open(cx)?;
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 
@@ -206,6 +246,7 @@ impl AsyncWrite for AgentConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.check_open(cx)?;
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
@@ -215,33 +256,69 @@ impl AsyncWrite for AgentConnection {
 }
 
 /// Accepts TCP connections until `shutdown`, completes each TLS handshake in its own task
-/// and yields the verified, unrevoked agent connections. Refused handshakes are logged and
-/// dropped here; they never reach tonic.
+/// (at most `max_handshakes` at once) and yields the verified agent connections the table
+/// admits. Refused connections are logged and dropped here; they never reach tonic.
 pub fn accept_verified(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
-    revocations: RevocationList,
+    connections: Connections,
+    max_handshakes: usize,
     shutdown: CancellationToken,
 ) -> mpsc::Receiver<AgentConnection> {
+    let counters = connections.counters().clone();
+    let slots = HandshakeSlots {
+        semaphore: Arc::new(Semaphore::new(max_handshakes)),
+        counters: counters.clone(),
+    };
     accept_with(
         listener,
         config,
+        Some(slots),
         shutdown,
-        move |stream, remote| match peer_identity(&stream) {
-            Ok(peer) if revocations.is_revoked(&peer) => {
-                tracing::warn!(%remote, host = %peer.host, "refusing a revoked certificate");
-                None
-            }
-            Ok(peer) => {
-                tracing::debug!(%remote, host = %peer.host, client = %peer.client, "agent connected");
-                Some(AgentConnection { stream, peer })
-            }
-            Err(error) => {
-                tracing::warn!(%remote, %error, "refusing agent certificate");
-                None
+        move |stream, remote| {
+            let peer = match peer_identity(&stream) {
+                Ok(peer) => peer,
+                Err(error) => {
+                    tracing::warn!(%remote, %error, "refusing agent certificate");
+                    return None;
+                }
+            };
+            match connections.admit(peer) {
+                Ok(admitted) => {
+                    let peer = &admitted.connection.peer;
+                    tracing::debug!(%remote, host = %peer.host, client = %peer.client, connection = admitted.connection.id, "agent connected");
+                    let closed = Box::pin(admitted.connection.closed().cancelled_owned());
+                    Some(AgentConnection {
+                        stream,
+                        admitted,
+                        closed,
+                    })
+                }
+                Err(refusal) => {
+                    // A client that keeps knocking must not flood the log: the 1st, 2nd,
+                    // 4th, 8th… refusal is logged, every one is counted.
+                    let refused = counters
+                        .connections_refused_per_host_cap
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        + counters
+                            .connections_refused_total_cap
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                    if refused.is_power_of_two() {
+                        tracing::warn!(%remote, %refusal, refused_so_far = refused, "refusing a connection");
+                    } else {
+                        tracing::debug!(%remote, %refusal, "refusing a connection");
+                    }
+                    None
+                }
             }
         },
     )
+}
+
+/// Bounds the handshakes under way; a connection that finds none free is closed at once.
+struct HandshakeSlots {
+    semaphore: Arc<Semaphore>,
+    counters: Arc<IngestCounters>,
 }
 
 /// Like [`accept_verified`] for a listener without client certificates (enrollment).
@@ -250,7 +327,7 @@ pub fn accept_any(
     config: Arc<rustls::ServerConfig>,
     shutdown: CancellationToken,
 ) -> mpsc::Receiver<TlsStream<TcpStream>> {
-    accept_with(listener, config, shutdown, |stream, _| Some(stream))
+    accept_with(listener, config, None, shutdown, |stream, _| Some(stream))
 }
 
 /// The accept loop: one task per handshake, each bounded by [`HANDSHAKE_TIMEOUT`]; `admit`
@@ -258,6 +335,7 @@ pub fn accept_any(
 fn accept_with<T: Send + 'static>(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    slots: Option<HandshakeSlots>,
     shutdown: CancellationToken,
     admit: impl Fn(TlsStream<TcpStream>, std::net::SocketAddr) -> Option<T> + Send + Sync + 'static,
 ) -> mpsc::Receiver<T> {
@@ -278,10 +356,29 @@ fn accept_with<T: Send + 'static>(
                     }
                 },
             };
+            let permit = match &slots {
+                None => None,
+                Some(slots) => match slots.semaphore.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        IngestCounters::add(&slots.counters.handshakes_refused_busy);
+                        let refused = slots
+                            .counters
+                            .handshakes_refused_busy
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                        if refused.is_power_of_two() {
+                            tracing::warn!(%remote, refused_so_far = refused, "closing a connection: too many TLS handshakes under way (limits.max_handshakes)");
+                        }
+                        drop(tcp);
+                        continue;
+                    }
+                },
+            };
             let acceptor = acceptor.clone();
             let admitted_tx = admitted_tx.clone();
             let admit = admit.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
                     Ok(Err(error)) => tracing::info!(%remote, %error, "TLS handshake refused"),
