@@ -97,10 +97,19 @@ enum Command {
         /// Rules file that tunes, disables or adds rules (default: the built-in rules).
         #[arg(long)]
         rules: Option<PathBuf>,
-        /// A client's policy file whose forecast horizons (`[forecast]`) apply to every host
-        /// of the trace.
+        /// A client's policy file (that version) applied to every host of the trace: the
+        /// replay runs the live path — contract, maintenance, `lasting`, business hours and
+        /// digests, routing — and prints what would have been delivered, when, and where.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// With --policy: only the engine's raw transitions, with the contract's forecast
+        /// horizons (what backtest printed before it ran the live path).
+        #[arg(long, requires = "policy")]
+        engine_only: bool,
+        /// With --policy: the collector config whose [notify.routing] names the routes
+        /// (default: routes named on_call, normal and escalation).
+        #[arg(long, requires = "policy")]
+        config: Option<PathBuf>,
         /// The trace.
         input: PathBuf,
     },
@@ -417,28 +426,48 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Backtest {
             rules,
             policy,
+            engine_only,
+            config,
             input,
         } => {
             let rules = match rules {
                 Some(path) => vigil_collector::alert::load_rules(&path)?,
                 None => vigil_collector::alert::RuleSet::builtin(),
             };
-            let mut engine = vigil_collector::alert::Engine::new(rules);
-            if let Some(file) = policy {
-                let text = std::fs::read_to_string(&file).map_err(|error| {
-                    anyhow::anyhow!(
-                        "policy {}: cannot be read: {error}; check the path",
-                        file.display()
-                    )
-                })?;
-                let horizons = Policy::parse(&file, &text)?
-                    .forecast
-                    .map(|horizons| (horizons.warn, horizons.critical));
-                engine.set_forecast_horizons("", horizons);
-            }
             let started = std::time::Instant::now();
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            let replay = vigil_collector::alert::backtest::run_engine(engine, &input, &mut stdout)?;
+            let replay = match policy {
+                Some(file) if !engine_only => {
+                    let routing = match config {
+                        Some(path) => CollectorConfig::load(&path)?.notify.routing,
+                        None => vigil_collector::pipeline::backtest::default_routing(),
+                    };
+                    vigil_collector::pipeline::backtest::run(
+                        rules,
+                        &file,
+                        routing,
+                        &input,
+                        &mut stdout,
+                    )
+                    .await?
+                }
+                policy => {
+                    let mut engine = vigil_collector::alert::Engine::new(rules);
+                    if let Some(file) = policy {
+                        let text = std::fs::read_to_string(&file).map_err(|error| {
+                            anyhow::anyhow!(
+                                "policy {}: cannot be read: {error}; check the path",
+                                file.display()
+                            )
+                        })?;
+                        let horizons = Policy::parse(&file, &text)?
+                            .forecast
+                            .map(|horizons| (horizons.warn, horizons.critical));
+                        engine.set_forecast_horizons("", horizons);
+                    }
+                    vigil_collector::alert::backtest::run_engine(engine, &input, &mut stdout)?
+                }
+            };
             std::io::Write::flush(&mut stdout)?;
             tracing::info!(
                 samples = replay.samples,
@@ -770,6 +799,25 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The engine's rule names from the collector config's rules file, when a config is found
+/// and names one: contracts' `alert_rules` may name them.
+fn configured_rule_names() -> Vec<String> {
+    let Some(rules) = find_config(None)
+        .ok()
+        .and_then(|path| CollectorConfig::load(&path).ok())
+        .and_then(|config| config.alerts.rules)
+    else {
+        return Vec::new();
+    };
+    match vigil_collector::alert::load_rules(&rules) {
+        Ok(set) => set.rules.into_iter().map(|rule| rule.name).collect(),
+        Err(error) => {
+            tracing::warn!("{error}; alert_rules are checked against the built-in rules only");
+            Vec::new()
+        }
+    }
+}
+
 /// `policy …`: reads the file here, at the edge; the policy room only parses the text.
 fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
     match command {
@@ -780,7 +828,7 @@ fn run_policy(command: PolicyCommand) -> anyhow::Result<()> {
                     file.display()
                 )
             })?;
-            let policy = Policy::parse(&file, &text)?;
+            let policy = Policy::parse_with_rules(&file, &text, &configured_rule_names())?;
             print!("{}: valid\n{}", file.display(), policy.summary());
             Ok(())
         }

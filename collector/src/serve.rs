@@ -165,7 +165,8 @@ impl Collector {
                 service: EnrollmentService::new(authority),
             });
         }
-        let alerts = Alerting::open(config, &store, ingest.service().subscribe(), clock)?;
+        let alerts = Alerting::open(config, &store, ingest.service().subscribe(), clock)?
+            .with_fleet(config, registry.clone());
         let presence = Presence::open(&config.data_dir, jiff::Timestamp::now().as_millisecond())?;
         let presence = (presence, ingest.service().subscribe());
         Ok(Self {
@@ -259,6 +260,24 @@ impl Collector {
 }
 
 impl Alerting {
+    /// Watches the enrolled fleet (agents that never connected, certificates not renewed).
+    fn with_fleet(mut self, config: &CollectorConfig, registry: Arc<Registry>) -> Self {
+        let validity = config
+            .enroll
+            .as_ref()
+            .map_or(Duration::from_secs(90 * 24 * 3600), |enroll| {
+                enroll.cert_validity
+            });
+        let fleet = crate::pipeline::health::Fleet::new(
+            registry,
+            config.data_dir.clone(),
+            validity,
+            self.live.now_ms(),
+        );
+        self.live = self.live.with_fleet(fleet);
+        self
+    }
+
     fn open(
         config: &CollectorConfig,
         store: &Store,
@@ -276,10 +295,10 @@ impl Alerting {
         };
         let outbox = Arc::new(Outbox::open(&config.data_dir)?);
         let channels = Arc::new(Channels::build(&config.notify)?);
-        let policies = Arc::new(Policies::open(
-            &config.data_dir,
-            config.policies.dir.clone(),
-        ));
+        let rule_names = rules.rules.iter().map(|rule| rule.name.clone()).collect();
+        let policies = Arc::new(
+            Policies::open(&config.data_dir, config.policies.dir.clone()).with_rules(rule_names),
+        );
         let notifier = Notifier::new(
             outbox.clone(),
             channels,
@@ -289,8 +308,9 @@ impl Alerting {
         let dispatch =
             Dispatch::new(outbox, policies, config.notify.routing.clone()).waking(notifier.waker());
         let now_ms = clock.now_ms();
-        let live =
-            LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms).with_clock(clock);
+        let live = LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms)
+            .with_clock(clock)
+            .with_channel_health(notifier.health());
         Ok(Self {
             live,
             events,

@@ -116,3 +116,73 @@ fn a_file_that_is_not_openmetrics_is_refused_with_its_line() {
         .to_string();
     assert!(error.contains("broken.om:2"), "{error}");
 }
+
+/// A contract for the trace's host: business hours 09:00–18:00 UTC, only emergencies
+/// after hours, five minutes of silence an emergency.
+const POLICY: &str = "client = \"acme\"\ntime_zone = \"UTC\"\nafter_hours = \"emergency\"\n\
+    [hours]\nweekdays = \"09:00-18:00\"\n\
+    [[role]]\nname = \"server\"\nhosts = [\"web-01\"]\n\
+    [[rule]]\nname = \"server unreachable\"\nkinds = [\"host_down\"]\nroles = [\"server\"]\nlasting = \"5m\"\nseverity = \"emergency\"\n";
+
+fn run_binary(args: &[&str]) -> Vec<serde_json::Value> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_vigil-collector"))
+        .arg("backtest")
+        .args(args)
+        .output()
+        .expect("running vigil-collector backtest");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn backtest_with_a_policy_prints_what_the_contract_delivers_and_engine_only_the_raw_transitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.om");
+    write_trace(&trace);
+    let policy = dir.path().join("acme.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let (trace, policy) = (trace.to_str().unwrap(), policy.to_str().unwrap());
+
+    let delivered = run_binary(&["--policy", policy, trace]);
+    // The silence at 18:00 (after hours) is an emergency by the contract, paged at once.
+    let silence = delivered
+        .iter()
+        .find(|line| line["rule"] == "HostSilent" && line["state"] == "firing")
+        .unwrap_or_else(|| panic!("{delivered:?}"));
+    assert_eq!(silence["severity"], "emergency", "{silence}");
+    assert_eq!(
+        silence["routes"],
+        serde_json::json!(["on_call"]),
+        "{silence}"
+    );
+    let ts = silence["ts"].as_i64().unwrap();
+    assert!(
+        (START + 18 * 3600..START + 18 * 3600 + 1800).contains(&ts),
+        "{silence}"
+    );
+    // Every line says where it went and carries the scorer's fields.
+    for line in &delivered {
+        for field in [
+            "ts", "host", "rule", "severity", "state", "summary", "routes",
+        ] {
+            assert!(line.get(field).is_some(), "{field} missing in {line}");
+        }
+    }
+
+    // --engine-only: the engine's transitions as without a policy (this one has no
+    // [forecast]), with no routes.
+    let raw = run_binary(&["--policy", policy, "--engine-only", trace]);
+    assert_eq!(raw, run_binary(&[trace]));
+    assert!(raw.iter().all(|line| line.get("routes").is_none()));
+    assert!(raw
+        .iter()
+        .any(|line| line["rule"] == "HostSilent" && line["severity"] == "critical"));
+}

@@ -182,3 +182,20 @@ fn forecast_horizons_are_read_and_a_critical_one_beyond_the_warning_is_refused()
     assert!(error.contains("acme.toml:5"), "{error}");
     assert!(error.contains("critical_within"), "{error}");
 }
+
+#[test]
+fn a_contract_may_name_a_rule_the_rules_file_adds_and_only_when_it_is_configured() {
+    let text = "client = \"acme\"\ntime_zone = \"Europe/Berlin\"\n\
+                [hours]\nweekdays = \"08:00-17:00\"\n\
+                [[rule]]\nname = \"scanner\"\nalert_rules = [\"ScannerOffline\"]\nseverity = \"critical\"\n";
+    let path = Path::new("acme.toml");
+    let refused = Policy::parse(path, text).unwrap_err().to_string();
+    assert!(
+        refused.contains("alert_rules names \"ScannerOffline\", which is not a rule"),
+        "{refused}"
+    );
+    assert!(refused.contains("[alerts] rules"), "{refused}");
+    let configured = vec!["ScannerOffline".to_string()];
+    let policy = Policy::parse_with_rules(path, text, &configured).expect("a configured rule");
+    assert_eq!(policy.client(), "acme");
+}

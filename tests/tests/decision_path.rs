@@ -702,3 +702,80 @@ async fn a_server_back_before_its_maintenance_window_ends_is_never_sent() {
     let silent = a_server_silent_in_its_maintenance_window(Some(recent_sunday(2, 40))).await;
     assert!(silent.is_empty(), "{silent:?}");
 }
+
+/// Vigil's own problems reach the MSP like any alert: a policy file broken on a running
+/// collector, and a channel that keeps failing (a webhook nobody listens at), each arrive
+/// at the working channel as kind `vigil_health`; mending the file resolves its alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_that_stops_loading_and_a_channel_that_keeps_failing_are_alerts_for_the_msp() {
+    let pki = Pki::new();
+    let start = open_morning();
+    let clock = Clock::manual(start.as_millisecond());
+    let (hook, url) = Hook::start(clock.clone()).await;
+    // A port nothing listens at: every attempt is refused, and retried.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    std::fs::create_dir_all(pki.path("policies")).unwrap();
+    std::fs::write(pki.path("policies/dental-practice.toml"), shipped_policy()).unwrap();
+    let text = format!(
+        "data_dir = \"data\"\n\
+         [grpc]\nlisten = \"127.0.0.1:0\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n\
+         [alerts]\nevaluation_interval = \"1s\"\n\
+         [policies]\ndir = \"policies\"\n\
+         [notify]\nbackoff_min = \"1s\"\nbackoff_max = \"2s\"\nattempts = 20\n\
+         [notify.routing]\non_call = [\"hook\", \"broken\"]\nnormal = [\"hook\", \"broken\"]\n\
+         [[notify.channel]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{url}\"\nhmac_key = \"test-key\"\n\
+         [[notify.channel]]\nname = \"broken\"\ntype = \"webhook\"\nurl = \"http://{closed}/hook\"\nhmac_key = \"test-key\"\n"
+    );
+    std::fs::write(pki.path("collector.toml"), text).unwrap();
+    let config = CollectorConfig::load(&pki.path("collector.toml")).unwrap();
+    let collector = Running::start(&config, clock.clone()).await;
+
+    // Someone saves a contract with a typo while the collector runs.
+    let broken = pki.path("policies/acme.toml");
+    std::fs::write(
+        &broken,
+        "client = \"acme\"\ntime_zone = \"Europe/Nowhere\"\n",
+    )
+    .unwrap();
+    let policy_alerts = hook.wait_for("PolicyLoadFailed", 1).await;
+    assert_eq!(policy_alerts.len(), 1, "{policy_alerts:?}");
+    let alert = &policy_alerts[0].alert;
+    assert_eq!(alert["labels"]["kind"], "vigil_health", "{alert}");
+    assert!(
+        alert["labels"]["file"]
+            .as_str()
+            .is_some_and(|file| file.ends_with("acme.toml")),
+        "{alert}"
+    );
+    assert!(
+        alert.to_string().contains("no client contract applies"),
+        "{alert}"
+    );
+
+    // The broken channel's attempts at that alert fail again and again as time passes.
+    for _ in 0..30 {
+        if !hook.alerts("ChannelFailing").is_empty() {
+            break;
+        }
+        clock.advance(Duration::from_secs(5));
+        tokio::time::sleep(PACE).await;
+    }
+    let channel_alerts = hook.wait_for("ChannelFailing", 1).await;
+    assert_eq!(channel_alerts.len(), 1, "{channel_alerts:?}");
+    let alert = &channel_alerts[0].alert;
+    assert_eq!(alert["labels"]["channel"], "broken", "{alert}");
+    assert_eq!(alert["labels"]["kind"], "vigil_health", "{alert}");
+
+    // The file is mended: its alert resolves.
+    std::fs::remove_file(&broken).unwrap();
+    let policy_alerts = hook.wait_for("PolicyLoadFailed", 2).await;
+    assert_eq!(policy_alerts.len(), 2, "{policy_alerts:?}");
+    assert_eq!(
+        policy_alerts[1].alert["status"], "resolved",
+        "{policy_alerts:?}"
+    );
+    collector.stop().await;
+}

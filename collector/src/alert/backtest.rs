@@ -60,24 +60,28 @@ pub fn run_engine(
     input: &Path,
     out: &mut impl Write,
 ) -> Result<Replay, BacktestError> {
-    let mut samples = read_trace(&mut engine, input)?;
-    samples.sort_by_key(|&(timestamp_ms, series, _)| (timestamp_ms, series));
+    let samples = read_trace(input, |name, labels| engine.series_id(name, labels))?;
     replay(&mut engine, &samples, out)
 }
 
-/// Reads every sample of the file, registering each series with the engine once.
-fn read_trace(engine: &mut Engine, input: &Path) -> Result<Vec<(i64, SeriesId, f64)>, OmError> {
+/// Reads every sample of the file, registering each series once through `register`, and
+/// returns them in time order.
+pub fn read_trace(
+    input: &Path,
+    mut register: impl FnMut(&str, &Labels) -> SeriesId,
+) -> Result<Vec<(i64, SeriesId, f64)>, OmError> {
     let mut reader = openmetrics::open(input)?;
     let mut samples = Vec::new();
     let mut current: Option<SeriesId> = None;
     while let Some(sample) = reader.next_sample()? {
         let id = match current {
             Some(id) if sample.same_series_as_previous => id,
-            _ => engine.series_id(sample.name, sample.labels),
+            _ => register(sample.name, sample.labels),
         };
         current = Some(id);
         samples.push((sample.timestamp_ms, id, sample.value));
     }
+    samples.sort_by_key(|&(timestamp_ms, series, _)| (timestamp_ms, series));
     Ok(samples)
 }
 

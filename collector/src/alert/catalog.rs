@@ -183,11 +183,22 @@ pub const SITE_RULE: &str = "SiteUnreachable";
 /// The kind of [`SITE_RULE`].
 pub const SITE_RULE_KIND: FailureKind = FailureKind::HostDown;
 
-/// Every rule name an alert can carry without a rules file: the built-in pack and the site
-/// rule.
+/// The rules the collector raises about itself, all of kind `vigil_health`: a policy file
+/// that does not load, a delivery channel that keeps failing, an agent that enrolled but
+/// never connected, a certificate near its end that was not renewed.
+pub const HEALTH_RULES: [&str; 4] = [
+    "PolicyLoadFailed",
+    "ChannelFailing",
+    "AgentNeverConnected",
+    "CertificateNotRenewed",
+];
+
+/// Every rule name an alert can carry without a rules file: the built-in pack, the site
+/// rule and the collector's own.
 pub fn builtin_rule_names() -> Vec<String> {
     let mut names: Vec<String> = builtin_rules().into_iter().map(|rule| rule.name).collect();
     names.push(SITE_RULE.to_string());
+    names.extend(HEALTH_RULES.map(String::from));
     names
 }
 
@@ -255,6 +266,9 @@ pub fn markdown() -> String {
             .collect();
         if kind == SITE_RULE_KIND {
             names.push(format!("`{SITE_RULE}`"));
+        }
+        if kind == FailureKind::VigilHealth {
+            names.extend(HEALTH_RULES.map(|name| format!("`{name}`")));
         }
         out.push_str(&format!(
             "| `{}` | {} | {} |\n",

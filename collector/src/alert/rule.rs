@@ -70,10 +70,14 @@ pub enum FailureKind {
     LogPattern,
     /// The agent itself is in trouble (it threw measurements away, a series stopped).
     AgentHealth,
+    /// Vigil itself is in trouble: a policy file that does not load, a delivery channel
+    /// that keeps failing, an agent that never connected, a certificate not renewed. For
+    /// the MSP; no client contract applies.
+    VigilHealth,
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 11] = [
+    pub const ALL: [FailureKind; 12] = [
         FailureKind::DiskFull,
         FailureKind::MemoryExhaustion,
         FailureKind::SmartFailure,
@@ -85,6 +89,7 @@ impl FailureKind {
         FailureKind::PendingRestart,
         FailureKind::LogPattern,
         FailureKind::AgentHealth,
+        FailureKind::VigilHealth,
     ];
 
     /// The name written in rules files, policy files, messages and the backtest.
@@ -101,6 +106,7 @@ impl FailureKind {
             FailureKind::PendingRestart => "pending_restart",
             FailureKind::LogPattern => "log_pattern",
             FailureKind::AgentHealth => "agent_health",
+            FailureKind::VigilHealth => "vigil_health",
         }
     }
 
@@ -121,6 +127,11 @@ impl FailureKind {
             FailureKind::LogPattern => "a watched log file has lines matching a pattern",
             FailureKind::AgentHealth => {
                 "the agent itself is in trouble (it threw measurements away)"
+            }
+            FailureKind::VigilHealth => {
+                "Vigil itself is in trouble (a policy file that does not load, a delivery \
+                 channel that keeps failing, an agent enrolled but never connected, a \
+                 certificate not renewed); for the MSP, no client contract applies"
             }
         }
     }
@@ -148,6 +159,7 @@ impl FailureKind {
                 | FailureKind::PendingRestart
                 | FailureKind::LogPattern
                 | FailureKind::AgentHealth
+                | FailureKind::VigilHealth
         )
     }
 }

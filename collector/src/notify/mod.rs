@@ -42,7 +42,7 @@ pub use config::{ChannelRouting, NotifySection};
 pub use enqueue::{enqueue, enqueue_decision, Enqueued};
 pub use message::{AlertMessage, AlertStatus, Delivery, Purpose};
 pub use outbox::Outbox;
-pub use worker::{Clock, Notifier, NotifierSettings};
+pub use worker::{ChannelHealth, ChannelTrouble, Clock, Notifier, NotifierSettings};
 
 use std::path::PathBuf;
 

@@ -13,6 +13,7 @@ use super::message::{Delivery, Purpose};
 use super::outbox::Outbox;
 use super::route::{escalation_due, Backoff};
 use super::NotifyError;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,11 +41,71 @@ impl Clock {
         }
     }
 
+    /// Sets a manual clock to `at_ms` (a simulated replay walking through time).
+    pub fn set(&self, at_ms: i64) {
+        if let Clock::Manual(now) = self {
+            now.store(at_ms, Ordering::SeqCst);
+        }
+    }
+
     /// Moves a manual clock forward (the system clock moves by itself).
     pub fn advance(&self, by: Duration) {
         if let Clock::Manual(now) = self {
             now.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
         }
+    }
+}
+
+/// Failed attempts in a row after which a channel "keeps failing" and the collector raises
+/// an alert about it.
+pub const FAILING_AFTER: u32 = 3;
+
+/// How each channel has fared lately: what the alert path reads to raise "a delivery channel
+/// keeps failing". Shared between the notifier, which writes it, and the engine's thread.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelHealth(Arc<std::sync::Mutex<BTreeMap<String, ChannelTrouble>>>);
+
+/// A channel whose last attempts failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelTrouble {
+    pub failures_in_a_row: u32,
+    /// The last failure, as the log says it.
+    pub last_error: String,
+    /// When the first of these failures happened.
+    pub since_ms: i64,
+}
+
+impl ChannelHealth {
+    fn failed(&self, channel: &str, detail: &str, now_ms: i64) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let trouble = map.entry(channel.to_string()).or_insert(ChannelTrouble {
+            failures_in_a_row: 0,
+            last_error: String::new(),
+            since_ms: now_ms,
+        });
+        trouble.failures_in_a_row += 1;
+        trouble.last_error = detail.to_string();
+    }
+
+    fn succeeded(&self, channel: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(channel);
+    }
+
+    /// The channels whose last [`FAILING_AFTER`] attempts or more all failed.
+    pub fn failing(&self) -> Vec<(String, ChannelTrouble)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(_, trouble)| trouble.failures_in_a_row >= FAILING_AFTER)
+            .map(|(name, trouble)| (name.clone(), trouble.clone()))
+            .collect()
     }
 }
 
@@ -100,6 +161,8 @@ pub struct Notifier {
     clock: Clock,
     /// Rung after an enqueue, so that what is due now does not wait for the next poll.
     wake: Arc<tokio::sync::Notify>,
+    /// Which channels keep failing, for the alert path.
+    health: ChannelHealth,
 }
 
 impl Notifier {
@@ -115,7 +178,13 @@ impl Notifier {
             settings,
             clock,
             wake: Arc::new(tokio::sync::Notify::new()),
+            health: ChannelHealth::default(),
         }
+    }
+
+    /// How the channels fare, updated after every attempt.
+    pub fn health(&self) -> ChannelHealth {
+        self.health.clone()
     }
 
     /// What to ring after enqueueing a delivery that is due at once.
@@ -210,8 +279,16 @@ impl Notifier {
         let now_ms = self.clock.now_ms();
         delivery.attempts += 1;
         let max = self.settings.backoff.attempts;
+        if let Err(error) = &result {
+            self.health.failed(
+                &delivery.channel,
+                &format!("{label}: {}", error.detail),
+                now_ms,
+            );
+        }
         match result {
             Ok(()) => {
+                self.health.succeeded(&delivery.channel);
                 delivery.finished_ms = Some(now_ms);
                 self.outbox.mark_sent(&delivery)?;
                 tracing::info!(key = %delivery.key, attempt = delivery.attempts, "{label}: delivered");

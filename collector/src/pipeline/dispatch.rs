@@ -191,6 +191,14 @@ impl Dispatch {
         firing_since_ms: i64,
         now: Timestamp,
     ) -> Classification {
+        if transition.category == Some(AlertKind::VigilHealth) {
+            return without_contract(
+                transition,
+                now,
+                "a problem of Vigil itself: no client contract applies; routed by \
+                 [notify.routing] (client 'msp')",
+            );
+        }
         let mut facts = facts_of(transition, firing_since_ms, now);
         let mut classified = self.policies.classify(&facts, now);
         // An alert that began before the client's first contract version is classified by

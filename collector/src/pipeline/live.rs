@@ -7,16 +7,17 @@
 //! transition after restart, and the outbox's idempotency keys stop it from going out twice.
 
 use super::dispatch::{Deferred, Dispatch};
-use crate::alert::{Engine, EngineSettings, RuleSet, Snapshot, Transition};
+use super::health::{Fleet, Health, Problem};
+use crate::alert::{Engine, EngineSettings, RuleSet, SeriesId, Snapshot, Transition};
 use crate::ingest::IngestEvent;
-use crate::notify::Clock;
+use crate::notify::{ChannelHealth, Clock};
 use crate::store::Store;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use vigil_proto::model::GoodbyeReason;
+use vigil_proto::model::{GoodbyeReason, Sample};
 
 /// The store record the live state is saved under.
 const STATE_KEY: &str = "alert_engine";
@@ -29,17 +30,26 @@ struct SavedState {
     engine: Snapshot,
     #[serde(default)]
     deferred: Vec<Deferred>,
+    #[serde(default)]
+    health: Health,
 }
 
-/// The engine, the dispatch and the store they are saved in.
+/// The engine, the dispatch and the store they are saved in (none in a backtest, which
+/// drives these same objects in simulated time).
 pub struct LiveAlerts {
     engine: Engine,
     dispatch: Dispatch,
-    store: Store,
+    store: Option<Store>,
     /// Transitions since the last save.
     unsaved: bool,
     /// What "now" is: the system clock, or a manual one that tests move forward.
     clock: Clock,
+    /// Vigil's own problems that are open.
+    health: Health,
+    /// How the notifier's channels fare, when it runs.
+    channels: Option<ChannelHealth>,
+    /// The enrolled hosts, when the collector enrolls them.
+    fleet: Option<Fleet>,
 }
 
 impl LiveAlerts {
@@ -70,9 +80,11 @@ impl LiveAlerts {
                 None
             }
         };
+        let mut health = Health::default();
         let engine = match saved {
             Some(saved) => {
                 dispatch.restore(saved.deferred);
+                health = saved.health;
                 tracing::info!("alert state restored");
                 Engine::restore_with_settings(rules, settings, saved.engine, now_ms)
             }
@@ -81,16 +93,50 @@ impl LiveAlerts {
         Self {
             engine,
             dispatch,
-            store,
+            store: Some(store),
             unsaved: false,
             clock: Clock::System,
+            health,
+            channels: None,
+            fleet: None,
         }
+    }
+
+    /// The same path without a store, reading `clock`: what `backtest --policy` drives.
+    pub fn simulated(engine: Engine, dispatch: Dispatch, clock: Clock) -> Self {
+        Self {
+            engine,
+            dispatch,
+            store: None,
+            unsaved: false,
+            clock,
+            health: Health::default(),
+            channels: None,
+            fleet: None,
+        }
+    }
+
+    /// Raises alerts for enrolled agents that never connected and certificates not renewed.
+    pub fn with_fleet(mut self, fleet: Fleet) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    /// Raises an alert for a channel the notifier reports failing again and again.
+    pub fn with_channel_health(mut self, channels: ChannelHealth) -> Self {
+        self.channels = Some(channels);
+        self
     }
 
     /// Reads the time from `clock` instead of the system clock (the notifier must share it).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// What the clock says now, in ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     fn now(&self) -> Timestamp {
@@ -142,7 +188,7 @@ impl LiveAlerts {
     }
 
     /// Reads changed policy files and hands the contracts' forecast horizons to the engine.
-    fn sync_policies(&mut self, author: &str) {
+    pub fn sync_policies(&mut self, author: &str) {
         for problem in self.dispatch.policies().sync(author, self.now()) {
             tracing::error!("{problem}");
         }
@@ -189,10 +235,27 @@ impl LiveAlerts {
         }
     }
 
+    /// Judges one sample of a series the engine already knows, as it arrives now; returns
+    /// how many transitions it caused (each is in the outbox when this returns).
+    pub fn observe(&mut self, id: SeriesId, sample: Sample) -> usize {
+        let now_ms = self.now().as_millisecond();
+        let mut transitions = Vec::new();
+        self.engine
+            .observe_series(id, sample, now_ms, &mut transitions);
+        self.deliver(&transitions);
+        if !transitions.is_empty() {
+            self.save();
+        }
+        transitions.len()
+    }
+
     /// One scheduled evaluation: forecasts, silence, staleness; then what waited.
     pub fn evaluate(&mut self) {
         let now = self.now();
         let transitions = self.engine.evaluate(now.as_millisecond());
+        self.deliver(&transitions);
+        let problems = self.problems(now.as_millisecond());
+        let transitions = self.health.update(&problems, now.as_millisecond());
         self.deliver(&transitions);
         let engine = &self.engine;
         let summary_now = |transition: &Transition| {
@@ -203,6 +266,40 @@ impl LiveAlerts {
         }
         self.unsaved = true;
         self.save();
+    }
+
+    /// Vigil's own problems as of now: policy files that do not load, channels that keep
+    /// failing, agents that never connected, certificates not renewed.
+    fn problems(&self, now_ms: i64) -> Vec<Problem> {
+        let mut problems: Vec<Problem> = self
+            .dispatch
+            .policies()
+            .failing()
+            .into_iter()
+            .map(|(path, why)| Problem {
+                rule: "PolicyLoadFailed",
+                summary: format!("{why}; fix the file, it is read again within seconds"),
+                subject: ("file", path.display().to_string()),
+                since_ms: None,
+            })
+            .collect();
+        for (channel, trouble) in self.channels.iter().flat_map(ChannelHealth::failing) {
+            problems.push(Problem {
+                rule: "ChannelFailing",
+                summary: format!(
+                    "delivery channel '{channel}' failed {} attempts in a row, the last: {}; \
+                     alerts routed only to it are not reaching anyone, check its settings \
+                     in [notify]",
+                    trouble.failures_in_a_row, trouble.last_error
+                ),
+                subject: ("channel", channel),
+                since_ms: Some(trouble.since_ms),
+            });
+        }
+        if let Some(fleet) = &self.fleet {
+            problems.extend(fleet.problems(now_ms));
+        }
+        problems
     }
 
     fn deliver(&mut self, transitions: &[Transition]) {
@@ -225,14 +322,19 @@ impl LiveAlerts {
         if !self.unsaved {
             return;
         }
+        let Some(store) = &self.store else {
+            self.unsaved = false;
+            return;
+        };
         let saved = SavedState {
             engine: self.engine.snapshot(),
             deferred: self.dispatch.deferred().to_vec(),
+            health: self.health.clone(),
         };
         let result = serde_json::to_vec(&saved)
             .map_err(|error| error.to_string())
             .and_then(|bytes| {
-                self.store
+                store
                     .put_state(STATE_KEY, &bytes)
                     .map_err(|error| error.to_string())
             });
@@ -244,5 +346,10 @@ impl LiveAlerts {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The engine, to register series with before their samples are observed.
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
     }
 }

@@ -4,9 +4,14 @@
 //! - [`policies`] — the contracts in force: stored versions and the policy folder.
 //! - [`dispatch`] — one transition: classify, route, enqueue; what waits for later.
 //! - [`live`] — the engine fed by ingest and the schedule, saved in the store.
+//! - [`backtest`] — a recorded trace through these same objects in simulated time.
+//! - [`health`] — Vigil's own problems (a policy that does not load, a failing channel)
+//!   as alerts for the MSP.
 //! - [`presence`] — where each host stands (online, asleep, shut down, …) for `hosts list`.
 
+pub mod backtest;
 pub mod dispatch;
+pub mod health;
 pub mod live;
 pub mod policies;
 pub mod presence;

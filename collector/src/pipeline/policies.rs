@@ -12,7 +12,7 @@ use crate::policy::{
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -172,6 +172,18 @@ pub struct Policies {
     /// Digest of each source file's last text looked at, valid or not, so a bad file is
     /// reported once per change rather than at every look.
     seen: RwLock<HashMap<PathBuf, String>>,
+    /// Each source file that did not load, with why, until it loads or is removed.
+    failing: RwLock<BTreeMap<PathBuf, String>>,
+    /// Rules added by the rules file, which contracts' `alert_rules` may name.
+    configured_rules: Vec<String>,
+}
+
+/// What looking at one policy file found, when it was not a problem.
+enum SyncOutcome {
+    /// The same text as last time: whatever it was then, it still is.
+    Unchanged,
+    /// Read and valid (a new version, or the same contract as in force).
+    Looked,
 }
 
 impl Policies {
@@ -202,7 +214,16 @@ impl Policies {
             source,
             set: RwLock::new(set),
             seen: RwLock::new(HashMap::new()),
+            failing: RwLock::new(BTreeMap::new()),
+            configured_rules: Vec::new(),
         }
+    }
+
+    /// Lets contracts' `alert_rules` name `rules` (the engine's rules, a rules file's
+    /// included) besides the built-in ones.
+    pub fn with_rules(mut self, rules: Vec<String>) -> Self {
+        self.configured_rules = rules;
+        self
     }
 
     /// Reads the policy folder; every changed file that is valid becomes a new version
@@ -227,30 +248,48 @@ impl Policies {
         };
         files.sort();
         let mut problems = Vec::new();
+        let mut failing = self.failing.write().unwrap_or_else(|p| p.into_inner());
+        failing.retain(|path, _| files.contains(path));
         for path in files {
-            if let Err(problem) = self.sync_file(&path, author, now) {
-                problems.push(problem);
+            match self.sync_file(&path, author, now) {
+                Ok(SyncOutcome::Looked) => {
+                    failing.remove(&path);
+                }
+                Ok(SyncOutcome::Unchanged) => {}
+                Err(problem) => {
+                    failing.insert(path, problem.clone());
+                    problems.push(problem);
+                }
             }
         }
         problems
     }
 
-    fn sync_file(&self, path: &Path, author: &str, now: Timestamp) -> Result<(), String> {
+    /// The policy files that do not load now, with why.
+    pub fn failing(&self) -> BTreeMap<PathBuf, String> {
+        self.failing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn sync_file(&self, path: &Path, author: &str, now: Timestamp) -> Result<SyncOutcome, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("policy {}: cannot be read: {error}", path.display()))?;
         let digest = crate::policy::version::digest_of(&text);
         {
             let seen = self.seen.read().unwrap_or_else(|p| p.into_inner());
             if seen.get(path) == Some(&digest) {
-                return Ok(());
+                return Ok(SyncOutcome::Unchanged);
             }
         }
         self.seen
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(path.to_path_buf(), digest);
-        let policy = crate::policy::Policy::parse(path, &text)
-            .map_err(|error| format!("{error} (the version in force before stays in force)"))?;
+        let policy =
+            crate::policy::Policy::parse_with_rules(path, &text, &self.configured_rules)
+                .map_err(|error| format!("{error} (the version in force before stays in force)"))?;
         let client = policy.client().to_string();
         let mut set = self.set.write().unwrap_or_else(|p| p.into_inner());
         let history = set
@@ -262,7 +301,7 @@ impl Policies {
             .propose(&author, now, &text)
             .map_err(|error| format!("policy {}: {error}", path.display()))?;
         let Some((version, policy)) = proposed else {
-            return Ok(());
+            return Ok(SyncOutcome::Looked);
         };
         self.archive.append(&version)?;
         let number = version.version;
@@ -272,7 +311,7 @@ impl Policies {
             .map_err(|error| format!("policy {}: {error}", path.display()))?;
         set.insert(history);
         tracing::info!(client = %client, version = number, file = %path.display(), "policy version in force");
-        Ok(())
+        Ok(SyncOutcome::Looked)
     }
 
     /// Classifies by the version in force when the alert began firing, `None` when the

@@ -73,7 +73,12 @@ enum Sender {
     Teams(teams::Teams),
     PagerDuty(pagerduty::PagerDuty),
     Email(email::Email),
+    /// Accepts everything and keeps it: what `backtest` delivers to, in simulated time.
+    Record(Recorder),
 }
+
+/// What a recording channel was handed: each delivery with the instant it was sent.
+pub type Recorder = Arc<std::sync::Mutex<Vec<(Delivery, i64)>>>;
 
 impl Channel {
     pub fn build(config: &ChannelConfig, context: &Context) -> Result<Self, NotifyError> {
@@ -136,6 +141,12 @@ impl Channel {
             Sender::Teams(c) => c.send(delivery).await,
             Sender::PagerDuty(c) => c.send(delivery).await,
             Sender::Email(c) => c.send(delivery).await,
+            Sender::Record(sink) => {
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((delivery.clone(), now_ms));
+                Ok(())
+            }
         }
     }
 }
@@ -168,6 +179,23 @@ impl Channels {
             by_name.insert(channel.name.clone(), Arc::new(channel));
         }
         Ok(Self { by_name })
+    }
+
+    /// A channel of each of `names` that records what it is sent into `sink` instead of
+    /// sending it: the backtest's receivers.
+    pub fn recording(names: impl IntoIterator<Item = String>, sink: &Recorder) -> Self {
+        let by_name = names
+            .into_iter()
+            .map(|name| {
+                let channel = Channel {
+                    name: name.clone(),
+                    kind: "recorded",
+                    sender: Sender::Record(sink.clone()),
+                };
+                (name, Arc::new(channel))
+            })
+            .collect();
+        Self { by_name }
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Channel>> {
