@@ -71,8 +71,8 @@ pub enum FailureKind {
     /// The agent itself is in trouble (it threw measurements away, a series stopped).
     AgentHealth,
     /// Vigil itself is in trouble: a policy file that does not load, a delivery channel
-    /// that keeps failing, an agent that never connected, a certificate not renewed. For
-    /// the MSP; no client contract applies.
+    /// that keeps failing, an agent that never connected, a certificate not renewed, a store
+    /// that cannot write. For the MSP; no client contract applies.
     VigilHealth,
 }
 
@@ -131,7 +131,8 @@ impl FailureKind {
             FailureKind::VigilHealth => {
                 "Vigil itself is in trouble (a policy file that does not load, a delivery \
                  channel that keeps failing, an agent enrolled but never connected, a \
-                 certificate not renewed); for the MSP, no client contract applies"
+                 certificate not renewed, a store that cannot write); for the MSP, no client \
+                 contract applies"
             }
         }
     }

@@ -46,6 +46,8 @@ pub struct LiveAlerts {
     clock: Clock,
     /// Vigil's own problems that are open.
     health: Health,
+    /// Transitions of those the outbox could not take yet.
+    health_unsent: Vec<Transition>,
     /// How the notifier's channels fare, when it runs.
     channels: Option<ChannelHealth>,
     /// The enrolled hosts, when the collector enrolls them.
@@ -97,6 +99,7 @@ impl LiveAlerts {
             unsaved: false,
             clock: Clock::System,
             health,
+            health_unsent: Vec::new(),
             channels: None,
             fleet: None,
         }
@@ -111,6 +114,7 @@ impl LiveAlerts {
             unsaved: false,
             clock,
             health: Health::default(),
+            health_unsent: Vec::new(),
             channels: None,
             fleet: None,
         }
@@ -256,7 +260,7 @@ impl LiveAlerts {
         self.deliver(&transitions);
         let problems = self.problems(now.as_millisecond());
         let transitions = self.health.update(&problems, now.as_millisecond());
-        self.deliver(&transitions);
+        self.deliver_health(transitions);
         let engine = &self.engine;
         let summary_now = |transition: &Transition| {
             engine.firing_summary(&transition.rule, &transition.host, &transition.labels)
@@ -299,6 +303,9 @@ impl LiveAlerts {
         if let Some(fleet) = &self.fleet {
             problems.extend(fleet.problems(now_ms));
         }
+        if let Some(store) = &self.store {
+            problems.extend(storage_problem(&store.write_health(), store.data_dir()));
+        }
         problems
     }
 
@@ -315,6 +322,27 @@ impl LiveAlerts {
                 );
             }
             self.unsaved = true;
+        }
+    }
+
+    /// Delivers Vigil's own alerts, keeping those the outbox could not take for the next
+    /// evaluation: the outbox shares the data directory's disk, and a full disk is one of
+    /// the problems raised here. (Kept in memory: a restart raises an open problem anew.)
+    fn deliver_health(&mut self, transitions: Vec<Transition>) {
+        let now = self.now();
+        let mut waiting = std::mem::take(&mut self.health_unsent);
+        waiting.extend(transitions);
+        for transition in waiting {
+            self.unsaved = true;
+            if let Err(error) = self.dispatch.handle(&transition, now) {
+                tracing::error!(
+                    rule = %transition.rule,
+                    summary = %transition.summary,
+                    "enqueueing one of the collector's own alerts failed, trying again at the \
+                     next evaluation: {error}"
+                );
+                self.health_unsent.push(transition);
+            }
         }
     }
 
@@ -351,5 +379,62 @@ impl LiveAlerts {
     /// The engine, to register series with before their samples are observed.
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine
+    }
+}
+
+/// The store refusing writes (a full or failing disk) as a problem for the MSP: agents keep
+/// their data meanwhile, and ingest resumes by itself once writes succeed again.
+fn storage_problem(
+    health: &crate::store::WriteHealth,
+    data_dir: &std::path::Path,
+) -> Option<Problem> {
+    let since = health.failing_since?;
+    let reason = health.reason.as_deref().unwrap_or("writes fail");
+    Some(Problem {
+        rule: "StorageWriteFailing",
+        subject: ("data_dir", data_dir.display().to_string()),
+        summary: format!(
+            "the collector cannot write its store in {}: {reason}; agents keep their data \
+             and ingest resumes by itself once writes succeed: free space on that disk",
+            data_dir.display()
+        ),
+        since_ms: since
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|elapsed| elapsed.as_millis() as i64),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::WriteHealth;
+    use std::path::Path;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn a_store_that_refuses_writes_is_a_problem_naming_the_folder_and_since_when() {
+        assert_eq!(
+            storage_problem(&WriteHealth::default(), Path::new("/var/lib/vigil")),
+            None
+        );
+        let failing = WriteHealth {
+            failing_since: Some(UNIX_EPOCH + Duration::from_secs(1_000)),
+            reason: Some("writing wal/00000012.log: No space left on device".into()),
+        };
+        let problem = storage_problem(&failing, Path::new("/var/lib/vigil")).unwrap();
+        assert_eq!(problem.rule, "StorageWriteFailing");
+        assert_eq!(problem.subject, ("data_dir", "/var/lib/vigil".to_string()));
+        assert_eq!(problem.since_ms, Some(1_000_000));
+        assert!(
+            problem.summary.contains("No space left on device"),
+            "{}",
+            problem.summary
+        );
+        assert!(
+            problem.summary.contains("free space"),
+            "{}",
+            problem.summary
+        );
     }
 }
