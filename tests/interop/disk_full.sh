@@ -4,8 +4,9 @@
 # batches numbered 1..N over mutual TLS and, like an agent's spool, keeps and resends what is
 # not acknowledged. Midway the disk is filled: ingest must refuse (a retryable error, the
 # collector still running), then, once space is freed, resume by itself with no restart. At
-# the end every number must be stored exactly once. Runs as root (mount); prints the counts
-# and "N passed, M failed".
+# the end every number must be stored exactly once, and the MSP must have heard of it: a
+# webhook receiver records the collector's StorageWriteFailing alert and its resolve. Runs as
+# root (mount); prints the counts and "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source tests/interop/check.bash
@@ -16,8 +17,9 @@ work=$(mktemp -d)
 disk="$work/disk"
 collector_pid=""
 sender_pid=""
+receiver_pid=""
 cleanup() {
-  for pid in $sender_pid $collector_pid; do
+  for pid in $sender_pid $collector_pid $receiver_pid; do
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
@@ -41,6 +43,22 @@ mount_small_disk() {
 check "a 16 MiB tmpfs is mounted for the data directory" mount_small_disk
 
 port=$(free_port)
+hook_port=$(free_port)
+# A webhook receiver off the small disk: one JSON body per line.
+python3 -c '
+import http.server, sys
+class Record(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(sys.argv[2], "ab") as out:
+            out.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Record).serve_forever()
+' "$hook_port" "$work/webhook.jsonl" &
+receiver_pid=$!
 setup() {
   # `demo` writes a CA, the collector's and an agent's certificates; its store is not used.
   "$collector_bin" demo --data "$work/pki" --duration 1s --grpc 127.0.0.1:0 \
@@ -52,6 +70,18 @@ listen = "127.0.0.1:$port"
 cert = "$work/pki/collector.pem"
 key = "$work/pki/collector-key.pem"
 client_ca = "$work/pki/ca.pem"
+[alerts]
+evaluation_interval = "1s"
+[notify]
+backoff_min = "1s"
+backoff_max = "2s"
+[notify.routing]
+on_call = ["recorder"]
+normal = ["recorder"]
+[[notify.channel]]
+name = "recorder"
+type = "webhook"
+url = "http://127.0.0.1:$hook_port/vigil"
 TOML
   VIGIL_LOG=info "$collector_bin" serve --config "$work/collector.toml" >"$work/collector.log" 2>&1 &
   collector_pid=$!
@@ -123,6 +153,17 @@ resumes() {
     { echo "     no recovery in the log"; tail "$work/collector.log"; return 1; }
 }
 check "once space is freed ingest resumes by itself, with the same collector process" resumes
+
+storage_alert() { # state: firing or resolved
+  grep '"StorageWriteFailing"' "$work/webhook.jsonl" 2>/dev/null | grep -q "\"status\":\"$1\""
+}
+msp_alerted() {
+  wait_until 60 storage_alert firing ||
+    { echo "     no StorageWriteFailing alert reached the webhook"; tail -3 "$work/webhook.jsonl" 2>/dev/null; return 1; }
+  wait_until 60 storage_alert resolved ||
+    { echo "     the StorageWriteFailing alert was not resolved"; return 1; }
+}
+check "the MSP hears of it: a StorageWriteFailing alert, then its resolve" msp_alerted
 
 stop_collector() {
   kill -TERM "$collector_pid"

@@ -10,6 +10,10 @@ impl Store {
     /// Replaces the record `key` and makes it durable.
     pub fn put_state(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let inner = &*self.inner;
+        // sled treats a failed write as fatal for the process (a full disk would leave it
+        // refusing every later write, the series index's included): nothing goes to it while
+        // the log knows the disk fails. The caller keeps its state and saves it later.
+        inner.wal.check_writable()?;
         let tree = inner
             .db
             .open_tree(TREE)
