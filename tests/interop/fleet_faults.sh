@@ -165,4 +165,240 @@ check "the store is readable after $KILLS kills" test -s "$work/kill-store.json"
 check "every acknowledged sample is stored exactly once after the kills" \
   compare_with_store "$work/kill-report.json" "$work/kill-store.json"
 
+# ---- 2. the network cut between real agents and the collector ------------------------
+
+# A TCP proxy on 127.0.0.1 that this script controls: SIGUSR1 cuts every connection and
+# refuses new ones (accepted and closed at once), SIGUSR2 lets them through again.
+cat >"$work/proxy.py" <<'PY'
+import asyncio, signal, sys
+listen_port, target_port = int(sys.argv[1]), int(sys.argv[2])
+state = {"cut": False, "writers": set()}
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+async def handle(client_reader, client_writer):
+    if state["cut"]:
+        client_writer.transport.abort()
+        return
+    try:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+    except OSError:
+        client_writer.transport.abort()
+        return
+    state["writers"].update({client_writer, server_writer})
+    await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+    state["writers"].difference_update({client_writer, server_writer})
+
+def cut():
+    state["cut"] = True
+    for writer in list(state["writers"]):
+        writer.transport.abort()
+    state["writers"].clear()
+    print("cut", flush=True)
+
+def restore():
+    state["cut"] = False
+    print("restored", flush=True)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, cut)
+    loop.add_signal_handler(signal.SIGUSR2, restore)
+    server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+PY
+
+# The webhook the collector delivers alerts to: records each request's body, one a line.
+cat >"$work/webhook.py" <<'PY'
+import http.server, sys
+class Recorder(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[2], "ab") as out:
+            out.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Recorder).serve_forever()
+PY
+
+grpc_port=$(free_port)
+proxy_port=$(free_port)
+webhook_port=$(free_port)
+: >"$work/webhook.jsonl"
+python3 "$work/webhook.py" "$webhook_port" "$work/webhook.jsonl" &
+pids+=($!)
+python3 "$work/proxy.py" "$proxy_port" "$grpc_port" >"$work/proxy.log" 2>&1 &
+proxy=$!
+pids+=("$proxy")
+cat >"$work/cut.toml" <<TOML
+data_dir = "$work/cut-data"
+[grpc]
+listen = "127.0.0.1:$grpc_port"
+cert = "$work/ca/collector.pem"
+key = "$work/ca/collector-key.pem"
+client_ca = "$work/ca/ca.pem"
+[alerts]
+evaluation_interval = "5s"
+[notify]
+[notify.routing]
+on_call = ["recorder"]
+normal = ["recorder"]
+[[notify.channel]]
+name = "recorder"
+type = "webhook"
+url = "http://127.0.0.1:$webhook_port/alerts"
+hmac_key = "fault-test-key"
+TOML
+start_collector "$work/cut.toml" "$work/cut-collector.log"
+wait_port "$grpc_port"
+wait_port "$proxy_port"
+wait_port "$webhook_port"
+
+# Three real agents with the identities of the first three simulated hosts (from the load
+# generator's certificate cache), each with its own spool, ticking every 2 s.
+n_agents=3
+python3 - "$work" "$n_agents" <<'PY'
+import glob, json, os, sys
+work, n = sys.argv[1], int(sys.argv[2])
+identities = json.load(open(glob.glob(f"{work}/ca/loadgen-certs/agents-*.json")[0]))
+for index, identity in enumerate(identities[:n]):
+    folder = f"{work}/agent{index}"
+    os.makedirs(folder, exist_ok=True)
+    open(f"{folder}/agent.pem", "w").write(identity["cert_pem"])
+    key = os.open(f"{folder}/agent-key.pem", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(key, identity["key_pem"].encode())
+    os.close(key)
+    print(identity["host"], file=open(f"{folder}/host", "w"))
+PY
+agent_pids=()
+for index in $(seq 0 $((n_agents - 1))); do
+  folder=$work/agent$index
+  cat >"$folder/agent.toml" <<TOML
+collector = "https://127.0.0.1:$proxy_port"
+interval = "2s"
+state_dir = "$folder/state"
+[tls]
+cert = "$folder/agent.pem"
+key = "$folder/agent-key.pem"
+ca = "$work/ca/ca.pem"
+TOML
+  VIGIL_LOG=debug "$bin/vigil-agent" run --config "$folder/agent.toml" >"$folder/agent.log" 2>&1 &
+  agent_pids+=($!)
+  pids+=($!)
+done
+
+sleep 20
+cut_start_ms=$(date +%s%3N)
+kill -USR1 "$proxy"
+echo "network cut for $CUT s (scaled down from minutes)"
+sleep "$CUT"
+kill -USR2 "$proxy"
+cut_end_ms=$(date +%s%3N)
+# Catch-up: the spooled ticks go first, then a few live ones.
+sleep 25
+for pid in "${agent_pids[@]}"; do
+  kill -TERM "$pid" 2>/dev/null
+done
+for pid in "${agent_pids[@]}"; do
+  wait "$pid" 2>/dev/null
+done
+# The last evaluations and deliveries, before the collector stops.
+sleep 6
+stop_collector
+
+"$bin/vigil-collector" query --data "$work/cut-data" '{host=~"lg-host-0000[1-3]"}' --since 1h \
+  --format json >"$work/cut-store.json" 2>"$work/cut-query.err"
+
+# Per agent, from its log: sent = the series of every tick it collected, acknowledged = all
+# but the batches its spool still held when it stopped; against the store: every tick on the
+# 2 s grid between the agent's first and last stored one is there, once per series.
+compare_agents_with_store() {
+  python3 - "$work" "$n_agents" "$cut_start_ms" "$cut_end_ms" <<'PY'
+import collections, json, re, sys
+work, n_agents, cut_start, cut_end = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+ansi = re.compile(r"\x1b\[[0-9;]*m")
+per_host = collections.defaultdict(dict)
+for series in json.load(open(f"{work}/cut-store.json")):
+    key = tuple(sorted(series["metric"].items()))
+    counts = collections.Counter(round(float(t) * 1000) for t, _ in series["values"])
+    per_host[series["metric"]["host"]][key] = counts
+sent = acknowledged = stored = duplicates = lost = 0
+problems = []
+for index in range(n_agents):
+    host = open(f"{work}/agent{index}/host").read().strip()
+    log = ansi.sub("", open(f"{work}/agent{index}/agent.log").read())
+    ticks = [int(n) for n in re.findall(r"collected seq=\d+ n_series=(\d+)", log)]
+    stop = re.findall(r"agent stopped.*?unacknowledged=(\d+)|unacknowledged=(\d+).*?agent stopped", log)
+    if not stop:
+        problems.append(f"{host}: the agent did not log its stop")
+        unacknowledged = 0
+    else:
+        unacknowledged = int(next(n for n in stop[-1] if n))
+    acked_ticks = ticks[: len(ticks) - unacknowledged]
+    series = per_host.get(host, {})
+    stored_per_tick = collections.Counter()
+    for counts in series.values():
+        duplicates += sum(n - 1 for n in counts.values() if n > 1)
+        stored_per_tick.update(counts.keys())
+    grid = sorted(stored_per_tick)
+    missing = []
+    if grid:
+        missing = [t for t in range(grid[0], grid[-1] + 1, 2000) if t not in stored_per_tick]
+    during_cut = [t for t in grid if cut_start <= t <= cut_end]
+    if not during_cut:
+        problems.append(f"{host}: no tick from the cut was stored (nothing spooled)")
+    if missing:
+        problems.append(f"{host}: {len(missing)} ticks of the grid missing, the first at {missing[0]} ms")
+    if len(acked_ticks) != len(grid):
+        problems.append(f"{host}: {len(acked_ticks)} ticks acknowledged, {len(grid)} stored")
+    host_stored = sum(stored_per_tick.values()) - sum(n - 1 for c in series.values() for n in c.values() if n > 1)
+    print(f"{host}: {len(ticks)} ticks collected, {len(during_cut)} from the cut stored, {unacknowledged} unacknowledged at the stop")
+    sent += sum(ticks)
+    acknowledged += sum(acked_ticks)
+    stored += host_stored
+    lost += len(missing) + max(sum(acked_ticks) - host_stored, 0)
+print(f"sent {sent}, acknowledged {acknowledged}, stored {stored}, duplicates {duplicates}, lost {lost}")
+for problem in problems[:10]:
+    print(problem)
+ok = acknowledged > 0 and stored == acknowledged and duplicates == 0 and lost == 0 and not problems
+sys.exit(0 if ok else 1)
+PY
+}
+check "the agents spooled through the cut and every tick is stored exactly once" \
+  compare_agents_with_store
+
+# No alert storm: a cut shorter than HostSilent's 5 minutes justifies no alert, and late
+# samples must not open stale ones: no silent-host or site alert, nothing new after the cut.
+no_alert_storm() {
+  python3 - "$work/webhook.jsonl" <<'PY'
+import json, sys
+firing = []
+for line in open(sys.argv[1]):
+    try:
+        message = json.loads(line)
+    except ValueError:
+        continue
+    for alert in message.get("alerts", []):
+        if alert.get("status") == "firing":
+            labels = alert.get("labels", {})
+            firing.append((labels.get("alertname", "?"), labels.get("host", "")))
+print(f"{len(firing)} firing alert deliveries recorded: {sorted(set(firing))}")
+sys.exit(1 if any("Silent" in name or "Site" in name for name, _ in firing) else 0)
+PY
+}
+check "no silent-host alert or alert storm after the cut" no_alert_storm
+
 finish
