@@ -155,6 +155,16 @@ mod tests {
         let ca = CertificateAuthority::generate("Loadgen test CA").unwrap();
         std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
         std::fs::write(dir.path().join("ca-key.pem"), ca.key_pem()).unwrap();
+        // The CA loader refuses a key other users may read.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.path().join("ca-key.pem"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
         let cache = dir.path().join("cache");
         let first = fleet_identities(dir.path(), &cache, 3).unwrap();
         assert_eq!(first.issued_now, 3);
