@@ -64,16 +64,13 @@ impl Index {
         result.map_err(|error| self.storage(format!("creating series {labels}"), error))
     }
 
-    /// Makes sure series `series_id` exists with these labels (log replay: the log is what
-    /// made it, the index may have lost it in a crash).
+    /// Makes sure series `series_id` exists with these labels and every entry that finds
+    /// it (log replay: the log is what made it, the index may have lost part of it in a
+    /// crash). Every entry is written again, whatever is there: sled makes each tree
+    /// durable on its own, so a crash can keep `series` and lose the postings and the
+    /// labels → id entry, and a series that only `series` knows is invisible to selectors.
+    /// Replay calls this once per series (for the record that created it).
     pub fn ensure(&self, series_id: u64, labels_key: &[u8]) -> Result<(), StoreError> {
-        let existing = self
-            .series
-            .get(keys::encode_series_id(series_id))
-            .map_err(|error| self.storage("reading the series index", error))?;
-        if existing.as_deref() == Some(labels_key) {
-            return Ok(());
-        }
         let labels = keys::decode_labels(labels_key).ok_or_else(|| {
             self.malformed(format!(
                 "labels of series {series_id} in the write-ahead log"
@@ -210,5 +207,42 @@ impl Index {
             }
         }
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_restores_the_entries_a_crash_lost_even_when_the_series_entry_survived() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let index = Index {
+            data_dir: dir.path().to_owned(),
+            series: db.open_tree("series").unwrap(),
+            series_by_labels: db.open_tree("series_by_labels").unwrap(),
+            postings: db.open_tree("postings").unwrap(),
+        };
+        let labels = Labels::from_pairs([
+            ("__name__", "process_memory_rss_bytes"),
+            ("host", "lg-host-00001"),
+            ("process", "w3wp.exe"),
+        ]);
+        let labels_key = keys::encode_labels(&labels);
+        index.create(7, &labels, &labels_key).unwrap();
+        // What a kill between sled's flushes can leave: the id → labels entry only.
+        index.series_by_labels.clear().unwrap();
+        index.postings.clear().unwrap();
+        let selector: Selector = "process_memory_rss_bytes{host=\"lg-host-00001\"}"
+            .parse()
+            .unwrap();
+        assert!(index.select(&selector).unwrap().is_empty());
+
+        index.ensure(7, &labels_key).unwrap();
+        assert_eq!(index.lookup(&labels_key).unwrap(), Some(7));
+        let found = index.select(&selector).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, 7);
     }
 }

@@ -77,6 +77,9 @@ pub struct FleetSettings {
     pub warmup: Duration,
     /// Print a progress line to stderr every this often (none: quiet).
     pub progress_every: Option<Duration>,
+    /// Keep each agent's acknowledged tick timestamps in the report
+    /// (`per_agent[].acked_timestamps_ms`), for comparing with what the store holds.
+    pub record_acked: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,10 @@ pub struct AgentCounts {
     pub unsent_ticks: u64,
     /// The highest sequence number acknowledged (Vigil only).
     pub last_acked_seq: u64,
+    /// With `record_acked`: the timestamp of every acknowledged tick, in ack order. A tick
+    /// is one sample of each of the agent's series at that timestamp.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acked_timestamps_ms: Vec<i64>,
     /// The first reject's reason, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_reject_reason: Option<String>,

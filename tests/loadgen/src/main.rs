@@ -72,6 +72,10 @@ struct Cli {
     /// Print a progress line this often (0s: never).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     progress: Duration,
+    /// Keep every acknowledged tick's timestamp per agent in the report
+    /// (`per_agent[].acked_timestamps_ms`), to compare with a read of the store.
+    #[arg(long)]
+    record_acked: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -130,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         receiver_data_dir: cli.data_dir.clone(),
         warmup: cli.warmup,
         progress_every: (!cli.progress.is_zero()).then_some(cli.progress),
+        record_acked: cli.record_acked,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.threads.max(1))

@@ -225,6 +225,9 @@ pub async fn run_agent(
                 connected = true;
                 context.live.connected.fetch_add(1, Ordering::Relaxed);
             }
+            if settings.record_acked {
+                counts.acked_timestamps_ms.push(timestamp_ms);
+            }
             counts.acked_batches += 1;
             counts.acked_samples += samples;
             counts.last_acked_seq = counts.acked_batches;

@@ -263,6 +263,9 @@ fn handle_reply(
             let acked = std::mem::replace(in_flight, rest);
             let now = Instant::now();
             for flight in acked.into_values() {
+                if context.settings.record_acked {
+                    counts.acked_timestamps_ms.push(flight.timestamp_ms);
+                }
                 counts.acked_batches += 1;
                 counts.acked_samples += flight.samples;
                 context

@@ -27,6 +27,7 @@ fn settings(target: Target, agents: usize, duration: Duration) -> FleetSettings 
         receiver_data_dir: None,
         warmup: Duration::from_secs(1),
         progress_every: None,
+        record_acked: true,
     }
 }
 
@@ -96,6 +97,11 @@ async fn every_sample_a_small_fleet_sends_is_acknowledged_stored_and_reported() 
     assert!(report.loadgen.peak_rss_bytes > 0);
     for agent in &report.per_agent {
         assert_eq!(agent.acked_samples, agent.sent_samples, "{agent:?}");
+        assert_eq!(
+            agent.acked_timestamps_ms.len() as u64,
+            agent.acked_batches,
+            "one recorded timestamp per acknowledged tick: {agent:?}"
+        );
         assert_eq!(
             stored_samples(&collector, &agent.host) as u64,
             agent.acked_samples,
