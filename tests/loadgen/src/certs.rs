@@ -47,6 +47,21 @@ pub struct AgentIdentity {
     pub issued_at: u64,
 }
 
+impl AgentIdentity {
+    /// Simulated agent `index` (0-based) by name only, without a certificate: what a
+    /// remote-write sender needs.
+    pub fn named(index: usize) -> Self {
+        let (host, client) = host_and_client(index);
+        Self {
+            host,
+            client,
+            cert_pem: String::new(),
+            key_pem: String::new(),
+            issued_at: 0,
+        }
+    }
+}
+
 /// The CA's certificate and the identities of the first `n` simulated hosts.
 #[derive(Debug)]
 pub struct FleetIdentities {

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
-use vigil_loadgen::certs::{fleet_identities, host_and_client, AgentIdentity};
+use vigil_loadgen::certs::{fleet_identities, AgentIdentity};
 use vigil_loadgen::fleet::{self, FleetSettings, Target};
 use vigil_proto::config_file::parse_duration;
 
@@ -106,18 +106,7 @@ fn main() -> anyhow::Result<()> {
             (fleet.agents, fleet.ca_pem, fleet.issued_now)
         }
         Target::RemoteWrite { .. } => {
-            let names = (0..cli.agents)
-                .map(|index| {
-                    let (host, client) = host_and_client(index);
-                    AgentIdentity {
-                        host,
-                        client,
-                        cert_pem: String::new(),
-                        key_pem: String::new(),
-                        issued_at: 0,
-                    }
-                })
-                .collect();
+            let names = (0..cli.agents).map(AgentIdentity::named).collect();
             (names, String::new(), 0)
         }
     };

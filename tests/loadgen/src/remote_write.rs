@@ -253,13 +253,7 @@ mod tests {
     fn a_body_decodes_back_to_the_request_with_sorted_labels() {
         use prost::Message;
         let host = HostSeries::new(0, 100);
-        let identity = AgentIdentity {
-            host: "lg-host-00001".into(),
-            client: "lg-client-001".into(),
-            cert_pem: String::new(),
-            key_pem: String::new(),
-            issued_at: 0,
-        };
+        let identity = AgentIdentity::named(0);
         let labels = label_sets(&host, &identity);
         let request = prompb::WriteRequest {
             timeseries: labels

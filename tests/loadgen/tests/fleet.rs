@@ -192,18 +192,7 @@ async fn the_same_load_as_remote_write_arrives_whole_at_the_receiver() {
     vigil_tests::init();
     let (url, received, hosts) = remote_write_receiver().await;
     let agents = 3;
-    let names: Vec<AgentIdentity> = (0..agents)
-        .map(|index| {
-            let (host, client) = host_and_client(index);
-            AgentIdentity {
-                host,
-                client,
-                cert_pem: String::new(),
-                key_pem: String::new(),
-                issued_at: 0,
-            }
-        })
-        .collect();
+    let names: Vec<AgentIdentity> = (0..agents).map(AgentIdentity::named).collect();
     let mut settings = settings(Target::RemoteWrite { url }, agents, Duration::from_secs(3));
     settings.receiver_data_dir = Some(PathBuf::from("/nonexistent-by-design"));
     let report = fleet::run(settings, names, String::new(), 0)
