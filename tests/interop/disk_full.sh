@@ -45,19 +45,7 @@ check "a 16 MiB tmpfs is mounted for the data directory" mount_small_disk
 port=$(free_port)
 hook_port=$(free_port)
 # A webhook receiver off the small disk: one JSON body per line.
-python3 -c '
-import http.server, sys
-class Record(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        with open(sys.argv[2], "ab") as out:
-            out.write(body.replace(b"\n", b" ") + b"\n")
-        self.send_response(200)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Record).serve_forever()
-' "$hook_port" "$work/webhook.jsonl" &
+record_webhook "$hook_port" "$work/webhook.jsonl" &
 receiver_pid=$!
 setup() {
   # `demo` writes a CA, the collector's and an agent's certificates; its store is not used.

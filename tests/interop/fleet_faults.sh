@@ -219,26 +219,13 @@ async def main():
 asyncio.run(main())
 PY
 
-# The webhook the collector delivers alerts to: records each request's body, one a line.
-cat >"$work/webhook.py" <<'PY'
-import http.server, sys
-class Recorder(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with open(sys.argv[2], "ab") as out:
-            out.write(body.replace(b"\n", b" ") + b"\n")
-        self.send_response(200)
-        self.end_headers()
-    def log_message(self, *args):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Recorder).serve_forever()
-PY
 
 grpc_port=$(free_port)
 proxy_port=$(free_port)
 webhook_port=$(free_port)
 : >"$work/webhook.jsonl"
-python3 "$work/webhook.py" "$webhook_port" "$work/webhook.jsonl" &
+# The webhook the collector delivers alerts to: one request body a line.
+record_webhook "$webhook_port" "$work/webhook.jsonl" &
 pids+=($!)
 python3 "$work/proxy.py" "$proxy_port" "$grpc_port" >"$work/proxy.log" 2>&1 &
 proxy=$!
