@@ -9,6 +9,7 @@
 //! the enrolled fleet, [`Fleet`]: an agent that enrolled but never connected, a certificate
 //! near its end that was not renewed).
 
+use crate::alert::summary::duration;
 use crate::alert::{AlertDetails, AlertState, FailureKind, Severity, Transition};
 use crate::enroll::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -88,7 +89,7 @@ impl Fleet {
                          that its service runs and reaches the collector's gRPC port",
                         host.agent_id,
                         host.client,
-                        ago(now_ms - host.enrolled_at_ms)
+                        duration((now_ms - host.enrolled_at_ms) as f64)
                     ),
                     since_ms: Some(host.enrolled_at_ms),
                 });
@@ -96,9 +97,9 @@ impl Fleet {
             let left_ms = host.cert_expires_at_ms - now_ms;
             if left_ms <= self.cert_validity_ms / 4 {
                 let when = if left_ms > 0 {
-                    format!("expires in {}", ago(left_ms))
+                    format!("expires in {}", duration(left_ms as f64))
                 } else {
-                    format!("expired {} ago", ago(-left_ms))
+                    format!("expired {} ago", duration(-left_ms as f64))
                 };
                 problems.push(Problem {
                     rule: "CertificateNotRenewed",
@@ -113,16 +114,6 @@ impl Fleet {
             }
         }
         problems
-    }
-}
-
-/// A duration in whole minutes, hours or days, as a technician reads it.
-fn ago(ms: i64) -> String {
-    let minutes = ms.max(0) / 60_000;
-    match minutes {
-        m if m < 120 => format!("{m} min"),
-        m if m < 48 * 60 => format!("{} h", m / 60),
-        m => format!("{} d", m / (24 * 60)),
     }
 }
 
