@@ -112,7 +112,7 @@ fn default_enroll_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 7444))
 }
 
-fn default_cert_validity() -> Duration {
+pub(crate) fn default_cert_validity() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
 }
 

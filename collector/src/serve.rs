@@ -265,7 +265,7 @@ impl Alerting {
         let validity = config
             .enroll
             .as_ref()
-            .map_or(Duration::from_secs(90 * 24 * 3600), |enroll| {
+            .map_or_else(crate::config::default_cert_validity, |enroll| {
                 enroll.cert_validity
             });
         let fleet = crate::pipeline::health::Fleet::new(

@@ -213,13 +213,7 @@ impl EnrollmentAuthority {
         }
         // A replaced host's old certificates are refused by their issue time, which a
         // certificate carries in whole seconds: the new one must start after that second.
-        if let Some(revoked_at_ms) = self
-            .registry
-            .revocations()
-            .map_err(internal)?
-            .get(&agent_id)
-            .map(|revocation| revocation.revoked_at_ms)
-        {
+        if let Some(revoked_at_ms) = self.registry.revoked_at(&agent_id).map_err(internal)? {
             let clear_at_ms = (revoked_at_ms.div_euclid(1000) + 1) * 1000;
             let wait_ms = clear_at_ms - now_ms();
             if wait_ms > 0 {
