@@ -1,8 +1,8 @@
-//! The revocation list the ingest listener consults: in the TLS handshake (a revoked
-//! certificate gets the alert `certificate_revoked`), when a stream opens, before each
-//! batch is acknowledged, and in the sweep that closes the connections of a revoked host.
+//! The revocation list the ingest listener consults: when a stream opens (a revoked host
+//! gets `PERMISSION_DENIED` saying so and what to run), before each batch is acknowledged,
+//! and in the sweep that closes the connections of a revoked host.
 //! It is reloaded from the registry's `revoked/` folder every [`RELOAD_INTERVAL`], so a
-//! `vigil-collector hosts revoke` in another process takes effect within a second; a
+//! `vigil-collector hosts revoke` in another process takes effect within a quarter of a second; a
 //! change wakes whoever [`RevocationList::subscribe`]d.
 
 use super::registry::Registry;

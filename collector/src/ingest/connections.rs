@@ -17,7 +17,7 @@ use super::identity::PeerIdentity;
 use super::limits::Limits;
 use crate::enroll::revocation::RevocationList;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -44,9 +44,9 @@ pub struct Connection {
     opened_at: Instant,
     /// Cancelled when the collector closes the connection.
     closed: CancellationToken,
-    streams: AtomicUsize,
-    /// Since when no stream has been open; `None` while one is.
-    idle_since: Mutex<Option<Instant>>,
+    /// Open streams, and since when none has been open (`None` while one is). One lock for
+    /// both: a stream that ends while another opens must not leave the connection idle.
+    streams: Mutex<StreamCount>,
     /// A sweep found the host revoked; the next one closes the connection. In between, its
     /// streams end with a status that says why, which closing at once could cut off.
     revocation_seen: AtomicBool,
@@ -60,16 +60,28 @@ impl Connection {
 
     /// Registers an open stream; the connection is not idle until the guard is dropped.
     pub fn stream_opened(self: &Arc<Self>) -> StreamGuard {
-        self.streams.fetch_add(1, Ordering::SeqCst);
-        *self.idle_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut streams = self.streams();
+        streams.open += 1;
+        streams.idle_since = None;
+        drop(streams);
         StreamGuard {
             connection: self.clone(),
         }
     }
 
     fn idle_since(&self) -> Option<Instant> {
-        *self.idle_since.lock().unwrap_or_else(|p| p.into_inner())
+        self.streams().idle_since
     }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, StreamCount> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[derive(Debug)]
+struct StreamCount {
+    open: usize,
+    idle_since: Option<Instant>,
 }
 
 /// Held by a running stream.
@@ -79,12 +91,10 @@ pub struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        if self.connection.streams.fetch_sub(1, Ordering::SeqCst) == 1 {
-            *self
-                .connection
-                .idle_since
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let mut streams = self.connection.streams();
+        streams.open -= 1;
+        if streams.open == 0 {
+            streams.idle_since = Some(Instant::now());
         }
     }
 }
@@ -235,8 +245,10 @@ impl Connections {
             peer,
             opened_at: Instant::now(),
             closed: CancellationToken::new(),
-            streams: AtomicUsize::new(0),
-            idle_since: Mutex::new(Some(Instant::now())),
+            streams: Mutex::new(StreamCount {
+                open: 0,
+                idle_since: Some(Instant::now()),
+            }),
             revocation_seen: AtomicBool::new(false),
         });
         table.by_id.insert(connection.id, connection.clone());

@@ -1,7 +1,6 @@
 //! Ingest: the gRPC edge agents report to.
 //!
-//! [`tls::accept_verified`] completes mutual-TLS handshakes (refusing revoked
-//! certificates in the handshake), reads the [`identity::PeerIdentity`] from each client
+//! [`tls::accept_verified`] completes mutual-TLS handshakes, reads the [`identity::PeerIdentity`] from each client
 //! certificate and admits the connection to the [`connections::Connections`] table, which
 //! caps connections per host and in all and closes idle, old and revoked ones.
 //! [`IngestService`] runs one [`session::AgentSession`] per `Report` stream, which
