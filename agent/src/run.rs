@@ -208,7 +208,7 @@ async fn sample(
             }],
         });
         let n_series = series.len();
-        let seq = spool.push(series);
+        let seq = spool.push_with_excerpts(series, checks.take_excerpts());
         tracing::debug!(seq, n_series, "collected");
     }
 }

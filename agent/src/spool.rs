@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use vigil_proto::model::{Batch, Series};
+use vigil_proto::model::{Batch, LogExcerpt, Series};
 use vigil_proto::pb;
 
 /// The spool's page cache. The agent must stay small, and the spool is read back only after
@@ -254,11 +254,7 @@ impl Spool {
             match read {
                 Ok(batch) => {
                     let seq = renumbered.len() as u64 + 1;
-                    let encoded = pb::Batch::from(&Batch {
-                        seq,
-                        series: batch.series,
-                    })
-                    .encode_to_vec();
+                    let encoded = pb::Batch::from(&Batch { seq, ..batch }).encode_to_vec();
                     queued_bytes += encoded.len() as u64;
                     renumbered.push_back((seq, encoded.len() as u64));
                     update.insert(&batch_key(seq)[..], encoded);
@@ -303,10 +299,20 @@ impl Spool {
     /// spool is full the oldest batches make room and are counted as dropped; a batch that
     /// cannot be written is logged and counted as dropped too. Flushed before returning.
     pub fn push(&self, series: Vec<Series>) -> u64 {
+        self.push_with_excerpts(series, Vec::new())
+    }
+
+    /// [`Spool::push`], with the log lines matched since the previous batch.
+    pub fn push_with_excerpts(&self, series: Vec<Series>, log_excerpts: Vec<LogExcerpt>) -> u64 {
         let mut state = self.lock();
         let seq = state.next_seq;
         state.next_seq += 1;
-        let encoded = pb::Batch::from(&Batch { seq, series }).encode_to_vec();
+        let encoded = pb::Batch::from(&Batch {
+            seq,
+            series,
+            log_excerpts,
+        })
+        .encode_to_vec();
         let size = encoded.len() as u64;
 
         let mut update = sled::Batch::default();

@@ -107,6 +107,7 @@ fn numbered_batch(seq: u64, first_ms: i64) -> pb::AgentMessage {
                     value: seq as f64,
                 }],
             }],
+            ..Default::default()
         })),
     }
 }

@@ -7,7 +7,7 @@
 use crate::limits::*;
 use crate::model::{
     AgentConfig, AgentMessage, Batch, CollectorMessage, Disk, GoodbyeReason, Hello, Inventory,
-    Labels, Sample, Series, SpoolConflict,
+    Labels, LogExcerpt, Sample, Series, SpoolConflict,
 };
 use crate::pb;
 
@@ -146,6 +146,17 @@ impl From<&Batch> for pb::Batch {
         Self {
             seq: batch.seq,
             series: batch.series.iter().map(pb::Series::from).collect(),
+            log_excerpts: batch
+                .log_excerpts
+                .iter()
+                .map(|excerpt| pb::LogExcerpt {
+                    log: excerpt.log.clone(),
+                    pattern: excerpt.pattern.clone(),
+                    file: excerpt.file.clone(),
+                    line: excerpt.line.clone(),
+                    timestamp_ms: excerpt.timestamp_ms,
+                })
+                .collect(),
         }
     }
 }
@@ -306,7 +317,37 @@ impl TryFrom<pb::Batch> for Batch {
                 .map_err(|error| at_batch(error.at(format!("series {index} ({name})"))))?;
             series.push(converted);
         }
-        Ok(Self { seq, series })
+        if batch.log_excerpts.len() > MAX_LOG_EXCERPTS_PER_BATCH {
+            return Err(at_batch(ValidationError::new(format!(
+                "{} log excerpts, over the limit of {MAX_LOG_EXCERPTS_PER_BATCH}",
+                batch.log_excerpts.len()
+            ))));
+        }
+        let mut log_excerpts = Vec::with_capacity(batch.log_excerpts.len());
+        for (index, wire) in batch.log_excerpts.into_iter().enumerate() {
+            let at_excerpt =
+                |error: ValidationError| at_batch(error.at(format!("log excerpt {index}")));
+            for (field, value) in [
+                ("log", &wire.log),
+                ("pattern", &wire.pattern),
+                ("file", &wire.file),
+                ("line", &wire.line),
+            ] {
+                check_text(field, value).map_err(at_excerpt)?;
+            }
+            log_excerpts.push(LogExcerpt {
+                log: wire.log,
+                pattern: wire.pattern,
+                file: wire.file,
+                line: wire.line,
+                timestamp_ms: wire.timestamp_ms,
+            });
+        }
+        Ok(Self {
+            seq,
+            series,
+            log_excerpts,
+        })
     }
 }
 
@@ -485,9 +526,44 @@ mod tests {
                     value: 42.5,
                 }],
             }],
+            log_excerpts: vec![LogExcerpt {
+                log: "kernel".into(),
+                pattern: "io_error".into(),
+                file: "/var/log/kern.log".into(),
+                line: "blk_update_request: I/O error, dev sda".into(),
+                timestamp_ms: 1_700_000_000_500,
+            }],
         };
         let wire = pb::Batch::from(&batch);
         assert_eq!(Batch::try_from(wire).unwrap(), batch);
+    }
+
+    #[test]
+    fn refuses_too_many_log_excerpts_and_a_line_over_the_value_limit() {
+        let excerpt = |line: String| pb::LogExcerpt {
+            log: "kernel".into(),
+            pattern: "io_error".into(),
+            file: "/var/log/kern.log".into(),
+            line,
+            timestamp_ms: 1,
+        };
+        let too_many = pb::Batch {
+            seq: 1,
+            log_excerpts: vec![excerpt("x".into()); MAX_LOG_EXCERPTS_PER_BATCH + 1],
+            ..Default::default()
+        };
+        let error = Batch::try_from(too_many).unwrap_err().to_string();
+        assert!(error.contains("log excerpts, over the limit"), "{error}");
+        let too_long = pb::Batch {
+            seq: 1,
+            log_excerpts: vec![excerpt("x".repeat(MAX_VALUE_BYTES + 1))],
+            ..Default::default()
+        };
+        let error = Batch::try_from(too_long).unwrap_err().to_string();
+        assert!(
+            error.contains("log excerpt 0") && error.contains("line is"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -499,6 +575,7 @@ mod tests {
                 &[("host", "other")],
                 1,
             )],
+            ..Default::default()
         };
         let error = Batch::try_from(wire).unwrap_err().to_string();
         assert!(
@@ -516,6 +593,7 @@ mod tests {
                 wire_series("ok_metric", &[], 1),
                 wire_series("bad metric", &[], 1),
             ],
+            ..Default::default()
         };
         let error = Batch::try_from(wire).unwrap_err().to_string();
         assert!(
@@ -526,6 +604,7 @@ mod tests {
         let wire = pb::Batch {
             seq: 3,
             series: vec![wire_series("ok", &[("9lives", "x")], 1)],
+            ..Default::default()
         };
         assert!(Batch::try_from(wire)
             .unwrap_err()
@@ -540,6 +619,7 @@ mod tests {
             series: (0..MAX_SERIES_PER_BATCH + 1)
                 .map(|_| wire_series("m", &[], 0))
                 .collect(),
+            ..Default::default()
         };
         assert!(Batch::try_from(too_many_series)
             .unwrap_err()
@@ -549,6 +629,7 @@ mod tests {
         let too_many_samples = pb::Batch {
             seq: 1,
             series: vec![wire_series("m", &[], MAX_SAMPLES_PER_BATCH + 1)],
+            ..Default::default()
         };
         assert!(Batch::try_from(too_many_samples)
             .unwrap_err()
@@ -559,6 +640,7 @@ mod tests {
         let too_long = pb::Batch {
             seq: 1,
             series: vec![wire_series("m", &[("job", &long_value)], 1)],
+            ..Default::default()
         };
         assert!(Batch::try_from(too_long)
             .unwrap_err()
@@ -571,6 +653,7 @@ mod tests {
         let wire = pb::Batch {
             seq: 1,
             series: vec![wire_series("m", &[("a", "1"), ("a", "2")], 1)],
+            ..Default::default()
         };
         assert!(Batch::try_from(wire)
             .unwrap_err()
@@ -579,6 +662,7 @@ mod tests {
         let wire = pb::Batch {
             seq: 0,
             series: vec![],
+            ..Default::default()
         };
         assert!(Batch::try_from(wire)
             .unwrap_err()

@@ -13,6 +13,8 @@ pub const MAX_LABELS_PER_SERIES: usize = 16;
 pub const MAX_NAME_BYTES: usize = 128;
 /// Length of a label value or an inventory string, in bytes.
 pub const MAX_VALUE_BYTES: usize = 512;
+/// Matched log lines in one batch (one per watched log and pattern at most).
+pub const MAX_LOG_EXCERPTS_PER_BATCH: usize = 64;
 /// Disks listed in an inventory.
 pub const MAX_INVENTORY_DISKS: usize = 256;
 /// Collection intervals the collector will push or accept, in seconds.

@@ -103,10 +103,24 @@ pub struct Series {
 }
 
 /// What an agent sends per tick. `seq` increases by one per batch within one spool.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     pub seq: u64,
     pub series: Vec<Series>,
+    /// The newest matched line per watched log and pattern since the previous batch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_excerpts: Vec<LogExcerpt>,
+}
+
+/// A log line that matched a watched pattern: what the `log_matches_total{log,pattern}`
+/// series counted, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogExcerpt {
+    pub log: String,
+    pub pattern: String,
+    pub file: String,
+    pub line: String,
+    pub timestamp_ms: i64,
 }
 
 impl Batch {

@@ -43,6 +43,23 @@ fn wire_series() -> impl Strategy<Value = pb::Series> {
         })
 }
 
+fn wire_excerpt() -> impl Strategy<Value = pb::LogExcerpt> {
+    (
+        ".{0,8}",
+        ".{0,8}",
+        ".{0,8}",
+        prop_oneof![".{0,40}", ".{500,520}"],
+        any::<i64>(),
+    )
+        .prop_map(|(log, pattern, file, line, timestamp_ms)| pb::LogExcerpt {
+            log,
+            pattern,
+            file,
+            line,
+            timestamp_ms,
+        })
+}
+
 /// What an accepted batch must satisfy.
 fn assert_within_limits(batch: &Batch) {
     assert!(batch.seq >= 1);
@@ -57,6 +74,12 @@ fn assert_within_limits(batch: &Batch) {
             assert!(value.len() <= MAX_VALUE_BYTES);
         }
         assert!(series.samples.iter().all(|sample| sample.timestamp_ms > 0));
+    }
+    assert!(batch.log_excerpts.len() <= MAX_LOG_EXCERPTS_PER_BATCH);
+    for excerpt in &batch.log_excerpts {
+        for text in [&excerpt.log, &excerpt.pattern, &excerpt.file, &excerpt.line] {
+            assert!(text.len() <= MAX_VALUE_BYTES, "{text:?}");
+        }
     }
 }
 
@@ -76,8 +99,12 @@ proptest! {
     }
 
     #[test]
-    fn accepted_batches_are_within_the_limits(seq in any::<u64>(), series in prop::collection::vec(wire_series(), 0..8)) {
-        let wire = pb::Batch { seq, series };
+    fn accepted_batches_are_within_the_limits(
+        seq in any::<u64>(),
+        series in prop::collection::vec(wire_series(), 0..8),
+        log_excerpts in prop::collection::vec(wire_excerpt(), 0..70),
+    ) {
+        let wire = pb::Batch { seq, series, log_excerpts };
         if let Ok(batch) = Batch::try_from(wire.clone()) {
             assert_within_limits(&batch);
         }

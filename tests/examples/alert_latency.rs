@@ -63,6 +63,7 @@ fn load_batch(seq: u64, series: usize, timestamp_ms: i64) -> pb::AgentMessage {
                     }],
                 })
                 .collect(),
+            ..Default::default()
         })),
     }
 }

@@ -316,6 +316,7 @@ pub fn batch(
                     value,
                 }],
             }],
+            ..Default::default()
         })),
     }
 }

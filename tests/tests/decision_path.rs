@@ -454,6 +454,7 @@ async fn send_filesystem(
                         used * 1e12
                     }),
                 ],
+                ..Default::default()
             })),
         };
         stream.send(batch).await;
@@ -533,39 +534,49 @@ async fn a_server_disk_filling_fast_is_an_emergency_by_the_forecast_within_rule_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_log_pattern_on_the_server_is_a_message_of_kind_log_pattern_naming_the_log() {
+async fn a_log_pattern_on_the_server_is_a_message_of_kind_log_pattern_with_the_matched_line() {
     let pki = Pki::new();
     let start = open_morning();
     let clock = Clock::manual(start.as_millisecond());
     let (hook, url) = Hook::start(clock.clone()).await;
-    let (_smtp, smtp_port) = Smtp::start().await;
+    let (smtp, smtp_port) = Smtp::start().await;
     let config = config(&pki, &url, smtp_port, "");
-    let collector = Running::start(&config, clock.clone()).await;
+    let mut collector = Running::start(&config, clock.clone()).await;
     let files = pki.issue_agent("srv", "dental-srv01", "smile-dental");
 
-    // The agent's log watch counts lines matching a pattern; the count goes up once.
-    let channel = connect(collector.grpc, &files.ca, Some(&files))
-        .await
-        .unwrap();
-    let mut stream = open_stream(channel).await.unwrap();
-    stream.send(hello(7)).await;
-    let labels = [
-        ("log", "C:/PMS/server.log"),
-        ("pattern", "database corrupt"),
-    ];
-    for (seq, count) in [(1, 0.0), (2, 0.0), (3, 2.0)] {
-        clock.advance(Duration::from_secs(60));
-        stream
-            .send(batch(
-                seq,
-                "log_matches_total",
-                &labels,
-                clock.now_ms(),
-                count,
-            ))
-            .await;
-        let _ = stream.next().await;
-    }
+    // The server's real agent watches the practice software's log for one pattern.
+    let log = pki.path("pms-server.log");
+    std::fs::write(&log, "2026-12-01 08:00:00 INFO started\n").unwrap();
+    let agent_config = pki.agent_config_file(&files, collector.grpc, 1);
+    let mut text = std::fs::read_to_string(&agent_config).unwrap();
+    text.push_str(&format!(
+        "[[checks.log]]\nname = \"pms\"\npath = {log:?}\npatterns = {{ database_corrupt = \"database corrupt\" }}\n"
+    ));
+    std::fs::write(&agent_config, text).unwrap();
+    let agent = vigil_agent::run::Agent::new(
+        vigil_agent::config::AgentConfig::load(&agent_config).expect("agent config"),
+    );
+    let stop_agent = CancellationToken::new();
+    let agent = tokio::spawn(agent.run(stop_agent.clone()));
+    let counts_zero = |event: &vigil_collector::ingest::IngestEvent| match event {
+        vigil_collector::ingest::IngestEvent::Stored { batch, .. } => batch
+            .series
+            .iter()
+            .any(|series| series.name == "log_matches_total"),
+        _ => false,
+    };
+    assert!(
+        collector.wait_event(counts_zero).await,
+        "the agent reports the log's count"
+    );
+
+    // A line the pattern matches is written; the next batch counts it and carries it.
+    let line =
+        "2026-12-01 10:02:11 ERROR database corrupt: page 7 checksum mismatch in Appointments";
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes()).unwrap();
+    drop(file);
+
     let seen = hook.wait_for("LogPatternSeen", 1).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     let alert = &seen[0].alert;
@@ -573,10 +584,29 @@ async fn a_log_pattern_on_the_server_is_a_message_of_kind_log_pattern_naming_the
     assert_eq!(alert["labels"]["host"], "dental-srv01");
     let summary = alert["annotations"]["summary"].as_str().unwrap();
     assert!(
-        summary.contains("C:/PMS/server.log") && summary.contains("database corrupt"),
+        summary.contains("pms") && summary.contains("database_corrupt"),
         "{summary}"
     );
-    // The matched line itself is not carried by agents yet (they count matches only).
+    assert_eq!(alert["annotations"]["log_line"], line, "{alert}");
+    assert_eq!(
+        alert["annotations"]["log_file"],
+        log.display().to_string(),
+        "{alert}"
+    );
+    let mails = smtp.wait_for("log pms", 1).await;
+    assert_eq!(mails.len(), 1, "{:?}", smtp.mails_about(""));
+    // Quoted-printable: soft line breaks joined.
+    let body = mails[0].data.replace("=\r\n", "");
+    assert!(
+        body.contains(&format!("Log line: \"{line}\" in {}", log.display())),
+        "the mail shows the line and its file: {body}"
+    );
+
+    stop_agent.cancel();
+    agent
+        .await
+        .expect("agent task")
+        .expect("the agent stops cleanly");
     collector.stop().await;
 }
 

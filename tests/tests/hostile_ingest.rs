@@ -60,6 +60,7 @@ fn wide_batch(seq: u64, prefix: &str, n: usize, timestamp_ms: i64) -> pb::AgentM
                     }],
                 })
                 .collect(),
+            ..Default::default()
         })),
     }
 }

@@ -48,6 +48,7 @@ fn dense_batch(seq: u64, start_ms: i64) -> pb::AgentMessage {
                 labels: Vec::new(),
                 samples,
             }],
+            ..Default::default()
         })),
     }
 }

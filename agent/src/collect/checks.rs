@@ -27,7 +27,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use vigil_proto::model::Series;
+use vigil_proto::limits::MAX_LOG_EXCERPTS_PER_BATCH;
+use vigil_proto::model::{LogExcerpt, Series};
 
 /// How often the file-following checks look again without an event, in case one was missed
 /// (a network share delivers no events for changes made by other machines).
@@ -126,6 +127,8 @@ pub(crate) type Outcome = Result<Vec<Reading>, String>;
 #[derive(Debug, Default)]
 pub(crate) struct Board {
     groups: Mutex<BTreeMap<&'static str, Group>>,
+    /// Matched log lines not yet taken into a batch: the newest per log and pattern.
+    excerpts: Mutex<Vec<LogExcerpt>>,
     /// Signalled on every post, for tests that wait for an event rather than a deadline.
     posted: Condvar,
 }
@@ -167,6 +170,27 @@ impl Board {
 
     fn clear(&self) {
         self.lock().clear();
+        self.take_excerpts();
+    }
+
+    /// Keeps `new` for the next batch; a newer line replaces an older one of the same log and
+    /// pattern, so what waits stays within the protocol's bound however long the wait.
+    pub(crate) fn add_excerpts(&self, new: Vec<LogExcerpt>) {
+        if new.is_empty() {
+            return;
+        }
+        let mut excerpts = self.excerpts.lock().unwrap_or_else(|p| p.into_inner());
+        for excerpt in new {
+            excerpts.retain(|kept| (&kept.log, &kept.pattern) != (&excerpt.log, &excerpt.pattern));
+            excerpts.push(excerpt);
+        }
+        let over = excerpts.len().saturating_sub(MAX_LOG_EXCERPTS_PER_BATCH);
+        excerpts.drain(..over);
+    }
+
+    /// The matched lines waiting for a batch, oldest first; the board keeps none after.
+    pub(crate) fn take_excerpts(&self) -> Vec<LogExcerpt> {
+        std::mem::take(&mut *self.excerpts.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Waits until `done` holds for the board's snapshot, or `deadline` passes; true if it
@@ -267,6 +291,11 @@ impl Checks {
         self.family_health
             .forget_except(|family| snapshot.iter().any(|(present, _)| present == family));
         tick
+    }
+
+    /// The log lines that matched since the last call, newest per log and pattern.
+    pub fn take_excerpts(&self) -> Vec<LogExcerpt> {
+        self.board.take_excerpts()
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use vigil_proto::model::LogExcerpt;
 
 /// A file (or folder) a check follows.
 pub(crate) trait WatchedFile: Send {
@@ -31,6 +32,11 @@ pub(crate) trait WatchedFile: Send {
     fn refresh(&mut self, changed: &[PathBuf]);
     /// What the check has to report now.
     fn outcome(&self) -> Outcome;
+    /// Lines read since the last call that the check wants shown with its alert (the log
+    /// watch's newest match per pattern); most checks have none.
+    fn take_excerpts(&mut self) -> Vec<LogExcerpt> {
+        Vec::new()
+    }
 }
 
 /// Whether a change at `changed` may concern something that follows `path`: the path itself,
@@ -196,7 +202,10 @@ impl Follower {
         }
     }
 
-    fn post(&self) {
+    fn post(&mut self) {
+        for file in &mut self.files {
+            self.board.add_excerpts(file.take_excerpts());
+        }
         let mut groups: BTreeMap<&'static str, Vec<(String, Outcome)>> = BTreeMap::new();
         for file in &self.files {
             groups

@@ -16,9 +16,12 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use vigil_proto::model::LogExcerpt;
 
 /// A line longer than this is counted in pieces rather than held whole.
 const MAX_LINE_BYTES: usize = 64 * 1024;
+/// A matched line is sent with the batch cut to this many bytes (the protocol allows 512).
+const EXCERPT_BYTES: usize = 400;
 /// Read this much at a time.
 const CHUNK_BYTES: usize = 16 * 1024;
 
@@ -85,6 +88,8 @@ pub(crate) struct LogTail {
     path: PathBuf,
     patterns: Vec<(String, regex_lite::Regex)>,
     counts: Vec<u64>,
+    /// Per pattern, the newest line that matched since the excerpts were last taken.
+    newest_match: Vec<Option<String>>,
     open: Option<OpenLog>,
     /// Whether the file has been read at all; until then the first open skips history.
     ever_opened: bool,
@@ -108,6 +113,7 @@ impl LogTail {
             name: config.name.clone(),
             path: config.path.clone(),
             counts: vec![0; patterns.len()],
+            newest_match: vec![None; patterns.len()],
             patterns,
             open: None,
             ever_opened: false,
@@ -131,13 +137,23 @@ impl LogTail {
             let mut rest = &chunk[..n_read];
             while let Some(end) = rest.iter().position(|byte| *byte == b'\n') {
                 open.partial.extend_from_slice(&rest[..end]);
-                count_line(&self.patterns, &mut self.counts, &open.partial);
+                count_line(
+                    &self.patterns,
+                    &mut self.counts,
+                    &mut self.newest_match,
+                    &open.partial,
+                );
                 open.partial.clear();
                 rest = &rest[end + 1..];
             }
             open.partial.extend_from_slice(rest);
             if open.partial.len() > MAX_LINE_BYTES {
-                count_line(&self.patterns, &mut self.counts, &open.partial);
+                count_line(
+                    &self.patterns,
+                    &mut self.counts,
+                    &mut self.newest_match,
+                    &open.partial,
+                );
                 open.partial.clear();
             }
         }
@@ -223,15 +239,47 @@ impl LogTail {
     }
 }
 
-fn count_line(patterns: &[(String, regex_lite::Regex)], counts: &mut [u64], line: &[u8]) {
+fn count_line(
+    patterns: &[(String, regex_lite::Regex)],
+    counts: &mut [u64],
+    newest_match: &mut [Option<String>],
+    line: &[u8],
+) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     // Lines are matched as text; bytes that are not UTF-8 match nothing but themselves.
     let line = String::from_utf8_lossy(line);
-    for ((_, pattern), count) in patterns.iter().zip(counts.iter_mut()) {
+    for (((_, pattern), count), newest) in patterns
+        .iter()
+        .zip(counts.iter_mut())
+        .zip(newest_match.iter_mut())
+    {
         if pattern.is_match(&line) {
             *count += 1;
+            *newest = Some(excerpt_of(&line));
         }
     }
+}
+
+/// A matched line as a technician reads it in an alert: control characters (terminal
+/// escapes, tabs) made spaces, surrounding blanks trimmed, cut on a character boundary.
+fn excerpt_of(line: &str) -> String {
+    let clean: String = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    cut(clean.trim())
+}
+
+/// `text` within [`EXCERPT_BYTES`], cut on a character boundary with an ellipsis.
+fn cut(text: &str) -> String {
+    if text.len() <= EXCERPT_BYTES {
+        return text.to_owned();
+    }
+    let mut end = EXCERPT_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 impl WatchedFile for LogTail {
@@ -272,6 +320,26 @@ impl WatchedFile for LogTail {
                 )
             })
             .collect())
+    }
+
+    fn take_excerpts(&mut self) -> Vec<LogExcerpt> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as i64);
+        let file = cut(&self.path.display().to_string());
+        self.patterns
+            .iter()
+            .zip(self.newest_match.iter_mut())
+            .filter_map(|((pattern, _), newest)| {
+                Some(LogExcerpt {
+                    log: self.name.clone(),
+                    pattern: pattern.clone(),
+                    file: file.clone(),
+                    line: newest.take()?,
+                    timestamp_ms: now_ms,
+                })
+            })
+            .collect()
     }
 }
 
@@ -384,6 +452,45 @@ mod tests {
         append(&log, "another I/O ");
         append(&log, "error\n");
         wait_for(&board, "kernel", "io_error", 2.0);
+    }
+
+    #[test]
+    fn the_newest_matching_line_of_each_pattern_is_taken_once_for_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("kern.log");
+        append(&log, "old: I/O error on sda\n");
+        let (board, _watch) = follow(&[config("kernel", &log)]);
+        wait_for(&board, "kernel", "io_error", 0.0);
+        assert!(
+            board.take_excerpts().is_empty(),
+            "history is not an excerpt"
+        );
+
+        let long = "x".repeat(2 * EXCERPT_BYTES);
+        append(
+            &log,
+            &format!("blk: I/O error, dev sda\n  \x1b[31mI/O error, dev sdb {long}\t\r\nfine\n"),
+        );
+        wait_for(&board, "kernel", "io_error", 2.0);
+        let excerpts = board.take_excerpts();
+        assert_eq!(
+            excerpts.len(),
+            1,
+            "one per pattern that matched: {excerpts:?}"
+        );
+        let excerpt = &excerpts[0];
+        assert_eq!(
+            (excerpt.log.as_str(), excerpt.pattern.as_str()),
+            ("kernel", "io_error")
+        );
+        assert_eq!(excerpt.file, log.display().to_string());
+        assert!(
+            excerpt.line.starts_with("[31mI/O error, dev sdb xxx") && excerpt.line.ends_with('…'),
+            "the newest line, escapes and blanks cleaned, cut: {:?}",
+            excerpt.line
+        );
+        assert!(excerpt.line.len() <= EXCERPT_BYTES);
+        assert!(board.take_excerpts().is_empty(), "taken once");
     }
 
     #[test]

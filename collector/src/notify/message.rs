@@ -7,6 +7,7 @@
 //! good — PagerDuty's `dedup_key`, Alertmanager's identity, the email thread, the id
 //! technicians acknowledge.
 
+use crate::alert::kinds::LogLine;
 use crate::alert::{AlertState, ForecastDetails, Transition};
 use crate::policy::Classification;
 use jiff::Timestamp;
@@ -88,6 +89,9 @@ pub struct MessageContext {
     /// What kind of trouble it is (`host_down`, `log_pattern`, …), as contracts name it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// For a log pattern: the newest matched line and its file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_line: Option<LogLine>,
 }
 
 /// A length of time as a technician reads it: `2 d 3 h`, `5 h 20 min`, `45 min`.
@@ -126,6 +130,12 @@ impl AlertMessage {
         at.to_zoned_datetime(zone)
             .strftime("%Y-%m-%d %H:%M %Z")
             .to_string()
+    }
+
+    /// The matched log line and where it is: `"I/O error, dev sda" in /var/log/kern.log`.
+    pub fn log_line_text(&self) -> Option<String> {
+        let log_line = self.context.log_line.as_ref()?;
+        Some(format!("\"{}\" in {}", log_line.line, log_line.file))
     }
 
     /// The forecast in words: `full in ~2 d 3 h at the current rate, 90 % interval
@@ -226,6 +236,7 @@ impl AlertMessage {
                 began_ms: (transition.began_ms > 0).then_some(transition.began_ms),
                 forecast: transition.details.forecast,
                 kind: transition.category.map(|kind| kind.as_str().to_string()),
+                log_line: transition.details.log_line.clone(),
             },
         }
     }

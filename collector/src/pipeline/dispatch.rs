@@ -272,8 +272,7 @@ pub fn facts_of(transition: &Transition, firing_since_ms: i64, now: Timestamp) -
         }),
         value: transition.details.value,
         threshold: transition.details.threshold,
-        // Agents count matches only; the line itself needs a field in the protocol.
-        log_line: None,
+        log_line: transition.details.log_line.clone(),
     }
 }
 

@@ -8,6 +8,7 @@
 
 use super::dispatch::{Deferred, Dispatch};
 use super::health::{Fleet, Health, Problem};
+use super::log_lines::LogLines;
 use crate::alert::{Engine, EngineSettings, RuleSet, SeriesId, Snapshot, Transition};
 use crate::ingest::IngestEvent;
 use crate::notify::{ChannelHealth, Clock};
@@ -52,6 +53,8 @@ pub struct LiveAlerts {
     channels: Option<ChannelHealth>,
     /// The enrolled hosts, when the collector enrolls them.
     fleet: Option<Fleet>,
+    /// The log lines agents sent, for the log pattern alerts they explain.
+    log_lines: LogLines,
 }
 
 impl LiveAlerts {
@@ -102,6 +105,7 @@ impl LiveAlerts {
             health_unsent: Vec::new(),
             channels: None,
             fleet: None,
+            log_lines: LogLines::default(),
         }
     }
 
@@ -117,6 +121,7 @@ impl LiveAlerts {
             health_unsent: Vec::new(),
             channels: None,
             fleet: None,
+            log_lines: LogLines::default(),
         }
     }
 
@@ -208,6 +213,7 @@ impl LiveAlerts {
     pub fn on_event(&mut self, event: &IngestEvent) {
         match event {
             IngestEvent::Stored { peer, batch } => {
+                self.log_lines.note(&peer.host, &batch.log_excerpts);
                 let now_ms = self.now().as_millisecond();
                 let mut transitions = Vec::new();
                 for series in &batch.series {
@@ -312,6 +318,8 @@ impl LiveAlerts {
     fn deliver(&mut self, transitions: &[Transition]) {
         let now = self.now();
         for transition in transitions {
+            let with_line = self.log_lines.attach(transition);
+            let transition = with_line.as_ref().unwrap_or(transition);
             if let Err(error) = self.dispatch.handle(transition, now) {
                 // The outbox is on local disk; if it fails, the alert is at least in the log.
                 tracing::error!(

@@ -4,6 +4,7 @@
 //! - [`policies`] — the contracts in force: stored versions and the policy folder.
 //! - [`dispatch`] — one transition: classify, route, enqueue; what waits for later.
 //! - [`live`] — the engine fed by ingest and the schedule, saved in the store.
+//! - [`log_lines`] — the matched log lines agents send, for the alerts they explain.
 //! - [`backtest`] — a recorded trace through these same objects in simulated time.
 //! - [`health`] — Vigil's own problems (a policy that does not load, a failing channel)
 //!   as alerts for the MSP.
@@ -13,6 +14,7 @@ pub mod backtest;
 pub mod dispatch;
 pub mod health;
 pub mod live;
+pub mod log_lines;
 pub mod policies;
 pub mod presence;
 

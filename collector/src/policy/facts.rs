@@ -40,8 +40,7 @@ pub struct AlertFacts {
     /// has them.
     pub value: Option<f64>,
     pub threshold: Option<f64>,
-    /// The log line that matched, trimmed, with its file: not carried by agents yet (the
-    /// agent counts matches only), so always `None` today.
+    /// For a log pattern: the newest line that matched, trimmed, with its file.
     pub log_line: Option<LogLine>,
 }
 
@@ -78,12 +77,7 @@ impl AlertFacts {
     }
 }
 
-/// A matched log line and the file it is in.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LogLine {
-    pub file: String,
-    pub line: String,
-}
+pub use crate::alert::kinds::LogLine;
 
 pub type AlertKind = crate::alert::rule::FailureKind;
 

@@ -91,6 +91,7 @@ pub async fn run_agent(
                 }],
             })
             .collect(),
+        ..Default::default()
     };
     // The first send is at this agent's offset into the interval, after the run starts.
     let clock = AgentClock::new(

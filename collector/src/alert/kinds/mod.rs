@@ -41,6 +41,16 @@ pub struct AlertDetails {
     pub threshold: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastDetails>,
+    /// For a log pattern: the newest line that matched, as the agent sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_line: Option<LogLine>,
+}
+
+/// A matched log line and the file it is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub file: String,
+    pub line: String,
 }
 
 /// A forecast as of its transition: the time left at the current rate and the interval

@@ -264,6 +264,9 @@ fn facts(alert: &AlertMessage) -> Vec<(&'static str, String)> {
     if let Some(forecast) = alert.forecast_text() {
         facts.push(("Forecast", forecast));
     }
+    if let Some(log_line) = alert.log_line_text() {
+        facts.push(("Log line", log_line));
+    }
     if let Some(ends) = alert.ends_at_ms {
         let lasted = alert
             .lasted_text()

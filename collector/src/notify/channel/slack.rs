@@ -75,6 +75,14 @@ fn fields(alert: &AlertMessage) -> Vec<Value> {
     if let (AlertStatus::Firing, Some(due)) = (alert.status, alert.response_due_ms) {
         fields.push(format!("*Response due*\n{}", rfc3339(due)));
     }
+    if let Some(log_line) = alert.log_line_text() {
+        // Slack reads &, < and > as markup; the line is the agent's, shown as text.
+        let log_line = log_line
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        fields.push(format!("*Log line*\n{log_line}"));
+    }
     fields
         .into_iter()
         .map(|text| json!({"type": "mrkdwn", "text": text}))

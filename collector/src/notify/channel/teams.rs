@@ -37,6 +37,9 @@ fn facts(alert: &AlertMessage) -> Value {
     if let (AlertStatus::Firing, Some(due)) = (alert.status, alert.response_due_ms) {
         facts.push(("Response due", rfc3339(due)));
     }
+    if let Some(log_line) = alert.log_line_text() {
+        facts.push(("Log line", log_line));
+    }
     facts.push(("Alert id", alert.fingerprint.clone()));
     Value::Array(
         facts

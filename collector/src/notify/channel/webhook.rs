@@ -106,6 +106,10 @@ pub fn alert_annotations(alert: &AlertMessage) -> Map<String, Value> {
     if let Some(forecast) = alert.forecast_text() {
         annotations.insert("forecast".into(), json!(forecast));
     }
+    if let Some(log_line) = &alert.context.log_line {
+        annotations.insert("log_line".into(), json!(log_line.line));
+        annotations.insert("log_file".into(), json!(log_line.file));
+    }
     if let Some(lasted) = alert.lasted_text() {
         annotations.insert("lasted".into(), json!(lasted));
     }
