@@ -5,12 +5,13 @@
 # and node_exporter on 127.0.0.1 scraped every 10 s by a curl loop (the way Prometheus would),
 # for DURATION seconds (default 150). Then prints, for the agent and node_exporter:
 #   - resident memory at the end (VmRSS) and its peak (VmHWM), from /proc/PID/status;
-#   - CPU seconds per hour: utime+stime from /proc/PID/stat over the measured window
-#     (after a 15 s warm-up), scaled to an hour;
+#   - CPU seconds per hour: utime+stime of the process and of its finished children
+#     (the agent's systemctl runs) from /proc/PID/stat over the measured window (after a
+#     15 s warm-up), scaled to an hour;
 #   - bytes on the wire per report: the TCP payload (TLS records, both directions) of the
 #     agent's connection, from `ss -ti` bytes_acked/bytes_received, divided by the reports
-#     stored in the window; for node_exporter, the bytes curl downloads per scrape (plain and
-#     gzip, as Prometheus asks for it).
+#     stored in the window; for node_exporter, the bytes curl downloads per scrape (gzip, as
+#     Prometheus asks for it, once per interval; the plain size from one scrape after).
 # The collector's numbers are printed too, for context.
 #
 # Usage: scripts/bench_footprint.sh [DURATION_SECONDS]
@@ -86,19 +87,21 @@ PIDS+=("$AGENT_PID")
 NODE_PID=$!
 PIDS+=("$NODE_PID")
 
-# Prometheus' way: a scrape every 10 s, gzip accepted; one plain scrape per round for size.
+# Prometheus' way: one scrape every 10 s, gzip accepted. The plain size is taken once after
+# the window, so that the peer is not scraped more often than Prometheus would.
 (
     while true; do
         curl -s -o /dev/null -H 'Accept-Encoding: gzip' -w '%{size_download}\n' \
             "http://127.0.0.1:$NODE_PORT/metrics" >>"$WORK/scrape_gzip_bytes" || true
-        curl -s -o /dev/null -w '%{size_download}\n' \
-            "http://127.0.0.1:$NODE_PORT/metrics" >>"$WORK/scrape_plain_bytes" || true
         sleep "$INTERVAL"
     done
 ) &
-PIDS+=("$!")
+SCRAPER_PID=$!
+PIDS+=("$SCRAPER_PID")
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# utime + stime, and the same of children waited for (the agent's `systemctl` and `smartctl`
+# runs count as the agent's).
+cpu_ticks() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat"; }
 status_kb() { awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"; }
 # TCP payload bytes of the agent's connection to the collector: sent (acked) + received.
 agent_wire_bytes() {
@@ -131,6 +134,8 @@ NODE_CPU1=$(cpu_ticks "$NODE_PID")
 COLLECTOR_CPU1=$(cpu_ticks "$COLLECTOR_PID")
 WIRE1=$(agent_wire_bytes)
 SCRAPES1=$(wc -l <"$WORK/scrape_gzip_bytes")
+kill "$SCRAPER_PID" 2>/dev/null || true
+curl -s -o /dev/null -w '%{size_download}\n' "http://127.0.0.1:$NODE_PORT/metrics" >"$WORK/scrape_plain_bytes"
 declare -A RSS HWM
 for name in agent node collector; do
     case $name in
@@ -171,7 +176,7 @@ wire = int(a[16]) - int(a[15]); reports = int(a[17]); total_reports = a[18]
 def mean_of(path, skip):
     values = [int(v) for v in open(path).read().split()][int(skip):]
     return sum(values) / len(values) if values else float("nan")
-gzip_bytes = mean_of(a[19], a[21]); plain_bytes = mean_of(a[20], a[21])
+gzip_bytes = mean_of(a[19], a[21]); plain_bytes = mean_of(a[20], 0)
 print(f"window: {window:.0f} s, agent reports in it: {reports} (stored in all: {total_reports}), "
       f"scrapes in it: {int(a[22]) - int(a[21])}; threads: agent {a[23]}, node_exporter {a[24]}; {a[25]}")
 print()

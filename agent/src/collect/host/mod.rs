@@ -25,8 +25,9 @@ use super::family::FamilyHealth;
 use sysinfo::{Components, Disks, Networks, System};
 use vigil_proto::model::{Inventory, Series};
 
-/// How many ticks reuse the list of filesystems and sensors before it is read again. At the
-/// default 10 s interval a new USB disk or mount shows up within a minute.
+/// How many ticks reuse the list of filesystems and sensors, and the processes found on top,
+/// before they are read again. At the default 10 s interval a new USB disk or mount, or a
+/// program grown large, shows up within a minute.
 const TICKS_BETWEEN_RELISTS: u32 = 6;
 
 /// Samples this machine's health; create one per process and call [`HostCollector::collect`]
@@ -39,6 +40,8 @@ pub struct HostCollector {
     components: Components,
     /// Ticks collected since the filesystem and sensor lists were last read.
     ticks_since_relist: u32,
+    /// The processes on top at the last full scan of them (one per relist).
+    top_processes: processes::TopProcesses,
     family_health: FamilyHealth,
 }
 
@@ -56,6 +59,7 @@ impl HostCollector {
             networks: Networks::new_with_refreshed_list(),
             components: Components::new_with_refreshed_list(),
             ticks_since_relist: 0,
+            top_processes: processes::TopProcesses::default(),
             family_health: FamilyHealth::new(),
         }
     }
@@ -75,6 +79,7 @@ impl HostCollector {
             disks,
             networks,
             components,
+            top_processes,
             family_health,
             ..
         } = self;
@@ -109,7 +114,7 @@ impl HostCollector {
             sensors::collect_temperatures(components, sink)
         });
         family_health.run("processes", timestamp_ms, &mut tick, |sink| {
-            processes::collect_process_memory(system, sink)
+            top_processes.collect(system, relist, sink)
         });
         tick
     }
@@ -392,6 +397,34 @@ mod tests {
             .collect();
         assert_eq!(names.len(), processes.len());
         assert!(processes.iter().all(|(_, rss)| *rss > 0.0));
+    }
+
+    #[test]
+    fn every_process_is_read_once_per_relist_and_the_ones_on_top_every_tick() {
+        let mut collector = HostCollector::new();
+        collector.collect(TIMESTAMP_MS);
+        let all = collector.top_processes.last_read();
+        assert_eq!(
+            all,
+            collector.system.processes().len(),
+            "the first tick reads them all"
+        );
+        let on_top = collector.top_processes.pids_on_top();
+        assert!(on_top > 0 && on_top <= all, "{on_top} on top of {all}");
+        for tick in 1..TICKS_BETWEEN_RELISTS {
+            let series = collector.collect(TIMESTAMP_MS + tick as i64 * 10_000);
+            assert!(!values_of(&series, "process_memory_rss_bytes").is_empty());
+            // Only the processes on top (fewer if one of them ended).
+            let read = collector.top_processes.last_read();
+            assert!(read <= on_top, "tick {tick}: read {read}, {on_top} on top");
+        }
+        collector.collect(TIMESTAMP_MS + 60_000);
+        let rescanned = collector.top_processes.last_read();
+        assert_eq!(
+            rescanned,
+            collector.system.processes().len(),
+            "the relist reads every process of the machine"
+        );
     }
 
     #[test]

@@ -9,47 +9,90 @@
 use crate::collect::family::FamilyError;
 use crate::collect::series::{truncate_to_value_limit, SeriesSink};
 use std::collections::HashMap;
-use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// How many process names are reported per tick.
 pub(super) const TOP_PROCESS_COUNT: usize = 10;
 
-/// Refreshes resident memory of every process (nothing else: command lines, environments
-/// and per-thread entries cost a lot and are not reported) and writes the top names.
-pub(super) fn collect_process_memory(
-    system: &mut System,
-    sink: &mut SeriesSink,
-) -> Result<(), FamilyError> {
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::All,
-        true,
-        ProcessRefreshKind::nothing().with_memory(),
-    );
-    if system.processes().is_empty() {
-        return Err(FamilyError::unavailable(
-            "the operating system listed no processes",
-        ));
-    }
-    let processes = system
-        .processes()
-        .values()
-        // Threads share their process's memory; counting them would multiply it. (sysinfo
-        // lists them only when asked for tasks, which is not done above; this is a guard.)
-        .filter(|process| process.thread_kind().is_none())
-        .map(|process| {
-            (
-                process.name().to_string_lossy().into_owned(),
-                process.memory(),
-            )
-        });
-    for (name, rss_bytes) in top_processes_by_rss(processes, TOP_PROCESS_COUNT) {
-        sink.push(
-            "process_memory_rss_bytes",
-            &[("process", name.as_str())],
-            rss_bytes as f64,
+/// Which processes the last look found on top, so that the ticks between full scans read
+/// only theirs: every process of the machine is read once per relist (a minute at the default
+/// interval), the few that hold the most memory every tick. A program that starts and grows
+/// large therefore shows up within a relist; the ones on top are always current.
+#[derive(Debug, Default)]
+pub(super) struct TopProcesses {
+    pids: Vec<Pid>,
+    /// How many processes the last tick read.
+    last_read: usize,
+}
+
+impl TopProcesses {
+    /// Refreshes resident memory (nothing else: command lines, environments and per-thread
+    /// entries cost a lot and are not reported) of every process when `full_scan` or nothing
+    /// is known yet, else of the processes on top, and writes the top names.
+    pub(super) fn collect(
+        &mut self,
+        system: &mut System,
+        full_scan: bool,
+        sink: &mut SeriesSink,
+    ) -> Result<(), FamilyError> {
+        let which = if full_scan || self.pids.is_empty() {
+            ProcessesToUpdate::All
+        } else {
+            ProcessesToUpdate::Some(&self.pids)
+        };
+        self.last_read = system.refresh_processes_specifics(
+            which,
+            true,
+            ProcessRefreshKind::nothing().with_memory(),
         );
+        if system.processes().is_empty() {
+            return Err(FamilyError::unavailable(
+                "the operating system listed no processes",
+            ));
+        }
+        let processes = system
+            .processes()
+            .values()
+            // Threads share their process's memory; counting them would multiply it.
+            // (sysinfo lists them only when asked for tasks, which is not done above; this
+            // is a guard.)
+            .filter(|process| process.thread_kind().is_none())
+            .map(|process| {
+                (
+                    process.name().to_string_lossy().into_owned(),
+                    process.memory(),
+                )
+            });
+        let top = top_processes_by_rss(processes, TOP_PROCESS_COUNT);
+        self.pids = system
+            .processes()
+            .values()
+            .filter(|process| {
+                let name = process.name().to_string_lossy();
+                top.iter()
+                    .any(|(top_name, _)| *top_name == truncate_to_value_limit(&name))
+            })
+            .map(|process| process.pid())
+            .collect();
+        for (name, rss_bytes) in top {
+            sink.push(
+                "process_memory_rss_bytes",
+                &[("process", name.as_str())],
+                rss_bytes as f64,
+            );
+        }
+        Ok(())
     }
-    Ok(())
+
+    #[cfg(test)]
+    pub(super) fn last_read(&self) -> usize {
+        self.last_read
+    }
+
+    #[cfg(test)]
+    pub(super) fn pids_on_top(&self) -> usize {
+        self.pids.len()
+    }
 }
 
 /// Sums resident bytes per name and returns at most `limit` names, largest first (ties by
