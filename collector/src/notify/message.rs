@@ -165,12 +165,7 @@ impl AlertMessage {
     /// Moves the forecast on by `elapsed_ms` at its rate (a message sent later than the
     /// transition it carries).
     pub fn age_forecast(&mut self, elapsed_ms: i64) {
-        if let Some(forecast) = &mut self.context.forecast {
-            let elapsed_ms = elapsed_ms.max(0);
-            forecast.time_left_ms = (forecast.time_left_ms - elapsed_ms).max(0);
-            forecast.soonest_ms = (forecast.soonest_ms - elapsed_ms).max(0);
-            forecast.latest_ms = forecast.latest_ms.saturating_sub(elapsed_ms).max(0);
-        }
+        self.context.forecast = self.context.forecast.map(|f| f.aged(elapsed_ms));
     }
 
     /// How an acknowledgement (or none yet) at `at_ms` stands against the contract's

@@ -248,8 +248,10 @@ pub fn facts_of(transition: &Transition, firing_since_ms: i64, now: Timestamp) -
         0 => firing_since_ms,
         began => began.min(firing_since_ms),
     };
-    let forecast = transition.details.forecast;
-    let aged_ms = (now.as_millisecond() - transition.ts_ms).max(0);
+    let forecast = transition
+        .details
+        .forecast
+        .map(|f| f.aged(now.as_millisecond() - transition.ts_ms));
     AlertFacts {
         client: transition.client.clone(),
         host: transition.host.clone(),
@@ -263,13 +265,8 @@ pub fn facts_of(transition: &Transition, firing_since_ms: i64, now: Timestamp) -
             .collect(),
         firing_since: at(firing_since_ms),
         condition_since: at(began_ms),
-        forecast_time_left: forecast.map(|f| millis(f.time_left_ms - aged_ms)),
-        forecast_range: forecast.map(|f| {
-            (
-                millis(f.soonest_ms - aged_ms),
-                millis(f.latest_ms - aged_ms),
-            )
-        }),
+        forecast_time_left: forecast.map(|f| millis(f.time_left_ms)),
+        forecast_range: forecast.map(|f| (millis(f.soonest_ms), millis(f.latest_ms))),
         value: transition.details.value,
         threshold: transition.details.threshold,
         log_line: transition.details.log_line.clone(),

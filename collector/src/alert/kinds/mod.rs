@@ -62,6 +62,19 @@ pub struct ForecastDetails {
     pub latest_ms: i64,
 }
 
+impl ForecastDetails {
+    /// The same forecast `elapsed_ms` later at the same rate: everything that much nearer,
+    /// never below zero.
+    pub fn aged(self, elapsed_ms: i64) -> Self {
+        let elapsed_ms = elapsed_ms.max(0);
+        Self {
+            time_left_ms: self.time_left_ms.saturating_sub(elapsed_ms).max(0),
+            soonest_ms: self.soonest_ms.saturating_sub(elapsed_ms).max(0),
+            latest_ms: self.latest_ms.saturating_sub(elapsed_ms).max(0),
+        }
+    }
+}
+
 impl Verdict {
     pub fn new(severity: Severity) -> Self {
         Self {
