@@ -45,27 +45,20 @@ pub fn enqueue(
     routing: &ChannelRouting,
     now: Timestamp,
 ) -> Result<Enqueued, NotifyError> {
-    enqueue_decision(
-        outbox,
-        transition,
-        classification,
-        routing,
-        now,
-        transition.ts_ms,
-    )
+    enqueue_decision(outbox, transition, classification, routing, now, None)
 }
 
-/// Like [`enqueue()`], for a transition classified again at `decided_at_ms` (a waiting
-/// alert looked at again). When the contract severity differs from what the alert's
-/// channels last heard, the new severity goes out as a message dated `decided_at_ms`;
-/// when it does not, nothing new is written.
+/// Like [`enqueue()`], for a transition classified again at `looked_again_at_ms` (a waiting
+/// alert looked at again; `None` is its first decision, as [`enqueue()`]). When the
+/// contract severity differs from what the alert's channels last heard, the new severity
+/// goes out as a message dated then; when it does not, nothing new is written.
 pub fn enqueue_decision(
     outbox: &Outbox,
     transition: &Transition,
     classification: &Classification,
     routing: &ChannelRouting,
     now: Timestamp,
-    decided_at_ms: i64,
+    looked_again_at_ms: Option<i64>,
 ) -> Result<Enqueued, NotifyError> {
     let now_ms = now.as_millisecond();
     let labels: BTreeMap<String, String> = transition
@@ -92,7 +85,7 @@ pub fn enqueue_decision(
     match transition.state {
         AlertState::Firing => {
             let plan = plan_firing(classification, routing);
-            if decided_at_ms != transition.ts_ms && previous.is_some() {
+            if let (Some(decided_at_ms), Some(_)) = (looked_again_at_ms, &previous) {
                 if !severity_changed {
                     // Looked at again, and the channels already heard this severity.
                     return Ok(Enqueued {

@@ -123,7 +123,7 @@ impl Dispatch {
             if let Some(summary) = summary_now(&transition) {
                 transition.summary = summary;
             }
-            self.send_decided(&transition, item.firing_since_ms, now, item.at_ms)?;
+            self.send_decided(&transition, item.firing_since_ms, now, Some(item.at_ms))?;
         }
         Ok(())
     }
@@ -134,16 +134,17 @@ impl Dispatch {
         firing_since_ms: i64,
         now: Timestamp,
     ) -> Result<(), NotifyError> {
-        self.send_decided(transition, firing_since_ms, now, transition.ts_ms)
+        self.send_decided(transition, firing_since_ms, now, None)
     }
 
-    /// Classifies at `now` and enqueues; `decided_at_ms` dates a changed decision.
+    /// Classifies at `now` and enqueues; `looked_again_at_ms` is when a waiting alert was
+    /// classified again (`None` for its first decision), which dates a changed decision.
     fn send_decided(
         &mut self,
         transition: &Transition,
         firing_since_ms: i64,
         now: Timestamp,
-        decided_at_ms: i64,
+        looked_again_at_ms: Option<i64>,
     ) -> Result<(), NotifyError> {
         let classification = self.classify(transition, firing_since_ms, now);
         if transition.state == AlertState::Firing {
@@ -168,7 +169,7 @@ impl Dispatch {
             &classification,
             &routing,
             now,
-            decided_at_ms,
+            looked_again_at_ms,
         )?;
         if let Some(wake) = &self.wake {
             wake.notify_one();
