@@ -160,7 +160,7 @@ async fn sample(
     mut collector: HostCollector,
     mut checks: Checks,
     mut checks_config: watch::Receiver<ChecksConfig>,
-    spool: &Spool,
+    spool: &Arc<Spool>,
     mut interval: watch::Receiver<Duration>,
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
@@ -208,8 +208,10 @@ async fn sample(
             }],
         });
         let n_series = series.len();
-        let seq = spool.push_with_excerpts(series, checks.take_excerpts());
-        tracing::debug!(seq, n_series, "collected");
+        match spool.push_off_thread(series, checks.take_excerpts()).await {
+            Some(seq) => tracing::debug!(seq, n_series, "collected"),
+            None => tracing::error!("writing a tick to the spool panicked; the tick is lost"),
+        }
     }
 }
 

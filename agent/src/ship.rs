@@ -385,7 +385,7 @@ impl Shipper {
                     };
                     match CollectorMessage::try_from(message) {
                         Ok(CollectorMessage::Ack { seq }) => {
-                            self.spool.ack(seq);
+                            self.spool.ack_off_thread(seq).await;
                             last_acked = last_acked.max(seq);
                             if !acked_this_stream {
                                 // The collector is taking data again: start backoff afresh.
@@ -462,7 +462,7 @@ impl Shipper {
         let wait_for_acks = async {
             while let Ok(Some(message)) = inbound.message().await {
                 if let Ok(CollectorMessage::Ack { seq }) = CollectorMessage::try_from(message) {
-                    self.spool.ack(seq);
+                    self.spool.ack_off_thread(seq).await;
                 }
             }
         };

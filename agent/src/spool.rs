@@ -16,7 +16,7 @@
 use prost::Message;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_proto::model::{Batch, LogExcerpt, Series};
@@ -302,6 +302,19 @@ impl Spool {
         self.push_with_excerpts(series, Vec::new())
     }
 
+    /// [`Spool::push_with_excerpts`] on a blocking thread (it flushes with an fsync, and the
+    /// agent's runtime has one thread); `None` if that thread panicked.
+    pub async fn push_off_thread(
+        self: &Arc<Self>,
+        series: Vec<Series>,
+        log_excerpts: Vec<LogExcerpt>,
+    ) -> Option<u64> {
+        let spool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || spool.push_with_excerpts(series, log_excerpts))
+            .await
+            .ok()
+    }
+
     /// [`Spool::push`], with the log lines matched since the previous batch.
     pub fn push_with_excerpts(&self, series: Vec<Series>, log_excerpts: Vec<LogExcerpt>) -> u64 {
         let mut state = self.lock();
@@ -447,6 +460,15 @@ impl Spool {
             }
             // They stay and are sent again; the collector stores a batch once.
             Err(error) => tracing::warn!(seq, %error, "releasing acknowledged batches failed"),
+        }
+    }
+
+    /// [`Spool::ack`] on a blocking thread: the flush is an fsync, and the agent's runtime
+    /// has one thread, which must not wait for the disk.
+    pub async fn ack_off_thread(self: &Arc<Self>, seq: u64) {
+        let spool = Arc::clone(self);
+        if let Err(error) = tokio::task::spawn_blocking(move || spool.ack(seq)).await {
+            tracing::warn!(seq, %error, "releasing acknowledged batches failed");
         }
     }
 
