@@ -100,7 +100,9 @@ pub struct ServicesConfig {
     /// time sync, logging, databases, web servers, …) that are installed and enabled here.
     #[serde(default)]
     pub expected: Option<Vec<String>>,
-    /// How often to look. Default: "10s".
+    /// How often to look. Default: "30s" (each look runs `systemctl`, a process of its own;
+    /// the `ServiceDown` alert waits five minutes anyway, and every tick reports the newest
+    /// state).
     #[serde(
         default = "default_interval",
         deserialize_with = "config_file::deserialize_duration"
@@ -123,7 +125,7 @@ fn enabled_by_default() -> bool {
 }
 
 fn default_interval() -> Duration {
-    Duration::from_secs(10)
+    Duration::from_secs(30)
 }
 
 impl ServicesConfig {

@@ -40,10 +40,12 @@ impl TopProcesses {
         } else {
             ProcessesToUpdate::Some(&self.pids)
         };
+        // sysinfo lists every thread as a process of its own unless told not to: a thread
+        // shares its process's memory, and reading each one multiplied the files read.
         self.last_read = system.refresh_processes_specifics(
             which,
             true,
-            ProcessRefreshKind::nothing().with_memory(),
+            ProcessRefreshKind::nothing().with_memory().without_tasks(),
         );
         if system.processes().is_empty() {
             return Err(FamilyError::unavailable(
@@ -53,9 +55,8 @@ impl TopProcesses {
         let processes = system
             .processes()
             .values()
-            // Threads share their process's memory; counting them would multiply it.
-            // (sysinfo lists them only when asked for tasks, which is not done above; this
-            // is a guard.)
+            // Threads share their process's memory; counting them would multiply it. (Not
+            // asked for above; a guard.)
             .filter(|process| process.thread_kind().is_none())
             .map(|process| {
                 (
