@@ -54,7 +54,11 @@ for case in fleet dense; do
     else
       set -- --hosts 1 --series 1 --tick-ms 1 --ticks "$DENSE" --per-batch 5000
     fi
-    "$WORK/restart_bench_after" write --dir "$seed" --stop crash "$@" >"$WORK/$case-write.txt"
+    # Written aside and renamed when complete: a run stopped half-way leaves no seed behind
+    # that a later run would take for a whole one.
+    rm -rf "$seed.partial"
+    "$WORK/restart_bench_after" write --dir "$seed.partial" --stop crash "$@" >"$WORK/$case-write.txt"
+    mv "$seed.partial" "$seed"
   fi
   for version in before after; do
     echo "$version: $case" >&2
