@@ -452,7 +452,9 @@ impl Spool {
         for (queued, _) in state.index.iter().take(n_acked) {
             update.remove(&batch_key(*queued)[..]);
         }
-        match self.apply(update) {
+        // Not flushed: the next push's flush carries it to disk. A release lost in a crash
+        // only means the collector is sent those batches again, and it stores a batch once.
+        match self.apply_unflushed(update) {
             Ok(()) => {
                 let freed: u64 = state.index.drain(..n_acked).map(|(_, size)| size).sum();
                 state.queued_bytes -= freed;
@@ -463,8 +465,8 @@ impl Spool {
         }
     }
 
-    /// [`Spool::ack`] on a blocking thread: the flush is an fsync, and the agent's runtime
-    /// has one thread, which must not wait for the disk.
+    /// [`Spool::ack`] on a blocking thread: it writes to the database, and the agent's
+    /// runtime has one thread, which must not wait for the disk.
     pub async fn ack_off_thread(self: &Arc<Self>, seq: u64) {
         let spool = Arc::clone(self);
         if let Err(error) = tokio::task::spawn_blocking(move || spool.ack(seq)).await {
@@ -550,13 +552,19 @@ impl Spool {
     /// of the network and the collector, and the next tick is never more than an interval
     /// away.
     fn apply(&self, update: sled::Batch) -> Result<(), SpoolError> {
-        let write_error = |source| SpoolError::Write {
+        self.apply_unflushed(update)?;
+        self.db.flush().map_err(|source| SpoolError::Write {
             path: self.path.clone(),
             source,
-        };
-        self.db.apply_batch(update).map_err(write_error)?;
-        self.db.flush().map_err(write_error)?;
+        })?;
         Ok(())
+    }
+
+    fn apply_unflushed(&self, update: sled::Batch) -> Result<(), SpoolError> {
+        self.db.apply_batch(update).map_err(|source| SpoolError::Write {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SpoolState> {
