@@ -666,6 +666,30 @@ client_ca = "ca.pem"
     }
 
     #[test]
+    fn the_http_section_defaults_to_loopback_and_its_problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CollectorConfig::load(&write_config(dir.path(), GOOD)).unwrap();
+        assert!(config.http.is_none());
+        assert_eq!(config.http().listen.to_string(), "127.0.0.1:7480");
+        let body = GOOD.to_string()
+            + "[http]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"web.pem\"\npublic_url = \"vigil.msp.example\"\n";
+        let error = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 2, "{text}");
+        assert!(
+            text.contains("http.tls_cert and http.tls_key go together"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http.public_url = 'vigil.msp.example'"),
+            "{text}"
+        );
+        let body = GOOD.to_string() + "[http]\ntls_cert = \"web.pem\"\ntls_key = \"web-key.pem\"\n";
+        let config = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap();
+        assert_eq!(config.http().tls_cert, Some(dir.path().join("web.pem")));
+    }
+
+    #[test]
     fn store_settings_map_to_the_store_and_are_checked() {
         let dir = tempfile::tempdir().unwrap();
         let body = GOOD.to_owned()

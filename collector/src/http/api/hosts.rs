@@ -133,9 +133,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     Query(filter): Query<HostFilter>,
 ) -> ApiResult<Json<Value>> {
-    let mut hosts = state
-        .blocking("listing hosts", |state| all_hosts(state))
-        .await?;
+    let mut hosts = state.blocking("listing hosts", all_hosts).await?;
     hosts.retain(|host| {
         caller.scope.allows(&host.client)
             && filter.client.as_ref().is_none_or(|c| *c == host.client)
