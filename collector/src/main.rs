@@ -574,9 +574,15 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|elapsed| elapsed.as_millis() as i64)
                 .unwrap_or(0);
-            let n_series = tokio::task::block_in_place(|| {
+            let read = tokio::task::block_in_place(|| {
                 query::run_query(&data, &selector, since, format, now_ms, &mut stdout)
-            })?;
+            });
+            let n_series = match read {
+                Err(query::QueryError::Store(vigil_collector::store::StoreError::InUse {
+                    ..
+                })) => query_running_collector(&data, &selector, since, format, now_ms).await?,
+                read => read?,
+            };
             if n_series == 0 {
                 eprintln!(
                     "no series match {selector} in the last {}",
@@ -691,6 +697,43 @@ fn run_hosts(command: HostsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `query` while a collector holds the store: the same series through its API on loopback,
+/// with the token in `api-token` beside its config (`<data>/collector.toml`, as the demo
+/// leaves it, else the config `find_config` finds, if its `data_dir` is this store).
+async fn query_running_collector(
+    data: &std::path::Path,
+    selector: &str,
+    since: Duration,
+    format: OutputFormat,
+    now_ms: i64,
+) -> anyhow::Result<usize> {
+    let beside = data.join("collector.toml");
+    let config_path = if beside.is_file() {
+        beside
+    } else {
+        find_config(None)?
+    };
+    let config = CollectorConfig::load(&config_path)?;
+    let same_store = |path: &std::path::Path| path.canonicalize().ok();
+    if same_store(&config.data_dir) != same_store(data) {
+        anyhow::bail!(
+            "data directory '{}' is in use by a running collector, and {} is for '{}'; pass \
+             --data as that config names it, or stop the collector",
+            data.display(),
+            config_path.display(),
+            config.data_dir.display()
+        );
+    }
+    let client = vigil_collector::http::client::ApiClient::for_config(&config, &config_path)?;
+    let since_ms = i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
+    let series = client
+        .range(selector, now_ms.saturating_sub(since_ms), now_ms)
+        .await?;
+    eprintln!("read through the running collector's API (the store is in use)");
+    query::write_series(&series, format, &mut std::io::stdout().lock())?;
+    Ok(series.len())
 }
 
 /// `users …`: changes `<data_dir>/http/users.json`, which a running collector reads at each

@@ -1,6 +1,7 @@
 //! The console's side of the binaries as a technician meets it: `demo --http` prints its
 //! address and a one-time sign-in link and leaves an admin API token in its folder, and
-//! `users add|token|list|remove` change who may use the API of a collector while it runs.
+//! `users add|token|list|remove` change who may use the API of a collector while it runs,
+//! and `query` reads through that API while the collector holds the store.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -120,6 +121,26 @@ async fn the_demo_serves_the_api_to_its_token_and_link_and_users_added_while_it_
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+
+    // `query` reads through the running demo's API, the store being in use.
+    let query = Command::new(binary("vigil-collector"))
+        .args(["query", "--since", "5m", "--format", "json", "--data"])
+        .arg(&data)
+        .arg("system_cpu_utilization_ratio")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&query.stderr);
+    assert!(query.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("through the running collector's API"),
+        "{stderr}"
+    );
+    let series: serde_json::Value = serde_json::from_slice(&query.stdout).unwrap();
+    assert_eq!(series[0]["metric"]["client"], "demo", "{series}");
+    assert!(
+        !series[0]["values"].as_array().unwrap().is_empty(),
+        "{series}"
+    );
 
     // The link signs a browser in once.
     let response = client.get(&link).send().await.unwrap();

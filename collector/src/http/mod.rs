@@ -8,13 +8,15 @@
 //! reads (registry, outbox, presence, policy archive) and the live [`crate::store::Store`].
 //!
 //! Files, in reading order: [`server`] (listener, TLS), [`users`], [`sessions`],
-//! [`limiter`] (failed sign-ins), [`audit`], [`auth`], [`signin`], [`api`], [`error`].
+//! [`limiter`] (failed sign-ins), [`audit`], [`auth`], [`signin`], [`api`], [`error`], and
+//! [`client`], how the command line reads through a running collector.
 //! This module decides nothing about alerts: acknowledging is the outbox's
 //! [`crate::notify::Outbox::acknowledge`], as `alerts ack` does it.
 
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod limiter;
 pub mod server;
