@@ -56,6 +56,16 @@ impl Console {
     }
 
     async fn start_with(clock: Clock, http_section: &str) -> Console {
+        Self::start_nesting(clock, http_section, None).await
+    }
+
+    /// Like [`Console::start_with`], with `nested` mounted at `/api/v1` behind the API's
+    /// authentication, as the Prometheus API will be.
+    async fn start_nesting(
+        clock: Clock,
+        http_section: &str,
+        nested: Option<axum::Router>,
+    ) -> Console {
         let pki = Pki::new();
         let config = pki.collector_config_with(http_section);
         let data_dir = config.data_dir.clone();
@@ -68,9 +78,12 @@ impl Console {
         let technician = token("ana", Role::Technician, None);
         let acme_user = token("acme-it", Role::Client, Some("acme"));
         let shutdown = CancellationToken::new();
-        let collector = Collector::bind_with_clock(&config, shutdown.clone(), clock.clone())
+        let mut collector = Collector::bind_with_clock(&config, shutdown.clone(), clock.clone())
             .await
             .expect("collector binds");
+        if let Some(router) = nested {
+            collector = collector.nest_http("/api/v1", router);
+        }
         let server = collector.http().expect("the HTTP server is bound");
         let base = format!("{}://{}", server.scheme(), server.local_addr());
         let grpc = collector.grpc_addr();
@@ -985,5 +998,36 @@ async fn with_a_configured_certificate_the_api_speaks_tls_and_the_cookie_is_secu
     for attribute in ["HttpOnly", "SameSite=Strict", "Secure"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_nested_behind_the_api_s_authentication_gets_the_caller_s_client_scope() {
+    use vigil_collector::http::auth::ClientScope;
+    let scope_of = |axum::Extension(scope): axum::Extension<ClientScope>| async move {
+        axum::Json(match scope {
+            ClientScope::All => json!({"scope": "all"}),
+            ClientScope::One(client) => json!({"scope": client}),
+        })
+    };
+    let nested = axum::Router::new().route("/query", axum::routing::get(scope_of));
+    let console = Console::start_nesting(
+        Clock::System,
+        "[http]\nlisten = \"127.0.0.1:0\"\n",
+        Some(nested),
+    )
+    .await;
+    let (status, _) = console
+        .call(Method::GET, "/api/v1/query", Auth::Nobody, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = console.get("/api/v1/query", &console.acme_user).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "acme");
+    let (_, body) = console.get("/api/v1/query", &console.technician).await;
+    assert_eq!(body["scope"], "all");
+    // The API's own routes are still there.
+    let (status, _) = console.get("/api/v1/hosts", &console.technician).await;
+    assert_eq!(status, StatusCode::OK);
     console.stop().await;
 }

@@ -8,6 +8,7 @@ use super::error::{ApiError, ApiResult};
 use super::server::PeerAddr;
 use super::sessions::COOKIE_NAME;
 use super::state::AppState;
+use super::users::MAX_PASSWORD_BYTES;
 use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Redirect;
@@ -56,10 +57,17 @@ pub async fn sign_in(
             })?
     };
     let address = peer.0.ip();
-    if let Err(wait) = state.limiter.check(&credentials.name, address) {
+    // No real name is longer; a longer one must not grow the limiter's keys or the log.
+    let name: String = credentials.name.chars().take(64).collect();
+    if let Err(wait) = state.limiter.check(&name, address) {
         return Err(ApiError::too_many(wait));
     }
-    let name = credentials.name.clone();
+    if credentials.password.len() > MAX_PASSWORD_BYTES {
+        state.limiter.record_failure(&name, address);
+        return Err(ApiError::bad_request(format!(
+            "the password is longer than {MAX_PASSWORD_BYTES} bytes; no stored one is"
+        )));
+    }
     let user = state
         .blocking("checking a password", move |state| {
             state

@@ -19,6 +19,8 @@ use std::sync::Mutex;
 const TOKEN_MEMORY: usize = 1024;
 /// The shortest password `users add` accepts.
 pub const MIN_PASSWORD_CHARS: usize = 10;
+/// The longest password accepted (sign-in refuses longer ones before hashing).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// What every API token starts with, so a leaked one is easy to recognise.
 const TOKEN_PREFIX: &str = "vigil_";
 
@@ -48,6 +50,8 @@ pub enum UsersError {
     BadClient(#[from] names::NameError),
     #[error("the password is shorter than {MIN_PASSWORD_CHARS} characters; choose a longer one")]
     ShortPassword,
+    #[error("the password is longer than {MAX_PASSWORD_BYTES} bytes; choose a shorter one")]
+    LongPassword,
     #[error("hashing a secret failed: {0}")]
     Hash(String),
 }
@@ -183,6 +187,9 @@ impl Users {
         let password_hash = match password {
             Some(password) if password.chars().count() < MIN_PASSWORD_CHARS => {
                 return Err(UsersError::ShortPassword)
+            }
+            Some(password) if password.len() > MAX_PASSWORD_BYTES => {
+                return Err(UsersError::LongPassword)
             }
             Some(password) => Some(hash_secret(password)?),
             None => None,
