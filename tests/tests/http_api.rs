@@ -1031,3 +1031,45 @@ async fn a_router_nested_behind_the_api_s_authentication_gets_the_caller_s_clien
     assert_eq!(status, StatusCode::OK);
     console.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_pages_are_embedded_and_served_with_a_strict_content_security_policy() {
+    let console = Console::start(Clock::System).await;
+    for (path, kind, phrase) in [
+        ("/", "text/html", "data-page=\"overview\""),
+        ("/sign-in", "text/html", "id=\"sign-in-form\""),
+        ("/assets/console.js", "text/javascript", "/api/v1/sign-in"),
+        ("/assets/console.css", "text/css", ".client"),
+    ] {
+        let response = console
+            .http
+            .get(format!("{}{path}", console.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+            "{policy}"
+        );
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(phrase), "{path}: {phrase}");
+        if kind == "text/html" {
+            // No inline script: every script element loads a file.
+            assert!(!body.contains("<script>"), "{path}");
+        }
+    }
+    // The pages carry no data: the hosts come only from the API, which wants a caller.
+    let (status, _) = console
+        .call(Method::GET, "/api/v1/hosts", Auth::Nobody, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    console.stop().await;
+}

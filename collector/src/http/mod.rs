@@ -1,5 +1,5 @@
 //! The collector's HTTP side: the JSON API under `/api/v1/` for the console and for scripts,
-//! served by `serve` and `demo` on `[http] listen`.
+//! and the console's pages, served by `serve` and `demo` on `[http] listen`.
 //!
 //! A request passes [`auth::require_caller`] (a session cookie with its CSRF token, or a
 //! bearer API token from [`users::Users`]) and reaches a handler in [`api`] with a
@@ -9,7 +9,8 @@
 //!
 //! Files, in reading order: [`server`] (listener, TLS), [`users`], [`sessions`],
 //! [`limiter`] (failed sign-ins), [`audit`], [`auth`], [`signin`], [`api`], [`error`], and
-//! [`client`], how the command line reads through a running collector.
+//! [`client`], how the command line reads through a running collector; [`console`] holds
+//! the web pages, embedded.
 //! This module decides nothing about alerts: acknowledging is the outbox's
 //! [`crate::notify::Outbox::acknowledge`], as `alerts ack` does it.
 
@@ -17,6 +18,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod error;
 pub mod limiter;
 pub mod server;

@@ -131,7 +131,7 @@ fn start_session(state: &AppState, user: &str) -> (HeaderValue, String) {
 }
 
 /// `GET /api/v1/sign-in/link/{token}`: a one-time link (the demo prints one) signs the
-/// browser in and sends it to its session.
+/// browser in and sends it to the fleet overview.
 pub async fn sign_in_link(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<PeerAddr>,
@@ -154,7 +154,7 @@ pub async fn sign_in_link(
         })
         .await?;
     let (cookie, _) = start_session(&state, &user);
-    let mut response = Redirect::to("/api/v1/session").into_response();
+    let mut response = Redirect::to("/").into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
 }
