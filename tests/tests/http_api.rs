@@ -847,6 +847,7 @@ async fn acknowledging_through_the_api_shows_in_alerts_open_and_stops_the_escala
         .unwrap();
     assert_eq!(entry["user"], "ana");
     assert_eq!(entry["subject"], "00000000000000aa");
+    assert_eq!(entry["address"], "127.0.0.1");
     assert!(entry["detail"]
         .as_str()
         .unwrap()

@@ -5,10 +5,11 @@
 //! any router nested behind this layer (the Prometheus API) can filter by it.
 
 use super::error::ApiError;
+use super::server::PeerAddr;
 use super::sessions::{cookie_value, secrets_equal, COOKIE_NAME, CSRF_HEADER};
 use super::state::AppState;
 use super::users::{Role, User};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -44,6 +45,8 @@ pub struct Caller {
     pub role: Role,
     pub scope: ClientScope,
     pub credential: Credential,
+    /// The address the request came from, for the audit log.
+    pub address: Option<String>,
 }
 
 impl Caller {
@@ -59,6 +62,7 @@ impl Caller {
             role: user.role,
             scope,
             credential,
+            address: None,
         }
     }
 
@@ -100,7 +104,11 @@ pub async fn require_caller(
     next: Next,
 ) -> Result<Response, ApiError> {
     let headers = request.headers().clone();
-    let caller = identify(&state, &headers).await?;
+    let mut caller = identify(&state, &headers).await?;
+    caller.address = request
+        .extensions()
+        .get::<ConnectInfo<PeerAddr>>()
+        .map(|ConnectInfo(peer)| peer.0.ip().to_string());
     if let Credential::Session(id) = &caller.credential {
         let changes_state = !matches!(
             *request.method(),

@@ -97,7 +97,7 @@ pub async fn join_token(
                     ""
                 }
             )),
-            address: None,
+            address: caller.address.clone(),
         })
         .await?;
     Ok((
@@ -205,7 +205,7 @@ pub async fn add_user(
             action: "add_user".into(),
             subject: user.name.clone(),
             detail: Some(format!("role {}", user.role.as_str())),
-            address: None,
+            address: caller.address.clone(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(user_json(&user))))
@@ -232,7 +232,7 @@ pub async fn remove_user(
             action: "remove_user".into(),
             subject: name,
             detail: None,
-            address: None,
+            address: caller.address.clone(),
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -262,7 +262,7 @@ pub async fn user_token(
             action: "create_api_token".into(),
             subject: name.clone(),
             detail: None,
-            address: None,
+            address: caller.address.clone(),
         })
         .await?;
     Ok((

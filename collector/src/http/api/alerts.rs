@@ -172,6 +172,7 @@ pub async fn acknowledge(
     }
     let now_ms = state.now_ms();
     let user = caller.name.clone();
+    let address = caller.address.clone();
     let by = user.clone();
     let fingerprint = id.clone();
     let (record, ack) = state
@@ -204,7 +205,7 @@ pub async fn acknowledge(
                 Some(note) => format!("{}; note: {note}", record.alert.title()),
                 None => record.alert.title(),
             }),
-            address: None,
+            address,
         })
         .await?;
     let mut value = alert_json(&record, ack.as_ref());

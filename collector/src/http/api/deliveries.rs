@@ -128,7 +128,7 @@ pub async fn retry(
             action: "retry_delivery".into(),
             subject: key,
             detail: Some(format!("queued as {}", retried.key)),
-            address: None,
+            address: caller.address.clone(),
         })
         .await?;
     Ok(Json(delivery_json(&retried, "pending")))

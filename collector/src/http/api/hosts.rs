@@ -307,7 +307,7 @@ pub async fn approve(
             action: "approve".into(),
             subject: host.clone(),
             detail: Some(format!("client {}", request.client)),
-            address: None,
+            address: caller.address.clone(),
         })
         .await?;
     Ok(Json(json!({
@@ -348,7 +348,7 @@ pub async fn revoke(
             action: "revoke".into(),
             subject: host.clone(),
             detail: Some(format!("client {client}")),
-            address: None,
+            address: caller.address.clone(),
         })
         .await?;
     Ok(Json(
