@@ -41,6 +41,47 @@ pub struct CollectorConfig {
     /// The clients' contracts. Default: none (alerts go out by the engine's severity).
     #[serde(default)]
     pub policies: PoliciesSection,
+    /// The console and JSON API. Without the section: plain HTTP on `127.0.0.1:7480` if that
+    /// port is free (a warning and no console if not); with it, a listener that cannot bind
+    /// stops the collector. Read it with [`CollectorConfig::http`].
+    #[serde(default)]
+    pub http: Option<HttpSection>,
+}
+
+/// `[http]`: the console and the JSON API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Address and port of the console and API. Default: `127.0.0.1:7480` (this machine
+    /// only; put a reverse proxy in front, or listen beyond loopback, which turns TLS on).
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+    /// A certificate (PEM) for the console, e.g. one browsers already trust. Default: the
+    /// collector's own (`grpc.cert`) when listening beyond loopback, none on loopback.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM), mode 0600.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// The address people reach the console at, e.g. `https://vigil.msp.example`, for links
+    /// in alert messages. Default: none.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: default_http_listen(),
+            tls_cert: None,
+            tls_key: None,
+            public_url: None,
+        }
+    }
+}
+
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7480))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -347,6 +388,16 @@ impl CollectorConfig {
             }
         }
         self.notify.resolve_paths(base);
+        if let Some(http) = &mut self.http {
+            for path in [&mut http.tls_cert, &mut http.tls_key]
+                .into_iter()
+                .flatten()
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+        }
         for path in [&mut self.alerts.rules, &mut self.policies.dir]
             .into_iter()
             .flatten()
@@ -407,6 +458,20 @@ impl CollectorConfig {
                 "alerts.evaluation_interval = {:?} is too short (at least 1s)",
                 humantime::format_duration(self.alerts.evaluation_interval).to_string()
             ));
+        }
+        let http = self.http();
+        match (&http.tls_cert, &http.tls_key) {
+            (Some(_), None) | (None, Some(_)) => problems.push(
+                "http.tls_cert and http.tls_key go together: set both, or neither to use the collector's own certificate".into(),
+            ),
+            _ => {}
+        }
+        if let Some(url) = &http.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                problems.push(format!(
+                    "http.public_url = '{url}' is not an http(s) URL; e.g. \"https://vigil.msp.example\""
+                ));
+            }
         }
         if let Some(dir) = &self.policies.dir {
             if !dir.is_dir() {
@@ -472,6 +537,11 @@ impl CollectorConfig {
             max_handshakes: self.limits.max_handshakes,
             idle_timeout: self.limits.idle_timeout,
         }
+    }
+
+    /// The `[http]` section, or its defaults when the file has none.
+    pub fn http(&self) -> HttpSection {
+        self.http.clone().unwrap_or_default()
     }
 
     pub fn tls_files(&self) -> ServerTlsFiles {
@@ -593,6 +663,30 @@ client_ca = "ca.pem"
             text.lines().all(|line| line.starts_with("config ")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_http_section_defaults_to_loopback_and_its_problems_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CollectorConfig::load(&write_config(dir.path(), GOOD)).unwrap();
+        assert!(config.http.is_none());
+        assert_eq!(config.http().listen.to_string(), "127.0.0.1:7480");
+        let body = GOOD.to_string()
+            + "[http]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"web.pem\"\npublic_url = \"vigil.msp.example\"\n";
+        let error = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap_err();
+        let text = error.to_string();
+        assert_eq!(error.problems.len(), 2, "{text}");
+        assert!(
+            text.contains("http.tls_cert and http.tls_key go together"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http.public_url = 'vigil.msp.example'"),
+            "{text}"
+        );
+        let body = GOOD.to_string() + "[http]\ntls_cert = \"web.pem\"\ntls_key = \"web-key.pem\"\n";
+        let config = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap();
+        assert_eq!(config.http().tls_cert, Some(dir.path().join("web.pem")));
     }
 
     #[test]

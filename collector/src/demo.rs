@@ -8,6 +8,7 @@
 
 use crate::config::CollectorConfig;
 use crate::enroll::{CaError, CertificateAuthority};
+use crate::http::users::{Role, Users, UsersError};
 use crate::ingest::IngestEvent;
 use crate::serve::{Collector, ServeError};
 use std::io::Write;
@@ -42,6 +43,8 @@ pub enum DemoError {
     Serve(#[from] ServeError),
     #[error("writing to the terminal: {0}")]
     Output(std::io::Error),
+    #[error(transparent)]
+    Users(#[from] UsersError),
 }
 
 /// What the demo does and where.
@@ -51,7 +54,13 @@ pub struct DemoOptions {
     /// Stop after this long; `None` runs until `shutdown` is cancelled.
     pub duration: Option<Duration>,
     pub grpc: SocketAddr,
+    /// The console and API; `None` tries `127.0.0.1:7480` and goes on without them if that
+    /// port is taken.
+    pub http: Option<SocketAddr>,
 }
+
+/// The demo's admin, who signs in with the one-time link or the token in `api-token`.
+const DEMO_ADMIN: &str = "admin";
 
 /// Runs the demo, printing to `out` until the duration passes or `shutdown` is cancelled.
 pub async fn run(
@@ -67,15 +76,16 @@ pub async fn run(
     std::fs::create_dir_all(dir).map_err(folder_error)?;
     let dir = &dir.canonicalize().map_err(folder_error)?;
     let agent_id = local_agent_id();
-    prepare_folder(dir, &agent_id, options.grpc)?;
+    prepare_folder(dir, &agent_id, options.grpc, options.http)?;
 
     let collector_shutdown = CancellationToken::new();
     let collector_config = CollectorConfig::load(&dir.join("collector.toml"))?;
     let collector = Collector::bind(&collector_config, collector_shutdown.clone()).await?;
     let grpc = collector.grpc_addr();
-    if grpc != options.grpc {
+    let http = collector.http().map(|server| server.local_addr());
+    if grpc != options.grpc || (options.http.is_some() && http != options.http) {
         // Port 0 was asked for: point the written configs at the real port.
-        write_configs(dir, &agent_id, grpc)?;
+        write_configs(dir, &agent_id, grpc, options.http.and(http))?;
     }
     let say = |out: &mut (dyn Write + Send), line: String| -> Result<(), DemoError> {
         writeln!(out, "{line}")
@@ -83,6 +93,28 @@ pub async fn run(
             .map_err(DemoError::Output)
     };
     say(out, format!("grpc: {grpc}"))?;
+    if let Some(server) = collector.http() {
+        let token_path = dir.join("api-token");
+        demo_admin_token(server.users(), &token_path)?;
+        say(out, format!("http: {}", server.local_addr()))?;
+        say(
+            out,
+            format!(
+                "sign in (one use, within 15 min): {}",
+                server.sign_in_link(DEMO_ADMIN)
+            ),
+        )?;
+        say(
+            out,
+            format!(
+                "API token for scripts in {}: curl -H \"Authorization: Bearer $(cat {})\" {}://{}/api/v1/hosts",
+                shell_path(&token_path),
+                shell_path(&token_path),
+                server.scheme(),
+                server.local_addr()
+            ),
+        )?;
+    }
     say(out, format!("data: {}", dir.display()))?;
     let mut events = collector.events();
     let serving = tokio::spawn(collector.run());
@@ -158,8 +190,24 @@ pub async fn run(
     )
 }
 
+/// Makes the demo's admin (once) and a new API token for it, written to `path` (mode 0600).
+fn demo_admin_token(users: &Users, path: &Path) -> Result<(), DemoError> {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    match users.add(DEMO_ADMIN, Role::Admin, None, None, now_ms) {
+        Ok(_) | Err(UsersError::Exists(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let token = users.create_token(DEMO_ADMIN, now_ms)?;
+    write_file(path, &format!("{token}\n"), true)
+}
+
 /// Writes the CA (kept if present), fresh certificates and the two configs.
-fn prepare_folder(dir: &Path, agent_id: &str, grpc: SocketAddr) -> Result<(), DemoError> {
+fn prepare_folder(
+    dir: &Path,
+    agent_id: &str,
+    grpc: SocketAddr,
+    http: Option<SocketAddr>,
+) -> Result<(), DemoError> {
     let ca_cert = dir.join("ca.pem");
     let ca_key = dir.join("ca-key.pem");
     let ca = if ca_cert.exists() && ca_key.exists() {
@@ -183,10 +231,15 @@ fn prepare_folder(dir: &Path, agent_id: &str, grpc: SocketAddr) -> Result<(), De
     let agent = ca.issue_agent(agent_id, DEMO_CLIENT, DEMO_CERT_VALIDITY)?;
     write_file(&dir.join("agent.pem"), &agent.cert_pem, false)?;
     write_file(&dir.join("agent-key.pem"), &agent.key_pem, true)?;
-    write_configs(dir, agent_id, grpc)
+    write_configs(dir, agent_id, grpc, http)
 }
 
-fn write_configs(dir: &Path, agent_id: &str, grpc: SocketAddr) -> Result<(), DemoError> {
+fn write_configs(
+    dir: &Path,
+    agent_id: &str,
+    grpc: SocketAddr,
+    http: Option<SocketAddr>,
+) -> Result<(), DemoError> {
     let collector_toml = format!(
         r#"# Written by `vigil-collector demo`. Relative paths are relative to this file.
 # Run: vigil-collector serve --config {config}
@@ -204,8 +257,14 @@ client_ca = "ca.pem"
 
 [store]
 cache_capacity_mib = 64
-"#,
+{http_section}"#,
         config = shell_path(&dir.join("collector.toml")),
+        http_section = match http {
+            Some(http) => format!(
+                "\n[http]\n# The console and JSON API; loopback only, so plain HTTP.\nlisten = \"{http}\"\n"
+            ),
+            None => String::new(),
+        },
     );
     let agent_toml = format!(
         r#"# Written by `vigil-collector demo` for agent '{agent_id}'. Relative paths are relative

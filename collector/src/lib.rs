@@ -14,6 +14,7 @@
 //! - [`store`] — time series and host records on sled.
 //! - [`policy`] — client contracts: what an alert means to each client, and when it is due.
 //! - [`notify`] — the durable outbox and delivery by webhook, Alertmanager, Slack, Teams, PagerDuty and email.
+//! - [`http`] — the JSON API (users, sign-in, sessions, audit) on `[http] listen`.
 //! - [`query`] — `vigil-collector query`.
 //! - [`serve`] — the collector's lifecycle, shared by `serve` and `demo`.
 //! - [`demo`] — a collector and an agent in one process with a throwaway CA.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod demo;
 pub mod durable;
 pub mod enroll;
+pub mod http;
 pub mod ingest;
 pub mod notify;
 pub mod openmetrics;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_collector::config::CollectorConfig;
 use vigil_collector::demo::{self, DemoOptions};
 use vigil_collector::enroll::admin;
+use vigil_collector::http::users::{Role, Users};
 use vigil_collector::notify;
 use vigil_collector::pipeline::presence::{HostPresence, PresenceState};
 use vigil_collector::policy::Policy;
@@ -51,6 +52,15 @@ enum Command {
         /// Address of the ingest listener; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:7443")]
         grpc: SocketAddr,
+        /// Address of the console and JSON API; port 0 picks a free port [default:
+        /// 127.0.0.1:7480, skipped if taken].
+        #[arg(long)]
+        http: Option<SocketAddr>,
+    },
+    /// People who use the console and the API: add, list, remove, and API tokens.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// The certificate authority that gives agents their identity.
     Ca {
@@ -127,6 +137,54 @@ enum Command {
     Alerts {
         #[command(subcommand)]
         command: AlertsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a user. The password is read from --password-file, else asked for on the
+    /// terminal, else read from the first line of standard input.
+    Add {
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Letters, digits, '-', '_', '.', '@'.
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The one client a `client` user sees (its id, as certificates carry it).
+        #[arg(long)]
+        client: Option<String>,
+        /// A file whose first line is the password.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// No password: the user works with API tokens only ('users token').
+        #[arg(long, conflicts_with = "password_file")]
+        no_password: bool,
+    },
+    /// Make a new API token for a user and print it (only its hash is kept: copy it now).
+    Token {
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        name: String,
+    },
+    /// Every user: name, role, client, tokens.
+    List {
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Remove a user with its tokens; a running collector refuses them at the next request.
+    Remove {
+        /// The collector's config [default: $VIGIL_CONFIG, else ./collector.toml, else
+        /// /etc/vigil/collector.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        name: String,
     },
 }
 
@@ -324,6 +382,9 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             let collector = Collector::bind(&config, shutdown.clone()).await?;
             tracing::info!(
                 grpc = %collector.grpc_addr(),
+                http = %collector
+                    .http()
+                    .map_or("off".to_string(), |server| format!("{}://{}", server.scheme(), server.local_addr())),
                 data_dir = %config.data_dir.display(),
                 version = env!("CARGO_PKG_VERSION"),
                 "vigil-collector serving"
@@ -333,10 +394,12 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             tracing::info!("vigil-collector stopped");
             Ok(())
         }
+        Command::Users { command } => run_users(command),
         Command::Demo {
             data,
             duration,
             grpc,
+            http,
         } => {
             let data_dir = data.unwrap_or_else(|| PathBuf::from("vigil-demo"));
             let shutdown = CancellationToken::new();
@@ -345,6 +408,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 data_dir,
                 duration,
                 grpc,
+                http,
             };
             let mut stdout = std::io::stdout();
             demo::run(options, shutdown, &mut stdout).await?;
@@ -510,9 +574,15 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|elapsed| elapsed.as_millis() as i64)
                 .unwrap_or(0);
-            let n_series = tokio::task::block_in_place(|| {
+            let read = tokio::task::block_in_place(|| {
                 query::run_query(&data, &selector, since, format, now_ms, &mut stdout)
-            })?;
+            });
+            let n_series = match read {
+                Err(query::QueryError::Store(vigil_collector::store::StoreError::InUse {
+                    ..
+                })) => query_running_collector(&data, &selector, since, format, now_ms).await?,
+                read => read?,
+            };
             if n_series == 0 {
                 eprintln!(
                     "no series match {selector} in the last {}",
@@ -627,6 +697,216 @@ fn run_hosts(command: HostsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `query` while a collector holds the store: the same series through its API on loopback,
+/// with the token in `api-token` beside its config (`<data>/collector.toml`, as the demo
+/// leaves it, else the config `find_config` finds, if its `data_dir` is this store).
+async fn query_running_collector(
+    data: &std::path::Path,
+    selector: &str,
+    since: Duration,
+    format: OutputFormat,
+    now_ms: i64,
+) -> anyhow::Result<usize> {
+    let beside = data.join("collector.toml");
+    let config_path = if beside.is_file() {
+        beside
+    } else {
+        find_config(None)?
+    };
+    let config = CollectorConfig::load(&config_path)?;
+    let same_store = |path: &std::path::Path| path.canonicalize().ok();
+    if same_store(&config.data_dir) != same_store(data) {
+        anyhow::bail!(
+            "data directory '{}' is in use by a running collector, and {} is for '{}'; pass \
+             --data as that config names it, or stop the collector",
+            data.display(),
+            config_path.display(),
+            config.data_dir.display()
+        );
+    }
+    let client = vigil_collector::http::client::ApiClient::for_config(&config, &config_path)?;
+    let since_ms = i64::try_from(since.as_millis()).unwrap_or(i64::MAX);
+    let series = client
+        .range(selector, now_ms.saturating_sub(since_ms), now_ms)
+        .await?;
+    eprintln!("read through the running collector's API (the store is in use)");
+    query::write_series(&series, format, &mut std::io::stdout().lock())?;
+    Ok(series.len())
+}
+
+/// `users …`: changes `<data_dir>/http/users.json`, which a running collector reads at each
+/// request; token creation and removals go to the audit log as the API's do.
+fn run_users(command: UsersCommand) -> anyhow::Result<()> {
+    let data_dir = |config: &Option<PathBuf>| -> anyhow::Result<PathBuf> {
+        Ok(CollectorConfig::load(&find_config(config.clone())?)?.data_dir)
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let audit = |data_dir: &std::path::Path, action: &str, subject: &str| -> anyhow::Result<()> {
+        let user = std::env::var("USER").unwrap_or_else(|_| "command line".to_string());
+        vigil_collector::http::audit::AuditLog::open(data_dir)?.record(
+            &vigil_collector::http::audit::AuditEntry {
+                at_ms: now_ms,
+                user: format!("{user} (command line)"),
+                action: action.to_string(),
+                subject: subject.to_string(),
+                detail: None,
+                address: None,
+            },
+        )?;
+        Ok(())
+    };
+    match command {
+        UsersCommand::Add {
+            config,
+            name,
+            role,
+            client,
+            password_file,
+            no_password,
+        } => {
+            let data_dir = data_dir(&config)?;
+            let users = Users::open(&data_dir)?;
+            // Checked before asking for a password, so a typo costs no typing.
+            vigil_collector::http::users::check_user_name(&name)?;
+            let password = if no_password {
+                None
+            } else {
+                Some(read_password(&name, password_file.as_deref())?)
+            };
+            let user = users.add(&name, role, client.as_deref(), password.as_deref(), now_ms)?;
+            audit(&data_dir, "add_user", &name)?;
+            println!(
+                "added {} ({}{}); {}",
+                user.name,
+                user.role.as_str(),
+                user.client
+                    .map(|client| format!(" of client '{client}'"))
+                    .unwrap_or_default(),
+                if no_password {
+                    "make it an API token with 'vigil-collector users token NAME'"
+                } else {
+                    "it signs in at the console with that password"
+                }
+            );
+        }
+        UsersCommand::Token { config, name } => {
+            let data_dir = data_dir(&config)?;
+            let token = Users::open(&data_dir)?.create_token(&name, now_ms)?;
+            audit(&data_dir, "create_api_token", &name)?;
+            println!("{token}");
+            eprintln!(
+                "API token for {name}: send it as 'Authorization: Bearer TOKEN'; it is shown only now"
+            );
+        }
+        UsersCommand::List { config } => {
+            let users = Users::open(&data_dir(&config)?)?.all()?;
+            if users.is_empty() {
+                eprintln!("no users yet; 'vigil-collector users add NAME --role admin' adds one");
+            }
+            for user in users.values() {
+                println!(
+                    "{:<24} {:<11} {:<20} {} token(s){}",
+                    user.name,
+                    user.role.as_str(),
+                    user.client.as_deref().unwrap_or("-"),
+                    user.tokens.len(),
+                    if user.password_hash.is_some() {
+                        ""
+                    } else {
+                        ", no password"
+                    }
+                );
+            }
+        }
+        UsersCommand::Remove { config, name } => {
+            let data_dir = data_dir(&config)?;
+            Users::open(&data_dir)?.remove(&name)?;
+            audit(&data_dir, "remove_user", &name)?;
+            println!("removed {name}: its tokens and sessions stop working at their next request");
+        }
+    }
+    Ok(())
+}
+
+/// The new user's password: the first line of `file`, else asked twice on the terminal
+/// without echo, else the first line of standard input.
+fn read_password(name: &str, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let first_line = |text: &str| text.lines().next().unwrap_or("").to_string();
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).map_err(|error| {
+            anyhow::anyhow!(
+                "--password-file {}: {error}; check the path",
+                file.display()
+            )
+        })?;
+        return Ok(first_line(&text));
+    }
+    let stdin = std::io::stdin();
+    if !std::io::IsTerminal::is_terminal(&stdin) {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdin.lock(), &mut line)?;
+        return Ok(first_line(&line));
+    }
+    let ask = |prompt: &str| -> anyhow::Result<String> {
+        eprint!("{prompt}");
+        let _quiet = terminal::Quiet::start();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)?;
+        eprintln!();
+        Ok(first_line(&line))
+    };
+    let password = ask(&format!("password for {name}: "))?;
+    if ask("again: ")? != password {
+        anyhow::bail!("the two passwords differ; run 'users add' again");
+    }
+    Ok(password)
+}
+
+/// Echo off on the terminal while a password is typed, back on when dropped.
+mod terminal {
+    #[cfg(unix)]
+    pub struct Quiet(Option<rustix::termios::Termios>);
+
+    #[cfg(unix)]
+    impl Quiet {
+        pub fn start() -> Self {
+            use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+            let stdin = std::io::stdin();
+            let Ok(saved) = tcgetattr(&stdin) else {
+                return Self(None);
+            };
+            let mut quiet = saved.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            let _ = tcsetattr(&stdin, OptionalActions::Now, &quiet);
+            Self(Some(saved))
+        }
+    }
+
+    #[cfg(unix)]
+    impl Drop for Quiet {
+        fn drop(&mut self) {
+            if let Some(saved) = &self.0 {
+                let _ = rustix::termios::tcsetattr(
+                    std::io::stdin(),
+                    rustix::termios::OptionalActions::Now,
+                    saved,
+                );
+            }
+        }
+    }
+
+    /// Elsewhere the password shows as it is typed; use --password-file there.
+    #[cfg(not(unix))]
+    pub struct Quiet;
+
+    #[cfg(not(unix))]
+    impl Quiet {
+        pub fn start() -> Self {
+            Quiet
+        }
+    }
 }
 
 /// `notify test`: the test alert through every channel, one line per channel.

@@ -96,6 +96,19 @@ pub fn run_query(
     Ok(selected.len())
 }
 
+/// Prints series read elsewhere (through a running collector's API) as [`run_query`] does.
+pub fn write_series(
+    selected: &[SelectedSeries],
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        OutputFormat::Json => write_json(selected, out),
+        OutputFormat::Table => write_table(selected, out),
+    }?;
+    out.flush()
+}
+
 fn write_json(selected: &[SelectedSeries], out: &mut dyn Write) -> io::Result<()> {
     let result: Vec<serde_json::Value> = selected
         .iter()

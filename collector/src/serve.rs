@@ -53,6 +53,8 @@ pub enum ServeError {
     Notify(#[from] NotifyError),
     #[error(transparent)]
     Presence(#[from] PresenceError),
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
 }
 
 fn bind_hint(error: &std::io::Error) -> &'static str {
@@ -74,6 +76,7 @@ pub struct Collector {
     revocations: RevocationList,
     alerts: Alerting,
     presence: (Presence, broadcast::Receiver<IngestEvent>),
+    http: Option<crate::http::HttpServer>,
     shutdown: CancellationToken,
 }
 
@@ -165,6 +168,7 @@ impl Collector {
                 service: EnrollmentService::new(authority),
             });
         }
+        let http = bind_http(config, &store, &registry, clock.clone()).await?;
         let alerts = Alerting::open(config, &store, ingest.service().subscribe(), clock)?
             .with_fleet(config, registry.clone());
         let presence = Presence::open(&config.data_dir, jiff::Timestamp::now().as_millisecond())?;
@@ -177,8 +181,22 @@ impl Collector {
             revocations,
             alerts,
             presence,
+            http,
             shutdown,
         })
+    }
+
+    /// The console and API server, when it is bound.
+    pub fn http(&self) -> Option<&crate::http::HttpServer> {
+        self.http.as_ref()
+    }
+
+    /// Mounts `router` at `path` on the HTTP server, behind its authentication.
+    pub fn nest_http(mut self, path: &str, router: axum::Router) -> Self {
+        self.http = self
+            .http
+            .map(|server| server.nest_authenticated(path, router));
+        self
     }
 
     /// The address agents enroll at, when enrollment is configured.
@@ -231,6 +249,10 @@ impl Collector {
             presence_events,
             presence_stop.clone(),
         ));
+        let http_stop = shutdown.child_token();
+        let http = self
+            .http
+            .map(|server| tokio::spawn(server.run(http_stop.clone())));
         let mut serving = tokio::spawn(self.ingest.run(shutdown.clone()));
         let served = tokio::select! {
             served = &mut serving => served,
@@ -245,6 +267,14 @@ impl Collector {
                 }
             }
         };
+        http_stop.cancel();
+        if let Some(http) = http {
+            match tokio::time::timeout(DRAIN_DEADLINE, http).await {
+                Ok(Ok(Err(error))) => tracing::error!(%error, "the HTTP server failed"),
+                Ok(_) => {}
+                Err(_) => tracing::warn!("HTTP requests did not finish within {DRAIN_DEADLINE:?}"),
+            }
+        }
         alerting.stop().await;
         presence_stop.cancel();
         let _ = presence.await;
@@ -256,6 +286,30 @@ impl Collector {
             Ok(result) => result.map_err(ServeError::from),
             Err(join_error) => panic!("the ingest server panicked: {join_error}"),
         }
+    }
+}
+
+/// Binds the console's listener. Without an `[http]` section the default address is tried
+/// and, if another process has it, the collector serves without a console (a warning says
+/// so); a configured address that cannot be bound is an error.
+async fn bind_http(
+    config: &CollectorConfig,
+    store: &Store,
+    registry: &Arc<Registry>,
+    clock: Clock,
+) -> Result<Option<crate::http::HttpServer>, ServeError> {
+    match crate::http::HttpServer::bind(config, store.clone(), registry.clone(), clock).await {
+        Ok(server) => Ok(Some(server)),
+        Err(crate::http::HttpError::Bind { address, source })
+            if config.http.is_none() && source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            tracing::warn!(
+                "http: {address} is in use, so this collector serves no console or API; \
+                 set [http] listen in the config to choose another address"
+            );
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
     }
 }
 
