@@ -61,6 +61,17 @@ pub struct AlertsSection {
         deserialize_with = "config_file::deserialize_duration"
     )]
     pub restart_grace: Duration,
+    /// How many stored batches may wait for the engine before ingest waits for it (agents'
+    /// acknowledgements slow down; nothing is dropped). Default: 1024.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// How long the oldest unjudged batch may wait before Vigil raises `EngineBehind`.
+    /// Default: "2m".
+    #[serde(
+        default = "default_lag_alert_after",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub lag_alert_after: Duration,
 }
 
 impl Default for AlertsSection {
@@ -69,8 +80,18 @@ impl Default for AlertsSection {
             rules: None,
             evaluation_interval: default_evaluation_interval(),
             restart_grace: default_restart_grace(),
+            queue_capacity: default_queue_capacity(),
+            lag_alert_after: default_lag_alert_after(),
         }
     }
+}
+
+fn default_queue_capacity() -> usize {
+    1024
+}
+
+fn default_lag_alert_after() -> Duration {
+    crate::pipeline::live::DEFAULT_LAG_ALERT_AFTER
 }
 
 fn default_evaluation_interval() -> Duration {
@@ -401,6 +422,9 @@ impl CollectorConfig {
                     humantime::format_duration(enroll.cert_validity).to_string()
                 ));
             }
+        }
+        if self.alerts.queue_capacity == 0 {
+            problems.push("alerts.queue_capacity = 0 leaves no room for a batch; use at least 1 (default 1024)".to_string());
         }
         if self.alerts.evaluation_interval < Duration::from_secs(1) {
             problems.push(format!(

@@ -2,6 +2,12 @@
 //! saved in the store so that a restart neither loses a pending alert nor repeats a firing
 //! one.
 //!
+//! Every stored batch reaches the engine once, in order per host: ingest hands it over a
+//! bounded [`EventQueue`] before acknowledging it, so an engine that falls behind slows
+//! acknowledgements instead of skipping samples. How far behind it is ([`EventLag`]) is
+//! logged past [`LAG_WARNING`] and raised as Vigil's own `EngineBehind` alert past
+//! `[alerts] lag_alert_after`.
+//!
 //! Order matters for the promise that nothing is lost: a transition's deliveries are in the
 //! outbox before the state that produced it is saved. A crash between the two replays the
 //! transition after restart, and the outbox's idempotency keys stop it from going out twice.
@@ -9,13 +15,13 @@
 use super::dispatch::{Deferred, Dispatch};
 use super::health::{Fleet, Health, Problem};
 use crate::alert::{Engine, EngineSettings, RuleSet, SeriesId, Snapshot, Transition};
-use crate::ingest::IngestEvent;
+use crate::ingest::{EventLag, EventQueue, IngestEvent, Received};
 use crate::notify::{ChannelHealth, Clock};
 use crate::store::Store;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
-use tokio::sync::broadcast;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use vigil_proto::model::{GoodbyeReason, Sample};
 
@@ -23,6 +29,13 @@ use vigil_proto::model::{GoodbyeReason, Sample};
 const STATE_KEY: &str = "alert_engine";
 /// How often the policy folder is looked at for changes.
 const POLICY_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// How long the oldest unjudged batch may wait before the lag is logged (at most once a
+/// minute).
+pub const LAG_WARNING: Duration = Duration::from_secs(10);
+/// How long a stopping engine waits for ingest to finish handing it what was acknowledged.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
+/// How long the engine may stay behind before `EngineBehind` fires, unless configured.
+pub const DEFAULT_LAG_ALERT_AFTER: Duration = Duration::from_secs(120);
 
 /// What is saved: the engine and the alerts that wait.
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +65,15 @@ pub struct LiveAlerts {
     channels: Option<ChannelHealth>,
     /// The enrolled hosts, when the collector enrolls them.
     fleet: Option<Fleet>,
+    /// How far the engine is behind ingest, once it runs on a queue.
+    lag: Option<Arc<EventLag>>,
+    /// When the lag was last logged.
+    lag_logged_at: Option<Instant>,
+    /// How long the oldest unjudged batch may wait before `EngineBehind` fires.
+    lag_alert_after: Duration,
+    /// Added to the judging of every stored batch: a stand-in for an expensive rule, so
+    /// tests and benchmarks can make the engine slower than ingest.
+    judging_delay: Duration,
 }
 
 impl LiveAlerts {
@@ -102,6 +124,10 @@ impl LiveAlerts {
             health_unsent: Vec::new(),
             channels: None,
             fleet: None,
+            lag: None,
+            lag_logged_at: None,
+            lag_alert_after: DEFAULT_LAG_ALERT_AFTER,
+            judging_delay: Duration::ZERO,
         }
     }
 
@@ -117,6 +143,10 @@ impl LiveAlerts {
             health_unsent: Vec::new(),
             channels: None,
             fleet: None,
+            lag: None,
+            lag_logged_at: None,
+            lag_alert_after: DEFAULT_LAG_ALERT_AFTER,
+            judging_delay: Duration::ZERO,
         }
     }
 
@@ -129,6 +159,19 @@ impl LiveAlerts {
     /// Raises an alert for a channel the notifier reports failing again and again.
     pub fn with_channel_health(mut self, channels: ChannelHealth) -> Self {
         self.channels = Some(channels);
+        self
+    }
+
+    /// Raises `EngineBehind` once the oldest unjudged batch has waited `after`.
+    pub fn with_lag_alert_after(mut self, after: Duration) -> Self {
+        self.lag_alert_after = after;
+        self
+    }
+
+    /// Spends `delay` more on every stored batch, as an expensive rule would: for tests and
+    /// benchmarks of an engine slower than ingest.
+    pub fn with_judging_delay(mut self, delay: Duration) -> Self {
+        self.judging_delay = delay;
         self
     }
 
@@ -147,14 +190,11 @@ impl LiveAlerts {
         Timestamp::from_millisecond(self.clock.now_ms()).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
-    /// Runs until `shutdown`: samples as they are stored, the schedule every evaluation
-    /// interval, the policy folder every few seconds; saves at every evaluation with changes
-    /// and at the end.
-    pub async fn run(
-        mut self,
-        mut events: broadcast::Receiver<IngestEvent>,
-        shutdown: CancellationToken,
-    ) {
+    /// Runs until `shutdown` (or until ingest is gone): samples as they are stored, the
+    /// schedule every evaluation interval, the policy folder every few seconds; saves at
+    /// every evaluation with changes and at the end, after judging what ingest acknowledged.
+    pub async fn run(mut self, mut events: EventQueue, shutdown: CancellationToken) {
+        self.lag = Some(events.lag());
         let author = "collector";
         self.sync_policies(author);
         let interval = Duration::from_millis(self.engine.settings().evaluation_interval_ms as u64);
@@ -166,27 +206,23 @@ impl LiveAlerts {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 event = events.recv() => match event {
-                    Ok(event) => self.on_event(&event),
-                    Err(broadcast::error::RecvError::Lagged(missed)) => tracing::warn!(
-                        missed,
-                        "alert evaluation fell behind ingest; {missed} batches were stored but \
-                         not judged as they arrived (the schedule still judges them)"
-                    ),
-                    Err(broadcast::error::RecvError::Closed) => break,
+                    Some(received) => {
+                        self.on_received(&received);
+                        self.log_lag();
+                    }
+                    // Ingest is gone: nothing more can arrive.
+                    None => break,
                 },
                 _ = evaluation.tick() => self.evaluate(),
                 _ = policy_sync.tick() => self.sync_policies(author),
             }
         }
         // Batches stored before the stop are judged before the state is saved: an ack the
-        // agent received must not leave a condition unseen by the engine.
-        loop {
-            match events.try_recv() {
-                Ok(event) => self.on_event(&event),
-                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
-                Err(_) => break,
-            }
-        }
+        // agent received must not leave a condition unseen by the engine. Sessions finishing
+        // their last batch may still be handing one over.
+        events
+            .drain(DRAIN_DEADLINE, |received| self.on_received(&received))
+            .await;
         self.unsaved = true;
         self.save();
     }
@@ -204,11 +240,29 @@ impl LiveAlerts {
         }
     }
 
-    /// Judges what one ingest event tells.
+    /// Judges an event taken from the queue as of when ingest published it.
+    fn on_received(&mut self, received: &Received) {
+        let waited_ms = i64::try_from(received.waited.as_millis()).unwrap_or(i64::MAX);
+        let as_of_ms = self.now_ms().saturating_sub(waited_ms);
+        self.on_event_at(&received.event, as_of_ms);
+    }
+
+    /// Judges what one ingest event tells, as it arrives now.
     pub fn on_event(&mut self, event: &IngestEvent) {
+        let now_ms = self.now_ms();
+        self.on_event_at(event, now_ms);
+    }
+
+    /// Judges what one ingest event tells, as of `now_ms` (when it arrived): a batch the
+    /// engine reaches late is judged as of its arrival, not taken for an agent's late replay.
+    fn on_event_at(&mut self, event: &IngestEvent, now_ms: i64) {
         match event {
             IngestEvent::Stored { peer, batch } => {
-                let now_ms = self.now().as_millisecond();
+                if !self.judging_delay.is_zero() {
+                    // The engine has a thread of its own: sleeping here is what a slow rule
+                    // costs it.
+                    std::thread::sleep(self.judging_delay);
+                }
                 let mut transitions = Vec::new();
                 for series in &batch.series {
                     let mut labels = series.labels.clone();
@@ -230,7 +284,6 @@ impl LiveAlerts {
                     self.engine.host_goodbye(&peer.host, None);
                 }
                 GoodbyeReason::Reboot => {
-                    let now_ms = self.now().as_millisecond();
                     self.engine.host_goodbye(&peer.host, Some(now_ms));
                 }
                 GoodbyeReason::ServiceStop | GoodbyeReason::Unspecified => {}
@@ -306,7 +359,32 @@ impl LiveAlerts {
         if let Some(store) = &self.store {
             problems.extend(storage_problem(&store.write_health(), store.data_dir()));
         }
+        if let Some(lag) = &self.lag {
+            problems.extend(lag_problem(lag, self.lag_alert_after));
+        }
         problems
+    }
+
+    /// Logs how far behind the engine is, at most once a minute while it is.
+    fn log_lag(&mut self) {
+        let Some(lag) = &self.lag else { return };
+        let behind = lag.oldest_wait();
+        if behind < LAG_WARNING
+            || self
+                .lag_logged_at
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(60))
+        {
+            return;
+        }
+        self.lag_logged_at = Some(Instant::now());
+        tracing::warn!(
+            waiting = lag.depth(),
+            oldest_wait_s = behind.as_secs(),
+            "the alert engine is behind ingest: {} batches wait, the oldest for {}; agents' \
+             acknowledgements are slowed meanwhile, nothing is skipped",
+            lag.depth(),
+            humantime::format_duration(Duration::from_secs(behind.as_secs()))
+        );
     }
 
     fn deliver(&mut self, transitions: &[Transition]) {
@@ -405,12 +483,64 @@ fn storage_problem(
     })
 }
 
+/// The engine behind ingest for longer than `after`, as a problem for the MSP.
+fn lag_problem(lag: &EventLag, after: Duration) -> Option<Problem> {
+    let behind = lag.oldest_wait();
+    if lag.depth() == 0 || behind < after {
+        return None;
+    }
+    Some(Problem {
+        rule: "EngineBehind",
+        subject: ("consumer", lag.name.to_string()),
+        summary: format!(
+            "the alert engine is {} behind ingest with {} batches waiting; agents' \
+             acknowledgements slow down until it catches up (nothing is skipped): check the \
+             collector's CPU and the rules file for expensive rules",
+            crate::alert::summary::duration(behind.as_millis() as f64),
+            lag.depth()
+        ),
+        since_ms: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::WriteHealth;
     use std::path::Path;
     use std::time::UNIX_EPOCH;
+
+    #[tokio::test]
+    async fn an_engine_behind_ingest_is_a_problem_naming_the_queue_and_what_waits() {
+        let bus = crate::ingest::EventBus::new();
+        let queue = bus.consume("alert_engine", 8);
+        let lag = queue.lag();
+        assert_eq!(lag_problem(&lag, Duration::ZERO), None, "nothing waits");
+        let peer = crate::ingest::identity::PeerIdentity {
+            host: "pc-01".into(),
+            client: "acme".into(),
+            issued_at_ms: 0,
+            expires_at_ms: i64::MAX,
+        };
+        bus.publish(IngestEvent::Disconnected { peer }).await;
+        assert_eq!(
+            lag_problem(&lag, Duration::from_secs(3600)),
+            None,
+            "not behind for long"
+        );
+        let problem = lag_problem(&lag, Duration::ZERO).expect("behind");
+        assert_eq!(problem.rule, "EngineBehind");
+        assert_eq!(problem.subject, ("consumer", "alert_engine".to_string()));
+        assert!(
+            problem.summary.contains("1 batches waiting"),
+            "{}",
+            problem.summary
+        );
+        assert!(
+            crate::alert::catalog::HEALTH_RULES.contains(&problem.rule),
+            "a rule of the catalog"
+        );
+    }
 
     #[test]
     fn a_store_that_refuses_writes_is_a_problem_naming_the_folder_and_since_when() {
