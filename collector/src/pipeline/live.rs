@@ -14,6 +14,7 @@
 
 use super::dispatch::{Deferred, Dispatch};
 use super::health::{Fleet, Health, Problem};
+use crate::alert::engine::HostRecord;
 use crate::alert::{Engine, EngineSettings, RuleSet, SeriesId, Snapshot, Transition};
 use crate::ingest::{EventLag, EventQueue, IngestEvent, Received};
 use crate::notify::{ChannelHealth, Clock};
@@ -25,8 +26,13 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use vigil_proto::model::{GoodbyeReason, Sample};
 
-/// The store record the live state is saved under.
+/// The store record the live state was saved under as one value, before it was saved by
+/// host; read once when upgrading, then deleted.
 const STATE_KEY: &str = "alert_engine";
+/// Each host's part of the engine's state is saved under this prefix and its name.
+const HOST_PREFIX: &str = "alert_engine/host/";
+/// The alerts that wait and Vigil's own open problems.
+const PIPELINE_KEY: &str = "alert_engine/pipeline";
 /// How often the policy folder is looked at for changes.
 const POLICY_SYNC_INTERVAL: Duration = Duration::from_secs(5);
 /// How long the oldest unjudged batch may wait before the lag is logged (at most once a
@@ -37,7 +43,7 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 /// How long the engine may stay behind before `EngineBehind` fires, unless configured.
 pub const DEFAULT_LAG_ALERT_AFTER: Duration = Duration::from_secs(120);
 
-/// What is saved: the engine and the alerts that wait.
+/// What was saved as one value before state was saved by host.
 #[derive(Debug, Serialize, Deserialize)]
 struct SavedState {
     engine: Snapshot,
@@ -45,6 +51,27 @@ struct SavedState {
     deferred: Vec<Deferred>,
     #[serde(default)]
     health: Health,
+}
+
+/// What is saved beside the engine's host records: the alerts that wait and Vigil's own
+/// open problems.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedPipeline {
+    #[serde(default)]
+    deferred: Vec<Deferred>,
+    #[serde(default)]
+    health: Health,
+}
+
+/// What saving has written since start, for measurements and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaveCounts {
+    /// Saves that wrote something.
+    pub saves: u64,
+    /// Host records written.
+    pub records: u64,
+    /// Bytes of records written (keys and values).
+    pub bytes: u64,
 }
 
 /// The engine, the dispatch and the store they are saved in (none in a backtest, which
@@ -55,6 +82,12 @@ pub struct LiveAlerts {
     store: Option<Store>,
     /// Transitions since the last save.
     unsaved: bool,
+    /// The pipeline record as last written, to write it only when it changed.
+    pipeline_saved: Vec<u8>,
+    /// The state was read from the old single record, which the next save deletes.
+    upgrading: bool,
+    /// What saving has written.
+    save_counts: SaveCounts,
     /// What "now" is: the system clock, or a manual one that tests move forward.
     clock: Clock,
     /// Vigil's own problems that are open.
@@ -77,8 +110,9 @@ pub struct LiveAlerts {
 }
 
 impl LiveAlerts {
-    /// Restores the saved state, or starts afresh when there is none (or it cannot be read:
-    /// that is reported, and the unreadable record is kept aside).
+    /// Restores the saved state (host records, or once the older single record), or starts
+    /// afresh when there is none (or it cannot be read: that is reported, and an unreadable
+    /// single record is kept aside).
     pub fn open(
         store: Store,
         rules: RuleSet,
@@ -86,39 +120,37 @@ impl LiveAlerts {
         mut dispatch: Dispatch,
         now_ms: i64,
     ) -> Self {
-        let saved = match store.state(STATE_KEY) {
-            Ok(Some(bytes)) => match serde_json::from_slice::<SavedState>(&bytes) {
-                Ok(saved) => Some(saved),
-                Err(error) => {
-                    tracing::error!(
-                        "the saved alert state cannot be read ({error}); starting afresh, the \
-                         old record is kept as '{STATE_KEY}.unreadable'"
-                    );
-                    let _ = store.put_state(&format!("{STATE_KEY}.unreadable"), &bytes);
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(error) => {
-                tracing::error!("reading the saved alert state: {error}; starting afresh");
-                None
-            }
-        };
         let mut health = Health::default();
-        let engine = match saved {
-            Some(saved) => {
-                dispatch.restore(saved.deferred);
-                health = saved.health;
-                tracing::info!("alert state restored");
-                Engine::restore_with_settings(rules, settings, saved.engine, now_ms)
+        let mut upgrading = false;
+        let engine = match read_records(&store) {
+            Some((records, pipeline)) => {
+                dispatch.restore(pipeline.deferred);
+                health = pipeline.health;
+                tracing::info!(hosts = records.len(), "alert state restored");
+                Engine::restore_records(rules, settings, records, now_ms)
             }
-            None => Engine::with_settings(rules, settings),
+            None => match read_single_record(&store) {
+                Some(saved) => {
+                    dispatch.restore(saved.deferred);
+                    health = saved.health;
+                    upgrading = true;
+                    tracing::info!("alert state restored from its older single record");
+                    let mut engine =
+                        Engine::restore_with_settings(rules, settings, saved.engine, now_ms);
+                    engine.mark_all_changed();
+                    engine
+                }
+                None => Engine::with_settings(rules, settings),
+            },
         };
         Self {
             engine,
             dispatch,
             store: Some(store),
-            unsaved: false,
+            unsaved: upgrading,
+            pipeline_saved: Vec::new(),
+            upgrading,
+            save_counts: SaveCounts::default(),
             clock: Clock::System,
             health,
             health_unsent: Vec::new(),
@@ -138,6 +170,9 @@ impl LiveAlerts {
             dispatch,
             store: None,
             unsaved: false,
+            pipeline_saved: Vec::new(),
+            upgrading: false,
+            save_counts: SaveCounts::default(),
             clock,
             health: Health::default(),
             health_unsent: Vec::new(),
@@ -424,30 +459,73 @@ impl LiveAlerts {
         }
     }
 
+    /// Writes the host records that changed since the last save, and the pipeline record
+    /// if it changed, in one durable write. A failed write marks them changed again, so the
+    /// next save retries them.
     fn save(&mut self) {
-        if !self.unsaved {
-            return;
-        }
         let Some(store) = &self.store else {
             self.unsaved = false;
             return;
         };
-        let saved = SavedState {
-            engine: self.engine.snapshot(),
+        let records = self.engine.take_changed();
+        let mut puts = Vec::with_capacity(records.len() + 1);
+        let mut removes = Vec::new();
+        for record in &records {
+            let key = format!("{HOST_PREFIX}{}", record.name);
+            if record.is_gone() {
+                removes.push(key);
+                continue;
+            }
+            match serde_json::to_vec(record) {
+                Ok(bytes) => puts.push((key, bytes)),
+                Err(error) => {
+                    tracing::error!("encoding the alert state of '{}': {error}", record.name)
+                }
+            }
+        }
+        let n_records = puts.len() as u64;
+        let pipeline = SavedPipeline {
             deferred: self.dispatch.deferred().to_vec(),
             health: self.health.clone(),
         };
-        let result = serde_json::to_vec(&saved)
-            .map_err(|error| error.to_string())
-            .and_then(|bytes| {
-                store
-                    .put_state(STATE_KEY, &bytes)
-                    .map_err(|error| error.to_string())
-            });
-        match result {
-            Ok(()) => self.unsaved = false,
-            Err(error) => tracing::error!("saving the alert state: {error}"),
+        let pipeline = serde_json::to_vec(&pipeline).unwrap_or_default();
+        let pipeline_changed = pipeline != self.pipeline_saved;
+        if pipeline_changed {
+            puts.push((PIPELINE_KEY.to_string(), pipeline.clone()));
         }
+        if self.upgrading {
+            removes.push(STATE_KEY.to_string());
+        }
+        let bytes: u64 = puts
+            .iter()
+            .map(|(key, value)| (key.len() + value.len()) as u64)
+            .sum::<u64>()
+            + removes.iter().map(|key| key.len() as u64).sum::<u64>();
+        match store.write_states(&puts, &removes) {
+            Ok(()) => {
+                self.unsaved = false;
+                self.upgrading = false;
+                if pipeline_changed {
+                    self.pipeline_saved = pipeline;
+                }
+                if !puts.is_empty() || !removes.is_empty() {
+                    self.save_counts.saves += 1;
+                    self.save_counts.records += n_records;
+                    self.save_counts.bytes += bytes;
+                }
+            }
+            Err(error) => {
+                tracing::error!("saving the alert state: {error}");
+                for record in &records {
+                    self.engine.mark_changed(&record.name);
+                }
+            }
+        }
+    }
+
+    /// What saving has written since start.
+    pub fn save_counts(&self) -> SaveCounts {
+        self.save_counts
     }
 
     pub fn engine(&self) -> &Engine {
@@ -457,6 +535,65 @@ impl LiveAlerts {
     /// The engine, to register series with before their samples are observed.
     pub fn engine_mut(&mut self) -> &mut Engine {
         &mut self.engine
+    }
+}
+
+/// The host records and the pipeline record, when state was saved by host.
+fn read_records(store: &Store) -> Option<(Vec<HostRecord>, SavedPipeline)> {
+    let stored = match store.states_with_prefix(HOST_PREFIX) {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::error!("reading the saved alert state: {error}; starting afresh");
+            return None;
+        }
+    };
+    let pipeline = store.state(PIPELINE_KEY).ok().flatten();
+    if stored.is_empty() && pipeline.is_none() {
+        return None;
+    }
+    let mut records = Vec::with_capacity(stored.len());
+    for (key, bytes) in stored {
+        match serde_json::from_slice::<HostRecord>(&bytes) {
+            Ok(record) => records.push(record),
+            Err(error) => tracing::error!(
+                "the saved alert state '{key}' cannot be read ({error}); that host's alerts \
+                 start afresh"
+            ),
+        }
+    }
+    let pipeline = match pipeline.map(|bytes| serde_json::from_slice::<SavedPipeline>(&bytes)) {
+        Some(Ok(pipeline)) => pipeline,
+        Some(Err(error)) => {
+            tracing::error!(
+                "the saved alert state '{PIPELINE_KEY}' cannot be read ({error}); waiting \
+                 alerts and the collector's own open problems start afresh"
+            );
+            SavedPipeline::default()
+        }
+        None => SavedPipeline::default(),
+    };
+    Some((records, pipeline))
+}
+
+/// The state saved as one record by collectors before state was saved by host.
+fn read_single_record(store: &Store) -> Option<SavedState> {
+    match store.state(STATE_KEY) {
+        Ok(Some(bytes)) => match serde_json::from_slice::<SavedState>(&bytes) {
+            Ok(saved) => Some(saved),
+            Err(error) => {
+                tracing::error!(
+                    "the saved alert state cannot be read ({error}); starting afresh, the \
+                     old record is kept as '{STATE_KEY}.unreadable'"
+                );
+                let _ = store.put_state(&format!("{STATE_KEY}.unreadable"), &bytes);
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(error) => {
+            tracing::error!("reading the saved alert state: {error}; starting afresh");
+            None
+        }
     }
 }
 
