@@ -643,9 +643,162 @@ fn lag_problem(lag: &EventLag, after: Duration) -> Option<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::WriteHealth;
+    use crate::ingest::identity::PeerIdentity;
+    use crate::notify::Outbox;
+    use crate::pipeline::Policies;
+    use crate::store::{StoreConfig, WriteHealth};
     use std::path::Path;
     use std::time::UNIX_EPOCH;
+    use vigil_proto::model::{Batch, Labels, Series};
+
+    const START_MS: i64 = 1_800_000_000_000;
+
+    fn rules() -> RuleSet {
+        crate::alert::parse_rules(
+            Path::new("rules.toml"),
+            "[rules.ServiceDown]\nfor = \"0s\"\n",
+        )
+        .unwrap()
+    }
+
+    /// A live pipeline on the store in `dir`, on a manual clock at `clock`.
+    fn open(dir: &Path, store: &Store, clock: &Clock) -> LiveAlerts {
+        let outbox = Arc::new(Outbox::open(dir).unwrap());
+        let policies = Arc::new(Policies::open(dir, None));
+        let dispatch = Dispatch::new(outbox, policies, Default::default());
+        LiveAlerts::open(
+            store.clone(),
+            rules(),
+            EngineSettings::default(),
+            dispatch,
+            clock.now_ms(),
+        )
+        .with_clock(clock.clone())
+    }
+
+    fn service(host: &str, up: f64, at_ms: i64) -> IngestEvent {
+        IngestEvent::Stored {
+            peer: PeerIdentity {
+                host: host.into(),
+                client: "acme".into(),
+                issued_at_ms: 0,
+                expires_at_ms: i64::MAX,
+            },
+            batch: Arc::new(Batch {
+                seq: 1,
+                series: vec![Series {
+                    name: "service_up".into(),
+                    labels: Labels::from_pairs([("service", "spooler")]),
+                    samples: vec![Sample {
+                        timestamp_ms: at_ms,
+                        value: up,
+                    }],
+                }],
+            }),
+        }
+    }
+
+    fn saved_hosts(store: &Store) -> Vec<String> {
+        store
+            .states_with_prefix(HOST_PREFIX)
+            .unwrap()
+            .into_iter()
+            .map(|(key, _)| key[HOST_PREFIX.len()..].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn samples_wait_for_the_evaluation_a_transition_is_saved_at_once_and_survives_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig::new(dir.path().join("store"))).unwrap();
+        let clock = Clock::manual(START_MS);
+        let mut live = open(dir.path(), &store, &clock);
+
+        live.on_event(&service("pc-01", 1.0, START_MS));
+        assert!(saved_hosts(&store).is_empty(), "samples alone wait");
+        live.on_event(&service("pc-02", 0.0, START_MS));
+        assert_eq!(
+            saved_hosts(&store),
+            ["pc-01", "pc-02"],
+            "a transition saves at once, with what waited"
+        );
+
+        clock.advance(Duration::from_secs(10));
+        live.on_event(&service("pc-01", 1.0, START_MS + 10_000));
+        let before = live.save_counts();
+        live.evaluate();
+        let after = live.save_counts();
+        assert_eq!(after.records - before.records, 1, "only pc-01 changed");
+
+        // A crash: the pipeline is dropped without its final save. The firing alert is
+        // restored as firing, so the next sample does not fire it again.
+        drop(live);
+        let mut live = open(dir.path(), &store, &clock);
+        let open_alerts = live.engine().open_alerts();
+        assert!(
+            open_alerts
+                .iter()
+                .any(|alert| alert.host == "pc-02" && alert.firing),
+            "{open_alerts:?}"
+        );
+        clock.advance(Duration::from_secs(10));
+        let mut transitions = Vec::new();
+        let id = live.engine_mut().series_id(
+            "service_up",
+            &Labels::from_pairs([
+                ("client", "acme"),
+                ("host", "pc-02"),
+                ("service", "spooler"),
+            ]),
+        );
+        live.engine_mut().observe_series(
+            id,
+            Sample {
+                timestamp_ms: START_MS + 20_000,
+                value: 0.0,
+            },
+            START_MS + 20_000,
+            &mut transitions,
+        );
+        assert!(transitions.is_empty(), "{transitions:?}");
+    }
+
+    #[test]
+    fn the_older_single_record_is_read_once_and_replaced_by_host_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig::new(dir.path().join("store"))).unwrap();
+        let mut engine = Engine::with_settings(rules(), EngineSettings::default());
+        let labels = |host: &str| {
+            Labels::from_pairs([
+                ("__name__", "service_up"),
+                ("client", "acme"),
+                ("host", host),
+                ("service", "spooler"),
+            ])
+        };
+        engine.observe(&labels("pc-01"), Sample { timestamp_ms: START_MS, value: 0.0 });
+        engine.observe(&labels("pc-02"), Sample { timestamp_ms: START_MS, value: 1.0 });
+        let old = SavedState {
+            engine: engine.snapshot(),
+            deferred: Vec::new(),
+            health: Health::default(),
+        };
+        store
+            .put_state(STATE_KEY, &serde_json::to_vec(&old).unwrap())
+            .unwrap();
+
+        let clock = Clock::manual(START_MS + 1_000);
+        let mut live = open(dir.path(), &store, &clock);
+        assert!(live.engine().open_alerts().iter().any(|a| a.host == "pc-01" && a.firing));
+        live.evaluate();
+        assert_eq!(store.state(STATE_KEY).unwrap(), None, "the old record is gone");
+        assert_eq!(saved_hosts(&store), ["pc-01", "pc-02"]);
+        drop(live);
+
+        let live = open(dir.path(), &store, &clock);
+        assert!(live.engine().open_alerts().iter().any(|a| a.host == "pc-01" && a.firing));
+        assert_eq!(live.engine().snapshot().series.len(), 2);
+    }
 
     #[tokio::test]
     async fn an_engine_behind_ingest_is_a_problem_naming_the_queue_and_what_waits() {
