@@ -172,9 +172,12 @@ pub struct Engine {
     /// Forecast horizons (warn, critical) a client's contract sets, by client; `""` for
     /// every client without one of its own. They replace the forecast rules' own.
     forecast_horizons: HashMap<String, (std::time::Duration, std::time::Duration)>,
-    /// Hosts (by name; `""` for site alerts) whose saved record is out of date: see
-    /// [`Engine::take_changed`].
+    /// Hosts (by name; `""` for site alerts) whose saved record is out of date by new
+    /// samples only: see [`Engine::take_changed`].
     dirty: HashSet<String>,
+    /// Hosts whose alert lifecycles changed (or that said goodbye, or had an alert
+    /// acknowledged): their records are saved before the transition goes out.
+    urgent: HashSet<String>,
 }
 
 impl Engine {
@@ -195,6 +198,7 @@ impl Engine {
             grace_until_ms: i64::MIN,
             forecast_horizons: HashMap::new(),
             dirty: HashSet::new(),
+            urgent: HashSet::new(),
         }
     }
 
@@ -747,7 +751,8 @@ impl Engine {
         if let Some(&index) = self.host_ids.get(host) {
             self.hosts[index].offline = true;
             self.hosts[index].rebooting_since_ms = rebooting_at_ms;
-            self.mark_host(index);
+            let name = self.hosts[index].name.clone();
+            self.urgent.insert(name);
         }
     }
 

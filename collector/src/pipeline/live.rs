@@ -259,7 +259,7 @@ impl LiveAlerts {
             .drain(DRAIN_DEADLINE, |received| self.on_received(&received))
             .await;
         self.unsaved = true;
-        self.save();
+        self.save(true);
     }
 
     /// Reads changed policy files and hands the contracts' forecast horizons to the engine.
@@ -311,7 +311,7 @@ impl LiveAlerts {
                 }
                 self.deliver(&transitions);
                 if !transitions.is_empty() {
-                    self.save();
+                    self.save(false);
                 }
             }
             IngestEvent::Goodbye { peer, reason } => match reason {
@@ -336,7 +336,7 @@ impl LiveAlerts {
             .observe_series(id, sample, now_ms, &mut transitions);
         self.deliver(&transitions);
         if !transitions.is_empty() {
-            self.save();
+            self.save(false);
         }
         transitions.len()
     }
@@ -357,7 +357,7 @@ impl LiveAlerts {
             tracing::error!("releasing waiting alerts: {error}");
         }
         self.unsaved = true;
-        self.save();
+        self.save(true);
     }
 
     /// Vigil's own problems as of now: policy files that do not load, channels that keep
@@ -459,15 +459,16 @@ impl LiveAlerts {
         }
     }
 
-    /// Writes the host records that changed since the last save, and the pipeline record
-    /// if it changed, in one durable write. A failed write marks them changed again, so the
-    /// next save retries them.
-    fn save(&mut self) {
+    /// Writes the host records whose alerts changed (with `samples_too`, also those that
+    /// only had new samples: once per evaluation), and the pipeline record if it changed, in
+    /// one durable write. A failed write marks them changed again, so the next save retries
+    /// them.
+    fn save(&mut self, samples_too: bool) {
         let Some(store) = &self.store else {
             self.unsaved = false;
             return;
         };
-        let records = self.engine.take_changed();
+        let records = self.engine.take_changed(samples_too);
         let mut puts = Vec::with_capacity(records.len() + 1);
         let mut removes = Vec::new();
         for record in &records {
@@ -719,8 +720,8 @@ mod tests {
         live.on_event(&service("pc-02", 0.0, START_MS));
         assert_eq!(
             saved_hosts(&store),
-            ["pc-01", "pc-02"],
-            "a transition saves at once, with what waited"
+            ["pc-02"],
+            "a transition saves its host at once; samples alone still wait"
         );
 
         clock.advance(Duration::from_secs(10));
@@ -729,6 +730,7 @@ mod tests {
         live.evaluate();
         let after = live.save_counts();
         assert_eq!(after.records - before.records, 1, "only pc-01 changed");
+        assert_eq!(saved_hosts(&store), ["pc-01", "pc-02"]);
 
         // A crash: the pipeline is dropped without its final save. The firing alert is
         // restored as firing, so the next sample does not fire it again.
@@ -776,8 +778,20 @@ mod tests {
                 ("service", "spooler"),
             ])
         };
-        engine.observe(&labels("pc-01"), Sample { timestamp_ms: START_MS, value: 0.0 });
-        engine.observe(&labels("pc-02"), Sample { timestamp_ms: START_MS, value: 1.0 });
+        engine.observe(
+            &labels("pc-01"),
+            Sample {
+                timestamp_ms: START_MS,
+                value: 0.0,
+            },
+        );
+        engine.observe(
+            &labels("pc-02"),
+            Sample {
+                timestamp_ms: START_MS,
+                value: 1.0,
+            },
+        );
         let old = SavedState {
             engine: engine.snapshot(),
             deferred: Vec::new(),
@@ -789,14 +803,26 @@ mod tests {
 
         let clock = Clock::manual(START_MS + 1_000);
         let mut live = open(dir.path(), &store, &clock);
-        assert!(live.engine().open_alerts().iter().any(|a| a.host == "pc-01" && a.firing));
+        assert!(live
+            .engine()
+            .open_alerts()
+            .iter()
+            .any(|a| a.host == "pc-01" && a.firing));
         live.evaluate();
-        assert_eq!(store.state(STATE_KEY).unwrap(), None, "the old record is gone");
+        assert_eq!(
+            store.state(STATE_KEY).unwrap(),
+            None,
+            "the old record is gone"
+        );
         assert_eq!(saved_hosts(&store), ["pc-01", "pc-02"]);
         drop(live);
 
         let live = open(dir.path(), &store, &clock);
-        assert!(live.engine().open_alerts().iter().any(|a| a.host == "pc-01" && a.firing));
+        assert!(live
+            .engine()
+            .open_alerts()
+            .iter()
+            .any(|a| a.host == "pc-01" && a.firing));
         assert_eq!(live.engine().snapshot().series.len(), 2);
     }
 

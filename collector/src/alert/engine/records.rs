@@ -1,8 +1,9 @@
-//! The engine's state cut by host, for saving by change: every sample, lifecycle step,
-//! goodbye or acknowledgement marks its host, and [`Engine::take_changed`] hands back the
-//! [`HostRecord`] of each marked host (its entry, its series' last samples, its alert
-//! instances) so a store rewrites only those. Site alerts, which belong to no host, travel
-//! in the record named `""`.
+//! The engine's state cut by host, for saving by change: every sample marks its host
+//! changed, every lifecycle step, goodbye or acknowledgement marks it urgent, and
+//! [`Engine::take_changed`] hands back the [`HostRecord`] of each marked host (its entry,
+//! its series' last samples, its alert instances) so a store rewrites only those: the
+//! urgent ones before a transition goes out, all of them at the next evaluation. Site
+//! alerts, which belong to no host, travel in the record named `""`.
 //!
 //! What is not marked: the expiry of old events inside a kind's state on the schedule
 //! (a flapping or change window moving on). A restart from a record without it expires
@@ -52,41 +53,48 @@ impl Engine {
 
     pub(super) fn mark_instance(&mut self, instance: usize) {
         let name = &self.instances[instance].key.host;
-        if !self.dirty.contains(name) {
-            self.dirty.insert(name.clone());
+        if !self.urgent.contains(name) {
+            self.urgent.insert(name.clone());
         }
     }
 
     /// Marks every host changed: the next [`Engine::take_changed`] returns the whole state
     /// (after restoring from an older form of saved state).
     pub fn mark_all_changed(&mut self) {
-        let names: Vec<String> = self
-            .hosts
+        let urgent: Vec<String> = self
+            .instances
             .iter()
-            .map(|host| host.name.clone())
-            .chain(self.instances.iter().map(|inst| inst.key.host.clone()))
+            .map(|inst| inst.key.host.clone())
             .collect();
+        self.urgent.extend(urgent);
+        let names: Vec<String> = self.hosts.iter().map(|host| host.name.clone()).collect();
         self.dirty.extend(names);
     }
 
     /// Marks `name` changed without touching it: its record is written (or deleted) at the
     /// next save (after a save failed, for one).
     pub fn mark_changed(&mut self, name: &str) {
-        self.dirty.insert(name.to_owned());
+        self.urgent.insert(name.to_owned());
     }
 
-    /// How many hosts changed since the last [`Engine::take_changed`].
+    /// How many hosts changed since they were last taken.
     pub fn changed_hosts(&self) -> usize {
-        self.dirty.len()
+        self.dirty.union(&self.urgent).count()
     }
 
-    /// The records of the hosts changed since the last call, oldest state forgotten: one
-    /// pass over the engine, and serialising only what changed.
-    pub fn take_changed(&mut self) -> Vec<HostRecord> {
-        if self.dirty.is_empty() {
+    /// The records of the hosts whose alerts changed since they were last taken, and with
+    /// `samples_too` of those that only had new samples: one pass over the engine, and
+    /// serialising only what changed.
+    pub fn take_changed(&mut self, samples_too: bool) -> Vec<HostRecord> {
+        let mut dirty = std::mem::take(&mut self.urgent);
+        if samples_too {
+            dirty.extend(std::mem::take(&mut self.dirty));
+        } else {
+            self.dirty.retain(|name| !dirty.contains(name));
+        }
+        if dirty.is_empty() {
             return Vec::new();
         }
-        let dirty = std::mem::take(&mut self.dirty);
         let mut records: HashMap<&str, HostRecord> = dirty
             .iter()
             .map(|name| (name.as_str(), HostRecord::empty(name)))
@@ -152,40 +160,41 @@ mod tests {
     #[test]
     fn only_the_hosts_that_changed_since_the_last_save_are_handed_back() {
         let mut engine = Engine::new(RuleSet::builtin());
+        let sample = |timestamp_ms, value| Sample {
+            timestamp_ms,
+            value,
+        };
         for host in ["pc-01", "pc-02", "pc-03"] {
-            engine.observe(
-                &labels(host, "spooler"),
-                Sample {
-                    timestamp_ms: 1_000,
-                    value: 1.0,
-                },
-            );
+            engine.observe(&labels(host, "spooler"), sample(1_000, 1.0));
         }
-        let first = engine.take_changed();
+        assert!(
+            engine.take_changed(false).is_empty(),
+            "samples only, no alert changed"
+        );
+        let first = engine.take_changed(true);
         let names: Vec<&str> = first.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["pc-01", "pc-02", "pc-03"]);
-        assert!(engine.take_changed().is_empty(), "nothing changed since");
-
-        engine.observe(
-            &labels("pc-02", "spooler"),
-            Sample {
-                timestamp_ms: 61_000,
-                value: 0.0,
-            },
+        assert!(
+            engine.take_changed(true).is_empty(),
+            "nothing changed since"
         );
-        let second = engine.take_changed();
+
+        // pc-02's service stops (its alert becomes pending); pc-03 only reports.
+        engine.observe(&labels("pc-02", "spooler"), sample(61_000, 0.0));
+        engine.observe(&labels("pc-03", "spooler"), sample(61_000, 1.0));
+        let second = engine.take_changed(false);
         assert_eq!(second.len(), 1);
         assert_eq!(second[0].name, "pc-02");
         assert_eq!(second[0].series.len(), 1);
         assert_eq!(
             second[0].series[0].last,
-            Some(Sample {
-                timestamp_ms: 61_000,
-                value: 0.0
-            }),
+            Some(sample(61_000, 0.0)),
             "the newest sample"
         );
         assert!(second[0].instances.iter().any(|i| i.rule == "ServiceDown"));
+        let rest = engine.take_changed(true);
+        let names: Vec<&str> = rest.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["pc-03"], "the samples-only change waited");
     }
 
     #[test]
@@ -206,7 +215,7 @@ mod tests {
             },
         );
         engine.host_goodbye("pc-02", None);
-        let records = engine.take_changed();
+        let records = engine.take_changed(true);
         let restored =
             Engine::restore_records(RuleSet::builtin(), EngineSettings::default(), records, 0);
         let sorted = |mut snapshot: Snapshot| {
