@@ -72,6 +72,14 @@ pub struct AlertsSection {
         deserialize_with = "config_file::deserialize_duration"
     )]
     pub lag_alert_after: Duration,
+    /// Hosts and series that sent nothing for this long are dropped from the engine and its
+    /// saved state (a revoked host at once); longer than any silence alert needs. Default:
+    /// "7d".
+    #[serde(
+        default = "default_forget_after",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub forget_after: Duration,
 }
 
 impl Default for AlertsSection {
@@ -82,12 +90,17 @@ impl Default for AlertsSection {
             restart_grace: default_restart_grace(),
             queue_capacity: default_queue_capacity(),
             lag_alert_after: default_lag_alert_after(),
+            forget_after: default_forget_after(),
         }
     }
 }
 
 fn default_queue_capacity() -> usize {
     1024
+}
+
+fn default_forget_after() -> Duration {
+    crate::pipeline::live::DEFAULT_FORGET_AFTER
 }
 
 fn default_lag_alert_after() -> Duration {
@@ -425,6 +438,13 @@ impl CollectorConfig {
         }
         if self.alerts.queue_capacity == 0 {
             problems.push("alerts.queue_capacity = 0 leaves no room for a batch; use at least 1 (default 1024)".to_string());
+        }
+        if self.alerts.forget_after < Duration::from_secs(24 * 3600) {
+            problems.push(format!(
+                "alerts.forget_after = {:?} is too short (at least 1d): a host silent for less \
+                 is still one whose silence alert matters",
+                humantime::format_duration(self.alerts.forget_after).to_string()
+            ));
         }
         if self.alerts.evaluation_interval < Duration::from_secs(1) {
             problems.push(format!(

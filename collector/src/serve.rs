@@ -171,8 +171,9 @@ impl Collector {
         let engine_events = ingest
             .service()
             .consume("alert_engine", config.alerts.queue_capacity);
-        let alerts = Alerting::open(config, &store, engine_events, clock)?
+        let mut alerts = Alerting::open(config, &store, engine_events, clock)?
             .with_fleet(config, registry.clone());
+        alerts.live = alerts.live.with_revocations(revocations.clone());
         let presence = Presence::open(&config.data_dir, jiff::Timestamp::now().as_millisecond())?;
         let presence = (
             presence,
@@ -336,7 +337,8 @@ impl Alerting {
         let live = LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms)
             .with_clock(clock)
             .with_channel_health(notifier.health())
-            .with_lag_alert_after(config.alerts.lag_alert_after);
+            .with_lag_alert_after(config.alerts.lag_alert_after)
+            .with_forget_after(config.alerts.forget_after);
         Ok(Self {
             live,
             events,

@@ -841,11 +841,13 @@ enum Related {
     HostCompanion,
 }
 
+mod forget;
 mod records;
 mod sites;
 mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use forget::Forgotten;
 pub use records::HostRecord;
 pub use snapshot::{HostSnapshot, InstanceSnapshot, SeriesSnapshot, Snapshot};

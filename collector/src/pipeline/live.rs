@@ -16,6 +16,8 @@ use super::dispatch::{Deferred, Dispatch};
 use super::health::{Fleet, Health, Problem};
 use crate::alert::engine::HostRecord;
 use crate::alert::{Engine, EngineSettings, RuleSet, SeriesId, Snapshot, Transition};
+use crate::enroll::revocation::RevocationList;
+use crate::ingest::identity::PeerIdentity;
 use crate::ingest::{EventLag, EventQueue, IngestEvent, Received};
 use crate::notify::{ChannelHealth, Clock};
 use crate::store::Store;
@@ -40,6 +42,11 @@ const POLICY_SYNC_INTERVAL: Duration = Duration::from_secs(5);
 pub const LAG_WARNING: Duration = Duration::from_secs(10);
 /// How long a stopping engine waits for ingest to finish handing it what was acknowledged.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
+/// How often series and hosts silent for longer than the forget time are looked for
+/// (revoked hosts are looked for at every evaluation).
+const FORGET_CHECK_EVERY_MS: i64 = 3_600_000;
+/// How long a silent host or series is kept, unless configured.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long the engine may stay behind before `EngineBehind` fires, unless configured.
 pub const DEFAULT_LAG_ALERT_AFTER: Duration = Duration::from_secs(120);
 
@@ -107,6 +114,12 @@ pub struct LiveAlerts {
     /// Added to the judging of every stored batch: a stand-in for an expensive rule, so
     /// tests and benchmarks can make the engine slower than ingest.
     judging_delay: Duration,
+    /// Hosts and series silent this long are forgotten.
+    forget_after: Duration,
+    /// When silent hosts and series were last looked for (clock ms).
+    forget_checked_ms: Option<i64>,
+    /// The revoked hosts, forgotten at once, when the collector enrolls them.
+    revocations: Option<RevocationList>,
 }
 
 impl LiveAlerts {
@@ -160,6 +173,9 @@ impl LiveAlerts {
             lag_logged_at: None,
             lag_alert_after: DEFAULT_LAG_ALERT_AFTER,
             judging_delay: Duration::ZERO,
+            forget_after: DEFAULT_FORGET_AFTER,
+            forget_checked_ms: None,
+            revocations: None,
         }
     }
 
@@ -182,6 +198,9 @@ impl LiveAlerts {
             lag_logged_at: None,
             lag_alert_after: DEFAULT_LAG_ALERT_AFTER,
             judging_delay: Duration::ZERO,
+            forget_after: DEFAULT_FORGET_AFTER,
+            forget_checked_ms: None,
+            revocations: None,
         }
     }
 
@@ -194,6 +213,18 @@ impl LiveAlerts {
     /// Raises an alert for a channel the notifier reports failing again and again.
     pub fn with_channel_health(mut self, channels: ChannelHealth) -> Self {
         self.channels = Some(channels);
+        self
+    }
+
+    /// Forgets hosts and series that sent nothing for `after`.
+    pub fn with_forget_after(mut self, after: Duration) -> Self {
+        self.forget_after = after;
+        self
+    }
+
+    /// Forgets a host at once when it is revoked (and has not reported since).
+    pub fn with_revocations(mut self, revocations: RevocationList) -> Self {
+        self.revocations = Some(revocations);
         self
     }
 
@@ -346,6 +377,7 @@ impl LiveAlerts {
         let now = self.now();
         let transitions = self.engine.evaluate(now.as_millisecond());
         self.deliver(&transitions);
+        self.forget(now.as_millisecond());
         let problems = self.problems(now.as_millisecond());
         let transitions = self.health.update(&problems, now.as_millisecond());
         self.deliver_health(transitions);
@@ -358,6 +390,47 @@ impl LiveAlerts {
         }
         self.unsaved = true;
         self.save(true);
+    }
+
+    /// Drops what stopped reporting from the engine (and so from the saved state): revoked
+    /// hosts at once, hosts and series silent for the forget time once an hour. Firing alerts
+    /// of a forgotten host are resolved.
+    fn forget(&mut self, now_ms: i64) {
+        let time_due = self
+            .forget_checked_ms
+            .is_none_or(|checked| now_ms - checked >= FORGET_CHECK_EVERY_MS);
+        let forget_after_ms = if time_due {
+            self.forget_checked_ms = Some(now_ms);
+            i64::try_from(self.forget_after.as_millis()).unwrap_or(i64::MAX)
+        } else {
+            i64::MAX
+        };
+        let revocations = self.revocations.clone();
+        // A host is gone when its certificate is revoked and it has not reported since
+        // (a host enrolled again under the same name reports after its revocation): the
+        // revocation list answers that for a certificate issued at the last report.
+        let revoked = |host: &str, last_seen_ms: Option<i64>| {
+            revocations.as_ref().is_some_and(|list| {
+                list.is_revoked(&PeerIdentity {
+                    host: host.to_owned(),
+                    client: String::new(),
+                    issued_at_ms: last_seen_ms.unwrap_or(i64::MIN),
+                    expires_at_ms: i64::MAX,
+                })
+            })
+        };
+        let forgotten = self.engine.forget(now_ms, forget_after_ms, revoked);
+        if forgotten.hosts.is_empty() && forgotten.series == 0 && forgotten.instances == 0 {
+            return;
+        }
+        tracing::info!(
+            hosts = forgotten.hosts.len(),
+            series = forgotten.series,
+            instances = forgotten.instances,
+            "forgot what stopped reporting (revoked, or silent for {})",
+            humantime::format_duration(self.forget_after)
+        );
+        self.deliver(&forgotten.resolved);
     }
 
     /// Vigil's own problems as of now: policy files that do not load, channels that keep
@@ -644,7 +717,6 @@ fn lag_problem(lag: &EventLag, after: Duration) -> Option<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::identity::PeerIdentity;
     use crate::notify::Outbox;
     use crate::pipeline::Policies;
     use crate::store::{StoreConfig, WriteHealth};
@@ -763,6 +835,37 @@ mod tests {
             &mut transitions,
         );
         assert!(transitions.is_empty(), "{transitions:?}");
+    }
+
+    #[test]
+    fn a_revoked_host_is_forgotten_at_once_and_a_silent_one_after_the_forget_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig::new(dir.path().join("store"))).unwrap();
+        let clock = Clock::manual(START_MS);
+        let revocations = RevocationList::new();
+        let mut live = open(dir.path(), &store, &clock)
+            .with_revocations(revocations.clone())
+            .with_forget_after(Duration::from_secs(7 * 24 * 3600));
+        live.on_event(&service("pc-01", 1.0, START_MS));
+        live.on_event(&service("pc-02", 1.0, START_MS));
+        live.evaluate();
+        assert_eq!(saved_hosts(&store), ["pc-01", "pc-02"]);
+
+        clock.advance(Duration::from_secs(60));
+        revocations.replace([("pc-01".to_string(), clock.now_ms())].into());
+        live.evaluate();
+        assert_eq!(saved_hosts(&store), ["pc-02"], "revoked: forgotten at once");
+        assert!(live.engine().snapshot().hosts.iter().all(|h| h.host != "pc-01"));
+
+        // pc-02 falls silent; its silence alert fires, and after a week it is forgotten
+        // and the alert resolved.
+        for _ in 0..(8 * 24) {
+            clock.advance(Duration::from_secs(3600));
+            live.evaluate();
+        }
+        assert!(saved_hosts(&store).is_empty(), "{:?}", saved_hosts(&store));
+        assert!(live.engine().snapshot().hosts.is_empty());
+        assert!(live.engine().open_alerts().is_empty());
     }
 
     #[test]
