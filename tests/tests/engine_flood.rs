@@ -24,7 +24,7 @@ const CROSSING_EVERY: u64 = 10;
 
 /// The service a batch reports on, and whether it is down.
 fn reported(seq: u64) -> (String, bool) {
-    if seq % CROSSING_EVERY == 0 {
+    if seq.is_multiple_of(CROSSING_EVERY) {
         (format!("svc-{seq:03}"), true)
     } else {
         ("steady".to_string(), false)

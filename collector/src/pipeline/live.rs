@@ -855,7 +855,12 @@ mod tests {
         revocations.replace([("pc-01".to_string(), clock.now_ms())].into());
         live.evaluate();
         assert_eq!(saved_hosts(&store), ["pc-02"], "revoked: forgotten at once");
-        assert!(live.engine().snapshot().hosts.iter().all(|h| h.host != "pc-01"));
+        assert!(live
+            .engine()
+            .snapshot()
+            .hosts
+            .iter()
+            .all(|h| h.host != "pc-01"));
 
         // pc-02 falls silent; its silence alert fires, and after a week it is forgotten
         // and the alert resolved.
