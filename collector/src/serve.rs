@@ -168,6 +168,10 @@ impl Collector {
                 service: EnrollmentService::new(authority),
             });
         }
+        let stamp = clock.clone();
+        ingest
+            .service()
+            .stamp_events_with(Arc::new(move || stamp.now_ms()));
         let engine_events = ingest
             .service()
             .consume("alert_engine", config.alerts.queue_capacity);

@@ -20,17 +20,25 @@ use tokio::sync::{broadcast, mpsc};
 /// How many events a display watcher may fall behind before it loses the oldest.
 const WATCHER_CAPACITY: usize = 1024;
 
+/// What time it is, in ms since the Unix epoch, for stamping events.
+pub type EventClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 /// Where ingest publishes what it stored. Cheap to clone; every clone publishes to the same
 /// consumers.
 #[derive(Clone)]
 pub struct EventBus {
     consumers: Arc<Mutex<Vec<Consumer>>>,
     watchers: broadcast::Sender<IngestEvent>,
+    clock: Arc<Mutex<EventClock>>,
 }
+
+/// An event in a queue: with when it was published by the bus's clock, and when by the
+/// monotonic clock (for the lag).
+type Queued = (IngestEvent, i64, Instant);
 
 #[derive(Clone)]
 struct Consumer {
-    sender: mpsc::Sender<(IngestEvent, Instant)>,
+    sender: mpsc::Sender<Queued>,
     lag: Arc<EventLag>,
 }
 
@@ -43,10 +51,21 @@ impl Default for EventBus {
 impl EventBus {
     pub fn new() -> Self {
         let (watchers, _) = broadcast::channel(WATCHER_CAPACITY);
+        let system: EventClock = Arc::new(|| jiff::Timestamp::now().as_millisecond());
         Self {
             consumers: Arc::new(Mutex::new(Vec::new())),
             watchers,
+            clock: Arc::new(Mutex::new(system)),
         }
+    }
+
+    /// Stamps events with `clock` instead of the system clock: the alert path's clock,
+    /// which tests move by hand.
+    pub fn stamp_with(&self, clock: EventClock) {
+        *self
+            .clock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = clock;
     }
 
     /// A consumer that receives every event from now on, in the order each session
@@ -81,6 +100,10 @@ impl EventBus {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
         let published = Instant::now();
+        let published_ms = (self
+            .clock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))();
         for consumer in consumers {
             if consumer.sender.capacity() == 0 {
                 consumer.lag.full_waits.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +112,7 @@ impl EventBus {
             consumer.lag.enqueued();
             if consumer
                 .sender
-                .send((event.clone(), published))
+                .send((event.clone(), published_ms, published))
                 .await
                 .is_err()
             {
@@ -104,16 +127,19 @@ impl EventBus {
 
 /// One consumer's end of the bus.
 pub struct EventQueue {
-    receiver: mpsc::Receiver<(IngestEvent, Instant)>,
+    receiver: mpsc::Receiver<Queued>,
     lag: Arc<EventLag>,
 }
 
-/// An event as a consumer takes it, with how long ago ingest published it: a consumer that
-/// was behind judges it as of then (a sample that arrived on time is not late because the
+/// An event as a consumer takes it, with when ingest published it: a consumer that was
+/// behind judges it as of then (a sample that arrived on time is not late because the
 /// engine was busy).
 #[derive(Debug, Clone)]
 pub struct Received {
     pub event: IngestEvent,
+    /// When it was published, ms since the Unix epoch by the bus's clock.
+    pub published_ms: i64,
+    /// How long it waited for the consumer.
     pub waited: Duration,
 }
 
@@ -130,11 +156,12 @@ impl EventQueue {
         self.taken(received)
     }
 
-    fn taken(&self, received: Option<(IngestEvent, Instant)>) -> Option<Received> {
-        let (event, published) = received?;
+    fn taken(&self, received: Option<Queued>) -> Option<Received> {
+        let (event, published_ms, published) = received?;
         self.lag.dequeued();
         Some(Received {
             event,
+            published_ms,
             waited: published.elapsed(),
         })
     }

@@ -27,7 +27,7 @@ use crate::enroll::service::RenewalService;
 use crate::store::Store;
 use connections::Connections;
 use counters::IngestCounters;
-pub use events::{EventBus, EventLag, EventQueue, Received};
+pub use events::{EventBus, EventClock, EventLag, EventQueue, Received};
 use identity::PeerIdentity;
 use limits::HostBudgets;
 use std::net::SocketAddr;
@@ -159,6 +159,11 @@ impl IngestService {
     /// events, never slows ingest; whoever judges events uses [`IngestService::consume`].
     pub fn subscribe(&self) -> broadcast::Receiver<IngestEvent> {
         self.events.watch()
+    }
+
+    /// Stamps events with `clock` (the alert path's) instead of the system clock.
+    pub fn stamp_events_with(&self, clock: EventClock) {
+        self.events.stamp_with(clock);
     }
 
     /// Every event from now on, none lost, through a queue of `capacity` events: while it is

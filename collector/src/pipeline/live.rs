@@ -87,8 +87,6 @@ pub struct LiveAlerts {
     engine: Engine,
     dispatch: Dispatch,
     store: Option<Store>,
-    /// Transitions since the last save.
-    unsaved: bool,
     /// The pipeline record as last written, to write it only when it changed.
     pipeline_saved: Vec<u8>,
     /// The state was read from the old single record, which the next save deletes.
@@ -160,7 +158,6 @@ impl LiveAlerts {
             engine,
             dispatch,
             store: Some(store),
-            unsaved: upgrading,
             pipeline_saved: Vec::new(),
             upgrading,
             save_counts: SaveCounts::default(),
@@ -185,7 +182,6 @@ impl LiveAlerts {
             engine,
             dispatch,
             store: None,
-            unsaved: false,
             pipeline_saved: Vec::new(),
             upgrading: false,
             save_counts: SaveCounts::default(),
@@ -289,7 +285,6 @@ impl LiveAlerts {
         events
             .drain(DRAIN_DEADLINE, |received| self.on_received(&received))
             .await;
-        self.unsaved = true;
         self.save(true);
     }
 
@@ -308,8 +303,7 @@ impl LiveAlerts {
 
     /// Judges an event taken from the queue as of when ingest published it.
     fn on_received(&mut self, received: &Received) {
-        let waited_ms = i64::try_from(received.waited.as_millis()).unwrap_or(i64::MAX);
-        let as_of_ms = self.now_ms().saturating_sub(waited_ms);
+        let as_of_ms = self.now_ms().min(received.published_ms);
         self.on_event_at(&received.event, as_of_ms);
     }
 
@@ -388,7 +382,6 @@ impl LiveAlerts {
         if let Err(error) = self.dispatch.release_due(now, summary_now) {
             tracing::error!("releasing waiting alerts: {error}");
         }
-        self.unsaved = true;
         self.save(true);
     }
 
@@ -507,7 +500,6 @@ impl LiveAlerts {
                     "enqueueing an alert failed: {error}"
                 );
             }
-            self.unsaved = true;
         }
     }
 
@@ -519,7 +511,6 @@ impl LiveAlerts {
         let mut waiting = std::mem::take(&mut self.health_unsent);
         waiting.extend(transitions);
         for transition in waiting {
-            self.unsaved = true;
             if let Err(error) = self.dispatch.handle(&transition, now) {
                 tracing::error!(
                     rule = %transition.rule,
@@ -538,7 +529,6 @@ impl LiveAlerts {
     /// them.
     fn save(&mut self, samples_too: bool) {
         let Some(store) = &self.store else {
-            self.unsaved = false;
             return;
         };
         let records = self.engine.take_changed(samples_too);
@@ -577,7 +567,6 @@ impl LiveAlerts {
             + removes.iter().map(|key| key.len() as u64).sum::<u64>();
         match store.write_states(&puts, &removes) {
             Ok(()) => {
-                self.unsaved = false;
                 self.upgrading = false;
                 if pipeline_changed {
                     self.pipeline_saved = pipeline;
