@@ -232,6 +232,11 @@ impl Collector {
         self.alerts.events.lag()
     }
 
+    /// How far presence tracking is behind ingest.
+    pub fn presence_lag(&self) -> Arc<EventLag> {
+        self.presence.1.lag()
+    }
+
     /// Spends `delay` more on judging every stored batch, as an expensive rule would: how
     /// tests and benchmarks make the engine slower than ingest.
     pub fn with_judging_delay(mut self, delay: Duration) -> Self {

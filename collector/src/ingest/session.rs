@@ -2,7 +2,8 @@
 //!
 //! The order of work for a batch is the durability promise: check the sequence number,
 //! pace the host, validate, check the host's series budget, check it is not revoked, store
-//! (flushed to disk), check again that it is not revoked, then ack. A refused batch gets a
+//! (flushed to disk), hand it to the alert engine and presence (waiting while one is
+//! behind), check again that it is not revoked, then ack. A refused batch gets a
 //! `Reject` naming the limit, and the stream goes on; a storage failure ends the stream with
 //! `UNAVAILABLE`, so the agent keeps the batch and sends it again after reconnecting.
 //!
