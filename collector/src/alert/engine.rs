@@ -842,6 +842,7 @@ enum Related {
 }
 
 mod forget;
+mod partition;
 mod records;
 mod sites;
 mod snapshot;
@@ -849,5 +850,6 @@ mod snapshot;
 mod tests;
 
 pub use forget::Forgotten;
+pub use partition::{Observed, Partitioned};
 pub use records::HostRecord;
 pub use snapshot::{HostSnapshot, InstanceSnapshot, SeriesSnapshot, Snapshot};
