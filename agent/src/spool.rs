@@ -561,10 +561,12 @@ impl Spool {
     }
 
     fn apply_unflushed(&self, update: sled::Batch) -> Result<(), SpoolError> {
-        self.db.apply_batch(update).map_err(|source| SpoolError::Write {
-            path: self.path.clone(),
-            source,
-        })
+        self.db
+            .apply_batch(update)
+            .map_err(|source| SpoolError::Write {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SpoolState> {

@@ -102,6 +102,25 @@ pub struct AlertsSection {
         deserialize_with = "config_file::deserialize_duration"
     )]
     pub restart_grace: Duration,
+    /// How many stored batches may wait for the engine before ingest waits for it (agents'
+    /// acknowledgements slow down; nothing is dropped). Default: 1024.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// How long the oldest unjudged batch may wait before Vigil raises `EngineBehind`.
+    /// Default: "2m".
+    #[serde(
+        default = "default_lag_alert_after",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub lag_alert_after: Duration,
+    /// Hosts and series that sent nothing for this long are dropped from the engine and its
+    /// saved state (a revoked host at once); longer than any silence alert needs. Default:
+    /// "7d".
+    #[serde(
+        default = "default_forget_after",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub forget_after: Duration,
 }
 
 impl Default for AlertsSection {
@@ -110,8 +129,23 @@ impl Default for AlertsSection {
             rules: None,
             evaluation_interval: default_evaluation_interval(),
             restart_grace: default_restart_grace(),
+            queue_capacity: default_queue_capacity(),
+            lag_alert_after: default_lag_alert_after(),
+            forget_after: default_forget_after(),
         }
     }
+}
+
+fn default_queue_capacity() -> usize {
+    1024
+}
+
+fn default_forget_after() -> Duration {
+    crate::pipeline::live::DEFAULT_FORGET_AFTER
+}
+
+fn default_lag_alert_after() -> Duration {
+    crate::pipeline::live::DEFAULT_LAG_ALERT_AFTER
 }
 
 fn default_evaluation_interval() -> Duration {
@@ -452,6 +486,16 @@ impl CollectorConfig {
                     humantime::format_duration(enroll.cert_validity).to_string()
                 ));
             }
+        }
+        if self.alerts.queue_capacity == 0 {
+            problems.push("alerts.queue_capacity = 0 leaves no room for a batch; use at least 1 (default 1024)".to_string());
+        }
+        if self.alerts.forget_after < Duration::from_secs(24 * 3600) {
+            problems.push(format!(
+                "alerts.forget_after = {:?} is too short (at least 1d): a host silent for less \
+                 is still one whose silence alert matters",
+                humantime::format_duration(self.alerts.forget_after).to_string()
+            ));
         }
         if self.alerts.evaluation_interval < Duration::from_secs(1) {
             problems.push(format!(

@@ -11,7 +11,9 @@ use crate::enroll::service::{
 use crate::enroll::{CaError, CertificateAuthority};
 use crate::ingest::counters::IngestCounters;
 use crate::ingest::tls::{self, TlsError};
-use crate::ingest::{IngestEvent, IngestServer, IngestService, IngestSettings};
+use crate::ingest::{
+    EventLag, EventQueue, IngestEvent, IngestServer, IngestService, IngestSettings,
+};
 use crate::notify::channel::Channels;
 use crate::notify::{Clock, Notifier, NotifierSettings, NotifyError, Outbox};
 use crate::pipeline::presence::{self, Presence, PresenceError};
@@ -75,7 +77,7 @@ pub struct Collector {
     registry: Arc<Registry>,
     revocations: RevocationList,
     alerts: Alerting,
-    presence: (Presence, broadcast::Receiver<IngestEvent>),
+    presence: (Presence, EventQueue),
     http: Option<crate::http::HttpServer>,
     shutdown: CancellationToken,
 }
@@ -84,7 +86,8 @@ pub struct Collector {
 /// outbox.
 struct Alerting {
     live: LiveAlerts,
-    events: broadcast::Receiver<IngestEvent>,
+    /// Every stored batch, none dropped: ingest waits while this is full.
+    events: EventQueue,
     notifier: Notifier,
 }
 
@@ -169,10 +172,23 @@ impl Collector {
             });
         }
         let http = bind_http(config, &store, &registry, clock.clone()).await?;
-        let alerts = Alerting::open(config, &store, ingest.service().subscribe(), clock)?
+        let stamp = clock.clone();
+        ingest
+            .service()
+            .stamp_events_with(Arc::new(move || stamp.now_ms()));
+        let engine_events = ingest
+            .service()
+            .consume("alert_engine", config.alerts.queue_capacity);
+        let mut alerts = Alerting::open(config, &store, engine_events, clock)?
             .with_fleet(config, registry.clone());
+        alerts.live = alerts.live.with_revocations(revocations.clone());
         let presence = Presence::open(&config.data_dir, jiff::Timestamp::now().as_millisecond())?;
-        let presence = (presence, ingest.service().subscribe());
+        let presence = (
+            presence,
+            ingest
+                .service()
+                .consume("presence", config.alerts.queue_capacity),
+        );
         Ok(Self {
             store,
             ingest,
@@ -222,9 +238,28 @@ impl Collector {
         self.ingest.service().counters().clone()
     }
 
-    /// What arrives from agents, from now on.
+    /// What arrives from agents, from now on, for display: a watcher that falls behind
+    /// loses the oldest events (the engine and presence have queues of their own that
+    /// never drop).
     pub fn events(&self) -> broadcast::Receiver<IngestEvent> {
         self.ingest.service().subscribe()
+    }
+
+    /// How far the alert engine is behind ingest.
+    pub fn engine_lag(&self) -> Arc<EventLag> {
+        self.alerts.events.lag()
+    }
+
+    /// How far presence tracking is behind ingest.
+    pub fn presence_lag(&self) -> Arc<EventLag> {
+        self.presence.1.lag()
+    }
+
+    /// Spends `delay` more on judging every stored batch, as an expensive rule would: how
+    /// tests and benchmarks make the engine slower than ingest.
+    pub fn with_judging_delay(mut self, delay: Duration) -> Self {
+        self.alerts.live = self.alerts.live.with_judging_delay(delay);
+        self
     }
 
     /// Serves until the shutdown token is cancelled, then gives open streams a deadline to
@@ -335,7 +370,7 @@ impl Alerting {
     fn open(
         config: &CollectorConfig,
         store: &Store,
-        events: broadcast::Receiver<IngestEvent>,
+        events: EventQueue,
         clock: Clock,
     ) -> Result<Self, ServeError> {
         let rules = match &config.alerts.rules {
@@ -364,7 +399,9 @@ impl Alerting {
         let now_ms = clock.now_ms();
         let live = LiveAlerts::open(store.clone(), rules, settings, dispatch, now_ms)
             .with_clock(clock)
-            .with_channel_health(notifier.health());
+            .with_channel_health(notifier.health())
+            .with_lag_alert_after(config.alerts.lag_alert_after)
+            .with_forget_after(config.alerts.forget_after);
         Ok(Self {
             live,
             events,

@@ -186,12 +186,13 @@ pub const SITE_RULE_KIND: FailureKind = FailureKind::HostDown;
 /// The rules the collector raises about itself, all of kind `vigil_health`: a policy file
 /// that does not load, a delivery channel that keeps failing, an agent that enrolled but
 /// never connected, a certificate near its end that was not renewed.
-pub const HEALTH_RULES: [&str; 5] = [
+pub const HEALTH_RULES: [&str; 6] = [
     "PolicyLoadFailed",
     "ChannelFailing",
     "AgentNeverConnected",
     "CertificateNotRenewed",
     "StorageWriteFailing",
+    "EngineBehind",
 ];
 
 /// Every rule name an alert can carry without a rules file: the built-in pack, the site

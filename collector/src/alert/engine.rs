@@ -6,14 +6,15 @@
 //! The engine has no clock and does no I/O: callers pass the time. Live, `now` is the wall
 //! clock and samples are observed as they arrive; in backtest, `now` is the time of the
 //! samples being replayed. Its whole state is a serde [`Snapshot`], so a collector restart
-//! loses no pending time and repeats no alert.
+//! loses no pending time and repeats no alert; it also keeps which hosts changed since the
+//! last save, so a live collector writes only their [`HostRecord`]s.
 
 use crate::alert::kinds::{self, silence::Reporting, AlertDetails, KindState, Verdict};
 use crate::alert::lifecycle::{Change, Condition, Lifecycle, Phase};
 use crate::alert::rule::{FailureKind, Rule, RuleKind, RuleSet, Severity};
 use crate::alert::summary;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use vigil_proto::model::{Labels, Sample};
 
 /// Timing the engine applies to every rule.
@@ -171,6 +172,12 @@ pub struct Engine {
     /// Forecast horizons (warn, critical) a client's contract sets, by client; `""` for
     /// every client without one of its own. They replace the forecast rules' own.
     forecast_horizons: HashMap<String, (std::time::Duration, std::time::Duration)>,
+    /// Hosts (by name; `""` for site alerts) whose saved record is out of date by new
+    /// samples only: see [`Engine::take_changed`].
+    dirty: HashSet<String>,
+    /// Hosts whose alert lifecycles changed (or that said goodbye, or had an alert
+    /// acknowledged): their records are saved before the transition goes out.
+    urgent: HashSet<String>,
 }
 
 impl Engine {
@@ -190,6 +197,8 @@ impl Engine {
             host_ids: HashMap::new(),
             grace_until_ms: i64::MIN,
             forecast_horizons: HashMap::new(),
+            dirty: HashSet::new(),
+            urgent: HashSet::new(),
         }
     }
 
@@ -329,6 +338,7 @@ impl Engine {
         out: &mut Vec<Transition>,
     ) {
         let index = id.0 as usize;
+        self.mark_host(self.series[index].host);
         if !sample.value.is_finite() {
             // NaN or ±Inf: the host reports (it is not silent), but the value says nothing
             // about the condition a rule watches (a failed sensor, a division by zero).
@@ -659,9 +669,13 @@ impl Engine {
         let condition = verdict.map(|verdict| self.condition(instance, rule, verdict));
         let clear_for_ms = rule.clear_for.as_millis() as i64;
         let began_before = self.instances[instance].life.began_ms();
+        let life_before = self.instances[instance].life.clone();
         let change = self.instances[instance]
             .life
             .step(now_ms, condition.as_ref(), clear_for_ms);
+        if self.instances[instance].life != life_before {
+            self.mark_instance(instance);
+        }
         if let Some(change) = change {
             let began_ms = self.instances[instance]
                 .life
@@ -737,6 +751,8 @@ impl Engine {
         if let Some(&index) = self.host_ids.get(host) {
             self.hosts[index].offline = true;
             self.hosts[index].rebooting_since_ms = rebooting_at_ms;
+            let name = self.hosts[index].name.clone();
+            self.urgent.insert(name);
         }
     }
 
@@ -759,7 +775,11 @@ impl Engine {
             labels: labels.clone(),
         };
         match self.instance_ids.get(&key) {
-            Some(&instance) => self.instances[instance].life.acknowledge(by, now_ms),
+            Some(&instance) => {
+                let acknowledged = self.instances[instance].life.acknowledge(by, now_ms);
+                self.mark_instance(instance);
+                acknowledged
+            }
             None => false,
         }
     }
@@ -821,9 +841,15 @@ enum Related {
     HostCompanion,
 }
 
+mod forget;
+mod partition;
+mod records;
 mod sites;
 mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use forget::Forgotten;
+pub use partition::{Observed, Partitioned};
+pub use records::HostRecord;
 pub use snapshot::{HostSnapshot, InstanceSnapshot, SeriesSnapshot, Snapshot};

@@ -6,14 +6,17 @@
 //! [`IngestService`] runs one [`session::AgentSession`] per `Report` stream, which
 //! validates batches, holds each host to its [`limits::HostBudgets`], stores batches
 //! durably and only then acknowledges them. Every refusal is counted in
-//! [`counters::IngestCounters`]. What arrives is also published as [`IngestEvent`]s for
-//! whoever watches (the alert pipeline, presence, the demo).
+//! [`counters::IngestCounters`]. What arrives is also published as [`IngestEvent`]s on an
+//! [`events::EventBus`]: through a bounded queue that never drops to those who judge (the
+//! alert pipeline, presence), before the batch is acknowledged, and to whoever only watches
+//! (the demo).
 //!
 //! This room is the only one besides `vigil-proto` that names prost types; it hands the rest
 //! of the collector domain types only.
 
 pub mod connections;
 pub mod counters;
+pub mod events;
 pub mod identity;
 pub mod limits;
 pub mod session;
@@ -24,6 +27,7 @@ use crate::enroll::service::RenewalService;
 use crate::store::Store;
 use connections::Connections;
 use counters::IngestCounters;
+pub use events::{EventBus, EventClock, EventLag, EventQueue, Received};
 use identity::PeerIdentity;
 use limits::HostBudgets;
 use std::net::SocketAddr;
@@ -115,7 +119,7 @@ pub struct IngestService {
     connections: Connections,
     budgets: HostBudgets,
     counters: Arc<IngestCounters>,
-    events: broadcast::Sender<IngestEvent>,
+    events: EventBus,
     shutdown: CancellationToken,
 }
 
@@ -127,7 +131,7 @@ impl IngestService {
         counters: Arc<IngestCounters>,
         shutdown: CancellationToken,
     ) -> Self {
-        let (events, _) = broadcast::channel(1024);
+        let events = EventBus::new();
         let closing_age = settings.max_connection_age + MAX_CONNECTION_AGE_GRACE;
         Self {
             store,
@@ -151,10 +155,21 @@ impl IngestService {
         &self.connections
     }
 
-    /// Events from now on. A watcher that falls behind loses the oldest events, never
-    /// slows ingest.
+    /// Events from now on, for display. A watcher that falls behind loses the oldest
+    /// events, never slows ingest; whoever judges events uses [`IngestService::consume`].
     pub fn subscribe(&self) -> broadcast::Receiver<IngestEvent> {
-        self.events.subscribe()
+        self.events.watch()
+    }
+
+    /// Stamps events with `clock` (the alert path's) instead of the system clock.
+    pub fn stamp_events_with(&self, clock: EventClock) {
+        self.events.stamp_with(clock);
+    }
+
+    /// Every event from now on, none lost, through a queue of `capacity` events: while it is
+    /// full, sessions wait before acknowledging. Call before serving.
+    pub fn consume(&self, name: &'static str, capacity: usize) -> EventQueue {
+        self.events.consume(name, capacity)
     }
 }
 

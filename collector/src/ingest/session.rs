@@ -2,7 +2,8 @@
 //!
 //! The order of work for a batch is the durability promise: check the sequence number,
 //! pace the host, validate, check the host's series budget, check it is not revoked, store
-//! (flushed to disk), check again that it is not revoked, then ack. A refused batch gets a
+//! (flushed to disk), hand it to the alert engine and presence (waiting while one is
+//! behind), check again that it is not revoked, then ack. A refused batch gets a
 //! `Reject` naming the limit, and the stream goes on; a storage failure ends the stream with
 //! `UNAVAILABLE`, so the agent keeps the batch and sends it again after reconnecting.
 //!
@@ -14,12 +15,12 @@
 use super::counters::IngestCounters;
 use super::identity::PeerIdentity;
 use super::limits::{series_key, HostBudget, HostBudgets, SeriesRefusal, Slowed, SERIES_WINDOW};
-use super::{IngestEvent, IngestSettings};
+use super::{EventBus, IngestEvent, IngestSettings};
 use crate::enroll::revocation::RevocationList;
 use crate::store::{AppendOutcome, SeriesSamples, Store, WriterId};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use vigil_proto::model::{
@@ -52,7 +53,7 @@ pub struct AgentSession {
     pub revocations: RevocationList,
     pub counters: Arc<IngestCounters>,
     pub budget: Arc<Mutex<HostBudget>>,
-    pub events: broadcast::Sender<IngestEvent>,
+    pub events: EventBus,
     /// Cancelled when the collector closes the connection the stream is on.
     pub connection_closed: CancellationToken,
     /// Keeps the connection from counting as idle while the stream runs.
@@ -157,7 +158,8 @@ impl AgentSession {
         self.publish(IngestEvent::Connected {
             peer: self.peer.clone(),
             inventory: hello.inventory.clone(),
-        });
+        })
+        .await;
         if let Some(wanted) = self.settings.agent_interval {
             let wanted = wanted.as_secs() as u32;
             if wanted != hello.interval_seconds {
@@ -216,7 +218,8 @@ impl AgentSession {
         }
         self.publish(IngestEvent::Disconnected {
             peer: self.peer.clone(),
-        });
+        })
+        .await;
     }
 
     async fn handle_batch(&self, spool: &SpoolView, wire: pb::Batch, outbound: &Outbound) -> Next {
@@ -291,7 +294,8 @@ impl AgentSession {
                 self.publish(IngestEvent::Stored {
                     peer: self.peer.clone(),
                     batch: Arc::new(batch),
-                });
+                })
+                .await;
             }
             Ok(AppendOutcome::Duplicate) if spool.next_seq > 0 && seq >= spool.next_seq => {
                 // This spool made the batch after its hello, yet the store has its number:
@@ -312,7 +316,8 @@ impl AgentSession {
                 self.publish(IngestEvent::Duplicate {
                     peer: self.peer.clone(),
                     seq,
-                });
+                })
+                .await;
             }
             Err(error) => {
                 tracing::error!(seq, %error, "storing batch failed");
@@ -344,7 +349,8 @@ impl AgentSession {
             peer: self.peer.clone(),
             seq,
             reason: reason.clone(),
-        });
+        })
+        .await;
         match send(outbound, &CollectorMessage::Reject { seq, reason }).await {
             Ok(()) => Next::Continue,
             Err(()) => Next::Stop,
@@ -408,7 +414,8 @@ impl AgentSession {
                 self.publish(IngestEvent::Goodbye {
                     peer: self.peer.clone(),
                     reason,
-                });
+                })
+                .await;
                 let host = self.peer.host.clone();
                 let result = self
                     .blocking(move |store| {
@@ -518,9 +525,10 @@ impl AgentSession {
         }
     }
 
-    fn publish(&self, event: IngestEvent) {
-        // Nobody listening is fine.
-        let _ = self.events.send(event);
+    /// Hands the event to the engine and presence (waiting while one is behind: the batch
+    /// is acknowledged after this returns) and to any watcher.
+    async fn publish(&self, event: IngestEvent) {
+        self.events.publish(event).await;
     }
 }
 

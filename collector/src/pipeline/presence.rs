@@ -2,16 +2,16 @@
 //! technician, or gone without a word. A workstation switched off at night says so in its
 //! Goodbye; this is where that becomes visible.
 //!
-//! [`track`] follows the ingest events and keeps `<data_dir>/presence.json` up to date (at
+//! [`track`] follows every ingest event (through a queue of its own that never drops, so a
+//! Goodbye is never missed) and keeps `<data_dir>/presence.json` up to date (at
 //! most every [`SAVE_EVERY`], and once more at shutdown), so that `vigil-collector hosts list`
 //! can show it while `serve` holds the store.
 
-use crate::ingest::IngestEvent;
+use crate::ingest::{EventQueue, IngestEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use vigil_proto::model::GoodbyeReason;
 
@@ -204,12 +204,12 @@ pub enum PresenceError {
     },
 }
 
-/// Follows `events` until `shutdown`, saving as it goes and once more at the end.
-pub async fn track(
-    mut presence: Presence,
-    mut events: broadcast::Receiver<IngestEvent>,
-    shutdown: CancellationToken,
-) {
+/// How long a stopping tracker waits for ingest to finish handing it events.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Follows `events` until `shutdown` (or until ingest is gone), saving as it goes and once
+/// more at the end.
+pub async fn track(mut presence: Presence, mut events: EventQueue, shutdown: CancellationToken) {
     let mut save = tokio::time::interval(SAVE_EVERY);
     save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -217,16 +217,16 @@ pub async fn track(
             _ = shutdown.cancelled() => break,
             _ = save.tick() => save_or_log(&mut presence),
             event = events.recv() => match event {
-                Ok(event) => presence.observe(&event, now_ms()),
-                // Missed events only leave a state older than it could be; the next ones fix it.
-                Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => break,
+                Some(received) => presence.observe(&received.event, now_ms()),
+                None => break,
             },
         }
     }
-    while let Ok(event) = events.try_recv() {
-        presence.observe(&event, now_ms());
-    }
+    events
+        .drain(DRAIN_DEADLINE, |received| {
+            presence.observe(&received.event, now_ms())
+        })
+        .await;
     save_or_log(&mut presence);
 }
 

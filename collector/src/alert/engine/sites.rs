@@ -149,9 +149,13 @@ impl Engine {
             }
         });
         let began_before = self.instances[instance].life.began_ms();
+        let life_before = self.instances[instance].life.clone();
         let change = self.instances[instance]
             .life
             .step(now_ms, condition.as_ref(), 0);
+        if self.instances[instance].life != life_before {
+            self.mark_instance(instance);
+        }
         if let Some(change) = change {
             let began_ms = self.instances[instance]
                 .life

@@ -1,7 +1,7 @@
 //! The engine's whole state as a serde value, and the engine rebuilt from it: what a store
 //! keeps so that a collector restart neither loses a pending alert nor repeats a firing one.
 
-use super::{Engine, EngineSettings, Instance, InstanceKey, Links};
+use super::{Engine, EngineSettings, HostEntry, Instance, InstanceKey, Links, SeriesEntry};
 use crate::alert::kinds::KindState;
 use crate::alert::lifecycle::Lifecycle;
 use crate::alert::rule::RuleSet;
@@ -13,39 +13,24 @@ impl Engine {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             version: SNAPSHOT_VERSION,
-            hosts: self
-                .hosts
-                .iter()
-                .map(|host| HostSnapshot {
-                    host: host.name.clone(),
-                    client: host.client.clone(),
-                    last_seen_ms: host.last_seen_ms,
-                    interval_ms: host.interval_ms,
-                    offline: host.offline,
-                    rebooting_since_ms: host.rebooting_since_ms,
-                })
-                .collect(),
-            series: self
-                .series
-                .iter()
-                .map(|series| SeriesSnapshot {
-                    name: series.name.clone(),
-                    labels: series.labels.clone(),
-                    last: series.last,
-                })
-                .collect(),
+            hosts: self.hosts.iter().map(HostSnapshot::of).collect(),
+            series: self.series.iter().map(SeriesSnapshot::of).collect(),
             instances: self
                 .instances
                 .iter()
-                .map(|inst| InstanceSnapshot {
-                    rule: self.rules.rules[inst.key.rule].name.clone(),
-                    host: inst.key.host.clone(),
-                    client: inst.client.clone(),
-                    labels: inst.key.labels.clone(),
-                    state: inst.state.clone(),
-                    life: inst.life.clone(),
-                })
+                .map(|inst| self.instance_snapshot(inst))
                 .collect(),
+        }
+    }
+
+    pub(super) fn instance_snapshot(&self, inst: &Instance) -> InstanceSnapshot {
+        InstanceSnapshot {
+            rule: self.rules.rules[inst.key.rule].name.clone(),
+            host: inst.key.host.clone(),
+            client: inst.client.clone(),
+            labels: inst.key.labels.clone(),
+            state: inst.state.clone(),
+            life: inst.life.clone(),
         }
     }
 
@@ -114,7 +99,7 @@ impl Engine {
     }
 }
 
-const SNAPSHOT_VERSION: u32 = 1;
+pub(super) const SNAPSHOT_VERSION: u32 = 1;
 
 /// The engine's whole state, serde-serialisable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +120,29 @@ pub struct HostSnapshot {
     /// Absent in snapshots from before reboots were told apart.
     #[serde(default)]
     pub rebooting_since_ms: Option<i64>,
+}
+
+impl HostSnapshot {
+    pub(super) fn of(host: &HostEntry) -> Self {
+        Self {
+            host: host.name.clone(),
+            client: host.client.clone(),
+            last_seen_ms: host.last_seen_ms,
+            interval_ms: host.interval_ms,
+            offline: host.offline,
+            rebooting_since_ms: host.rebooting_since_ms,
+        }
+    }
+}
+
+impl SeriesSnapshot {
+    pub(super) fn of(series: &SeriesEntry) -> Self {
+        Self {
+            name: series.name.clone(),
+            labels: series.labels.clone(),
+            last: series.last,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
