@@ -1,0 +1,214 @@
+//! The report by email: the summary as the text, the page as the HTML body and as an
+//! attachment, through the collector's SMTP server (its first `[[notify.channel]]` of type
+//! `email`) to the addresses of the client's `[report] send_to`.
+//!
+//! [`due`] says which clients' reports are due at an instant (the contract's `[report] day`
+//! in the client's time zone, for the month that ended); [`send_due`] makes, records and
+//! mails each one that no earlier run has sent. A scheduler (`serve`, once an hour) calls it.
+
+use super::{build, html, runs, Month, MonthReport, ReportError};
+use crate::notify::config::{read_secret, ChannelConfig, EmailConfig, NotifySection, SmtpSecurity};
+use crate::pipeline::PolicyArchive;
+use crate::policy::PolicyHistory;
+use crate::store::Store;
+use jiff::Timestamp;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::Path;
+
+/// The SMTP server a report goes through: the first email channel of `[notify]`.
+pub fn smtp_of(notify: &NotifySection) -> Option<&EmailConfig> {
+    notify.channels.iter().find_map(|channel| match channel {
+        ChannelConfig::Email(email) => Some(email),
+        _ => None,
+    })
+}
+
+/// The mail for `report`, whose page is `page`, from `from` to `to`.
+pub fn message(
+    report: &MonthReport,
+    page: &str,
+    from: &str,
+    to: &[String],
+) -> Result<Message, ReportError> {
+    let fail = |detail: String| ReportError::Email {
+        client: report.client.clone(),
+        detail,
+    };
+    let mailbox = |text: &str| {
+        text.parse::<Mailbox>().map_err(|_| {
+            fail(format!(
+                "'{text}' is not an email address; write e.g. \"Owner <owner@client.example>\""
+            ))
+        })
+    };
+    let mut builder = Message::builder().from(mailbox(from)?).subject(format!(
+        "{}: IT report for {}",
+        report.client_name,
+        report.month.title()
+    ));
+    for address in to {
+        builder = builder.to(mailbox(address)?);
+    }
+    let text = format!(
+        "{}\n\nThe full report is attached ({}-{}.html); it opens in any browser and prints on \
+         A4 or Letter.\n",
+        html::summary(report),
+        report.client,
+        report.month
+    );
+    let file_name = format!("{}-{}.html", report.client, report.month);
+    builder
+        .multipart(
+            MultiPart::mixed()
+                .multipart(
+                    MultiPart::alternative()
+                        .singlepart(SinglePart::plain(text))
+                        .singlepart(SinglePart::html(page.to_string())),
+                )
+                .singlepart(Attachment::new(file_name).body(
+                    page.to_string(),
+                    ContentType::parse("text/html; charset=utf-8").expect("a valid content type"),
+                )),
+        )
+        .map_err(|error| fail(format!("cannot build the mail: {error}")))
+}
+
+/// Sends `report` to `to` through `smtp`.
+pub async fn send(
+    smtp: &EmailConfig,
+    report: &MonthReport,
+    page: &str,
+    to: &[String],
+) -> Result<(), ReportError> {
+    let fail = |detail: String| ReportError::Email {
+        client: report.client.clone(),
+        detail,
+    };
+    if to.is_empty() {
+        return Err(fail(
+            "no recipients; add [report] send_to = [\"owner@client.example\"] to its policy"
+                .to_string(),
+        ));
+    }
+    let mut builder = match smtp.security {
+        SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
+            .map_err(|error| fail(format!("smtp host '{}': {error}", smtp.host)))?,
+        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
+            .map_err(|error| fail(format!("smtp host '{}': {error}", smtp.host)))?,
+        SmtpSecurity::Plain => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
+    };
+    builder = builder
+        .port(smtp.port())
+        .timeout(Some(std::time::Duration::from_secs(30)));
+    let password = read_secret(
+        "password",
+        smtp.password.as_ref(),
+        smtp.password_file.as_ref(),
+        smtp.password_env.as_ref(),
+    )
+    .map_err(|error| fail(format!("channel '{}': {error}", smtp.name)))?;
+    if let (Some(username), Some(password)) = (&smtp.username, password) {
+        builder = builder.credentials(Credentials::new(
+            username.clone(),
+            password.expose().to_string(),
+        ));
+    }
+    let mail = message(report, page, &smtp.from, to)?;
+    builder.build().send(mail).await.map_err(|error| {
+        fail(format!(
+            "smtp://{}:{} did not take the mail: {error}; check channel '{}' with 'notify test'",
+            smtp.host,
+            smtp.port(),
+            smtp.name
+        ))
+    })?;
+    Ok(())
+}
+
+/// Clients whose report on the month that ended is due at `now`: today is their contract's
+/// `[report] day` (or later in the month, if a run was missed) in their time zone.
+pub fn due(data_dir: &Path, now: Timestamp) -> Vec<(String, Month, Vec<String>)> {
+    let archive = PolicyArchive::new(data_dir);
+    let sent = runs::read(data_dir).unwrap_or_default();
+    let mut due = Vec::new();
+    for client in archive.clients().unwrap_or_default() {
+        let Ok(versions) = archive.versions(&client) else {
+            continue;
+        };
+        let Ok(history) = PolicyHistory::from_versions(&client, versions) else {
+            continue;
+        };
+        let Some(policy) = history.latest() else {
+            continue;
+        };
+        let Some(schedule) = &policy.report else {
+            continue;
+        };
+        let zone = policy.calendar.time_zone();
+        let today = now.to_zoned_datetime(zone.clone()).date();
+        if today.day() < schedule.day {
+            continue;
+        }
+        let month = Month::containing(now, zone).previous();
+        let already = sent
+            .iter()
+            .any(|run| run.client == client && run.month == month.to_string() && run.sent);
+        if !already {
+            due.push((client, month, schedule.send_to.clone()));
+        }
+    }
+    due
+}
+
+/// Makes, records and mails every report due at `now`; returns what was sent and what
+/// failed, one line each. A month without data is skipped with its reason.
+pub async fn send_due(
+    data_dir: &Path,
+    store: Option<&Store>,
+    notify: &NotifySection,
+    now: Timestamp,
+) -> Vec<Result<String, ReportError>> {
+    let mut outcomes = Vec::new();
+    let due = due(data_dir, now);
+    if due.is_empty() {
+        return outcomes;
+    }
+    let Some(smtp) = smtp_of(notify) else {
+        outcomes.push(Err(ReportError::Email {
+            client: due[0].0.clone(),
+            detail: "no email channel in [notify] to send it through; add a \
+                     [[notify.channel]] of type \"email\""
+                .to_string(),
+        }));
+        return outcomes;
+    };
+    for (client, month, send_to) in due {
+        outcomes.push(make_and_send(data_dir, store, smtp, &client, month, &send_to, now).await);
+    }
+    outcomes
+}
+
+/// One client's report made, mailed and recorded as sent.
+pub async fn make_and_send(
+    data_dir: &Path,
+    store: Option<&Store>,
+    smtp: &EmailConfig,
+    client: &str,
+    month: Month,
+    send_to: &[String],
+    now: Timestamp,
+) -> Result<String, ReportError> {
+    let report = build(data_dir, store, client, month, now)?;
+    let page = html::render(&report);
+    send(smtp, &report, &page, send_to).await?;
+    let run = runs::record(data_dir, &report, &page, now.as_millisecond(), true)?;
+    Ok(format!(
+        "report {} for client '{client}' sent to {} ({})",
+        month,
+        send_to.join(", "),
+        run.output_digest
+    ))
+}
