@@ -121,7 +121,7 @@ pub fn foreseen_sentence(report: &MonthReport, item: &super::figures::Foreseen) 
     let label = |name: &str| item.labels.get(name).cloned().unwrap_or_default();
     match item.kind.as_deref() {
         Some("disk_full") => format!(
-            "disk {} on {} would have been full around {predicted}; space was freed on {resolved}",
+            "disk {} on {} would have been full around {predicted}; space was freed by {resolved}",
             label("mountpoint"),
             item.host
         ),
