@@ -807,6 +807,7 @@ async fn run_report(
     let loaded = CollectorConfig::load(&find_config(config)?)?;
     let month = report::Month::parse(&options.month)?;
     let now = jiff::Timestamp::now();
+    report::check(&loaded.data_dir, client, month, now)?;
     let store = report_store(&loaded);
     let built = report::build(&loaded.data_dir, store.as_ref(), client, month, now)?;
     drop(store);

@@ -561,3 +561,163 @@ fn a_months_report_shows_the_figures_worked_out_by_hand() {
     assert!(!page.contains("<script"), "the page runs no script");
     assert!(!page.contains("src="), "the page loads nothing");
 }
+
+/// Runs `vigil-collector report` with `args` against the config in `folder`.
+fn report_command(folder: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(vigil_tests::binary("vigil-collector"))
+        .current_dir(folder)
+        .arg("report")
+        .arg("--config")
+        .arg(folder.join("collector.toml"))
+        .args(args)
+        .env_remove("VIGIL_CONFIG")
+        .output()
+        .expect("running vigil-collector report")
+}
+
+/// The one error line of a failed run.
+fn error_line(output: &std::process::Output) -> String {
+    assert!(!output.status.success(), "the command succeeded");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    errors[0].to_string()
+}
+
+#[test]
+fn an_unknown_client_a_future_month_and_a_month_without_data_write_no_report() {
+    let pki = vigil_tests::Pki::new();
+    pki.collector_config();
+    let data = pki.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let source = pki.path("policy-files");
+    std::fs::create_dir_all(&source).unwrap();
+    std::fs::write(source.join("north-dental.toml"), NORTH).unwrap();
+    std::fs::write(source.join("west-law.toml"), WEST).unwrap();
+    let problems =
+        Policies::open(&data, Some(source)).sync("test", "2026-10-01T00:00:00Z".parse().unwrap());
+    assert!(problems.is_empty(), "{problems:?}");
+    let folder = pki.path("");
+    let out = pki.path("page.html");
+    let out_arg = out.to_str().unwrap();
+
+    let unknown = report_command(
+        &folder,
+        &[
+            "--client",
+            "south-vet",
+            "--month",
+            "2026-11",
+            "--out",
+            out_arg,
+        ],
+    );
+    let line = error_line(&unknown);
+    assert!(
+        line.contains("client 'south-vet' is unknown")
+            && line.contains("known clients: north-dental, west-law"),
+        "{line}"
+    );
+
+    let future = report_command(
+        &folder,
+        &[
+            "--client",
+            "north-dental",
+            "--month",
+            "2099-01",
+            "--out",
+            out_arg,
+        ],
+    );
+    let line = error_line(&future);
+    assert!(line.contains("month 2099-01 has not begun yet"), "{line}");
+
+    let empty = report_command(
+        &folder,
+        &[
+            "--client", "west-law", "--month", "2026-06", "--out", out_arg,
+        ],
+    );
+    let line = error_line(&empty);
+    assert!(
+        line.contains("client 'west-law' has no data for 2026-06"),
+        "{line}"
+    );
+
+    let misspelt = report_command(
+        &folder,
+        &[
+            "--client", "west-law", "--month", "2026-6", "--out", out_arg,
+        ],
+    );
+    let line = error_line(&misspelt);
+    assert!(line.contains("write it YYYY-MM"), "{line}");
+
+    assert!(!out.exists(), "no report file is written");
+    assert!(!data.join("reports").exists(), "no run is recorded");
+}
+
+#[test]
+fn the_report_command_writes_the_page_records_the_run_and_sums_up_every_client() {
+    let pki = vigil_tests::Pki::new();
+    pki.collector_config();
+    let data = pki.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    build_month(&data);
+    let folder = pki.path("");
+    let out = pki.path("north.html");
+    let output = report_command(
+        &folder,
+        &[
+            "--client",
+            "north-dental",
+            "--month",
+            "2026-11",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let page = std::fs::read_to_string(&out).unwrap();
+    assert!(page.contains("North Dental — IT report for November 2026"));
+    let runs = report::runs::read(&data).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].policy_version, 1);
+    assert_eq!(
+        runs[0].output_digest,
+        vigil_collector::policy::version::digest_of(&page)
+    );
+    assert_eq!(std::fs::read_to_string(&runs[0].kept_as).unwrap(), page);
+
+    let all = report_command(&folder, &["--all", "--month", "2026-11"]);
+    assert!(
+        all.status.success(),
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    let table = String::from_utf8_lossy(&all.stdout);
+    let north_line = table
+        .lines()
+        .find(|line| line.starts_with("north-dental"))
+        .unwrap();
+    assert!(
+        north_line.contains("99.72 %") && north_line.contains("EUR 450"),
+        "{table}"
+    );
+    let west_line = table
+        .lines()
+        .find(|line| line.starts_with("west-law"))
+        .unwrap();
+    assert!(
+        west_line.contains("USD 100") && west_line.contains("1/1 met"),
+        "{table}"
+    );
+}

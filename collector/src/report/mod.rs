@@ -150,6 +150,28 @@ pub struct MonthReport {
     pub store_note: Option<String>,
 }
 
+/// Refuses, before anything is read at length, an unknown client, a client without a
+/// contract and a month that has not begun in the client's time zone.
+pub fn check(
+    data_dir: &Path,
+    client: &str,
+    month: Month,
+    now: Timestamp,
+) -> Result<(), ReportError> {
+    let (policy, _) = sources::contract(data_dir, client, month)?;
+    let zone = policy.calendar.time_zone();
+    let (start, _) = month.range(zone);
+    if start > now {
+        return Err(ReportError::FutureMonth {
+            client: client.to_string(),
+            month,
+            today: now.to_zoned_datetime(zone.clone()).date().to_string(),
+            current: Month::containing(now, zone),
+        });
+    }
+    Ok(())
+}
+
 /// Builds `client`'s report for `month` from the collector's data in `data_dir`, as of
 /// `now`. `store` is the series store when it can be read (a serving collector holds it).
 pub fn build(
@@ -159,17 +181,10 @@ pub fn build(
     month: Month,
     now: Timestamp,
 ) -> Result<MonthReport, ReportError> {
+    check(data_dir, client, month, now)?;
     let (policy, versions) = sources::contract(data_dir, client, month)?;
     let zone = policy.calendar.time_zone().clone();
     let (start, end) = month.range(&zone);
-    if start > now {
-        return Err(ReportError::FutureMonth {
-            client: client.to_string(),
-            month,
-            today: now.to_zoned_datetime(zone.clone()).date().to_string(),
-            current: Month::containing(now, &zone),
-        });
-    }
     let start_ms = start.as_millisecond();
     let end_ms = end.min(now).as_millisecond();
     let gathered = sources::gather(data_dir, store, &policy, client, start_ms, end_ms)?;
