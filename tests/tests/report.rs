@@ -721,3 +721,15 @@ fn the_report_command_writes_the_page_records_the_run_and_sums_up_every_client()
         "{table}"
     );
 }
+
+/// For the interop suite (`tests/interop/report_*.sh`): the month above built into the data
+/// folder `VIGIL_REPORT_DATA`, for the real binary, Chromium and an SMTP server to use.
+#[test]
+#[ignore = "run by tests/interop/report_chromium.sh and report_email.sh"]
+fn a_month_for_the_interop_suite() {
+    let data = std::env::var_os("VIGIL_REPORT_DATA").expect("VIGIL_REPORT_DATA names a folder");
+    let data = Path::new(&data);
+    std::fs::create_dir_all(data).unwrap();
+    build_month(data);
+    assert!(data.join("history").is_dir());
+}
