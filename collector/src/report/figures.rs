@@ -481,3 +481,141 @@ pub fn by_severity(episodes: &[Episode]) -> Vec<(ContractSeverity, usize)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const POLICY: &str = "client = \"acme\"\ntime_zone = \"Europe/Berlin\"\n\
+        [hours]\nweekdays = \"08:00-12:00, 13:00-17:00\"\n\
+        [[role]]\nname = \"server\"\nhosts = [\"srv\"]\n";
+
+    fn policy() -> Policy {
+        Policy::parse(Path::new("acme.toml"), POLICY).unwrap()
+    }
+
+    fn at(text: &str) -> i64 {
+        text.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    fn outage(host: &str, from: &str, to: &str, severity: ContractSeverity) -> Episode {
+        Episode {
+            fingerprint: format!("{host}{from}"),
+            host: host.into(),
+            rule: "HostSilent".into(),
+            kind: Some("host_down".into()),
+            labels: BTreeMap::new(),
+            host_role: None,
+            began_ms: at(from),
+            fired_ms: at(from) + 15 * MINUTE_MS,
+            resolved_ms: Some(at(to)),
+            severity,
+            delivered_ms: Some(at(from) + 15 * MINUTE_MS),
+            response_due_ms: Some(at(from) + 75 * MINUTE_MS),
+            policy_version: 1,
+            accepted_risk: None,
+            predicted_failure_ms: None,
+            summary: String::new(),
+            acknowledgements: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn business_time_skips_lunch_nights_and_weekends() {
+        let policy = policy();
+        // Friday 11:00 to Monday 09:00 Berlin (UTC+1): 1 + 4 h on Friday, 1 h on Monday.
+        let taken = business_time_between(
+            &policy,
+            at("2026-11-13T10:00:00Z"),
+            at("2026-11-16T08:00:00Z"),
+        );
+        assert_eq!(taken, 6 * HOUR_MS);
+    }
+
+    #[test]
+    fn two_hosts_down_at_once_cost_once_and_a_warning_costs_nothing() {
+        let policy = policy();
+        let episodes = [
+            outage(
+                "srv",
+                "2026-11-10T09:00:00Z",
+                "2026-11-10T10:00:00Z",
+                ContractSeverity::Emergency,
+            ),
+            outage(
+                "nas",
+                "2026-11-10T09:30:00Z",
+                "2026-11-10T10:30:00Z",
+                ContractSeverity::Critical,
+            ),
+            outage(
+                "pc",
+                "2026-11-10T09:00:00Z",
+                "2026-11-10T12:00:00Z",
+                ContractSeverity::Warning,
+            ),
+        ];
+        let hosts: Vec<(String, i64)> = ["srv", "nas", "pc"]
+            .iter()
+            .map(|host| (host.to_string(), at("2026-11-01T00:00:00Z")))
+            .collect();
+        let availability = availability(
+            &policy,
+            &hosts,
+            &episodes,
+            at("2026-11-01T00:00:00Z"),
+            at("2026-12-01T00:00:00Z"),
+        );
+        // 10:00–11:30 local, lunch at 12:00 is not reached.
+        assert_eq!(costly_downtime_ms(&availability), 90 * MINUTE_MS);
+        // The workstation's three hours include the 12:00–13:00 lunch closure.
+        assert_eq!(availability[2].downtime_business_ms, 2 * HOUR_MS);
+    }
+
+    #[test]
+    fn a_raised_severity_restarts_the_response_clock_and_a_hold_delivers_nothing() {
+        let entry = |at_ms: i64, event: HistoryEvent, severity: &str, route: &str| HistoryEntry {
+            at_ms,
+            event,
+            fingerprint: "fp".into(),
+            client: "acme".into(),
+            host: "srv".into(),
+            rule: "HostSilent".into(),
+            labels: BTreeMap::new(),
+            kind: Some("host_down".into()),
+            engine_severity: "critical".into(),
+            contract_severity: severity.into(),
+            host_role: None,
+            route: route.into(),
+            delivered_at_ms: at_ms,
+            response_due_ms: at_ms + HOUR_MS,
+            policy_version: 1,
+            policy_digest: "d".into(),
+            contract_rule: None,
+            accepted_risk: None,
+            firing_since_ms: 0,
+            began_ms: 0,
+            forecast_time_left_ms: None,
+            value: None,
+            threshold: None,
+            summary: String::new(),
+        };
+        let folded = episodes(&[
+            entry(10, HistoryEvent::Fired, "critical", "now"),
+            entry(20, HistoryEvent::SeverityChanged, "emergency", "now"),
+            entry(30, HistoryEvent::Resolved, "emergency", "resolved"),
+        ]);
+        assert_eq!(folded.len(), 1);
+        assert_eq!(folded[0].severity, ContractSeverity::Emergency);
+        assert_eq!(folded[0].delivered_ms, Some(20));
+        assert_eq!(folded[0].resolved_ms, Some(30));
+
+        let held = episodes(&[
+            entry(10, HistoryEvent::Held, "emergency", "held_for_maintenance"),
+            entry(30, HistoryEvent::Resolved, "emergency", "resolved"),
+        ]);
+        assert_eq!(held[0].delivered_ms, None);
+        assert_eq!(response_of(&policy(), &held[0], 100), None);
+    }
+}

@@ -24,6 +24,7 @@ h2 { font-size: 17px; margin: 26px 0 8px; padding-bottom: 3px; border-bottom: 2p
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 13px; }
 th, td { text-align: left; padding: 4px 6px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
+td:first-child { white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .met { color: var(--good); } .missed { color: var(--bad); font-weight: 600; }
 .method { color: var(--muted); font-size: 12px; }

@@ -265,6 +265,28 @@ pub fn compute(
         .collect();
     let mut risks = gathered.risks.clone();
     risks.extend(risks::end_of_support(&gathered.inventory, end_ms));
+    // A risk the client accepted in writing says so.
+    for risk in &mut risks {
+        let kind = match risk.category {
+            "backup" => crate::policy::AlertKind::BackupStale,
+            "disk" => crate::policy::AlertKind::DiskFull,
+            "smart" => crate::policy::AlertKind::SmartFailure,
+            _ => continue,
+        };
+        let role = policy
+            .role_of(&risk.host)
+            .map(|(role, _)| role.name.clone());
+        if let Some(declined) = policy.declined_for(&risk.host, role.as_deref(), kind) {
+            risk.text.push_str(&format!(
+                " — {} declined{}: an accepted risk",
+                declined.measure.as_str().replace('_', " "),
+                declined
+                    .decided
+                    .map(|date| format!(" on {date}"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
     MonthReport {
         client: policy.client().to_string(),
         client_name: policy

@@ -8,6 +8,7 @@ use super::InventoryRow;
 use crate::alert::trend::theil_sen;
 use crate::policy::Policy;
 use crate::store::RangeSeries;
+use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 
@@ -84,18 +85,24 @@ impl SeriesPoints {
     }
 }
 
-fn date(ms: i64) -> String {
+/// The day of `ms` in the client's zone.
+fn date(zone: &TimeZone, ms: i64) -> String {
     Timestamp::from_millisecond(ms)
-        .map(|at| at.strftime("%Y-%m-%d").to_string())
+        .map(|at| {
+            at.to_zoned_datetime(zone.clone())
+                .strftime("%Y-%m-%d")
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
 /// Every risk the stored series show as of `end_ms`.
 pub fn from_series(
-    _policy: &Policy,
+    policy: &Policy,
     series: &BTreeMap<String, Vec<SeriesPoints>>,
     end_ms: i64,
 ) -> Vec<Risk> {
+    let zone = policy.calendar.time_zone();
     let none = Vec::new();
     let named = |name: &str| series.get(name).unwrap_or(&none);
     let mut risks = Vec::new();
@@ -103,6 +110,7 @@ pub fn from_series(
         named("system_filesystem_usage_bytes"),
         named("system_filesystem_limit_bytes"),
         end_ms,
+        zone,
     ));
     for name in [
         "disk_smart_reallocated_sectors",
@@ -160,7 +168,7 @@ pub fn from_series(
                     job.label("job"),
                     job.host,
                     age_ms / DAY_MS,
-                    date((last.2 * 1000.0) as i64)
+                    date(zone, (last.2 * 1000.0) as i64)
                 ),
             });
         }
@@ -181,7 +189,7 @@ pub fn from_series(
                     "{} has waited {} days for a restart to finish installing updates (since {})",
                     host.host,
                     (end_ms - since) / DAY_MS,
-                    date(since)
+                    date(zone, since)
                 ),
             });
         }
@@ -191,7 +199,12 @@ pub fn from_series(
 
 /// Filesystems that fill within [`DISK_HORIZON_DAYS`] at the month's rate (Theil–Sen over
 /// the hourly means, robust to a one-off clean-up or copy).
-pub fn disks_filling(used: &[SeriesPoints], limits: &[SeriesPoints], end_ms: i64) -> Vec<Risk> {
+pub fn disks_filling(
+    used: &[SeriesPoints],
+    limits: &[SeriesPoints],
+    end_ms: i64,
+    zone: &TimeZone,
+) -> Vec<Risk> {
     let mut risks = Vec::new();
     let mut scratch = Vec::new();
     for series in used.iter().filter(|s| s.label("state") == "used") {
@@ -231,7 +244,7 @@ pub fn disks_filling(used: &[SeriesPoints], limits: &[SeriesPoints], end_ms: i64
                     series.host,
                     100.0 * last_used / limit,
                     days_left.max(0.0),
-                    date(full_ms)
+                    date(zone, full_ms)
                 ),
             });
         }
@@ -243,7 +256,7 @@ pub fn disks_filling(used: &[SeriesPoints], limits: &[SeriesPoints], end_ms: i64
 pub fn end_of_support(inventory: &[InventoryRow], end_ms: i64) -> Vec<Risk> {
     let today = Timestamp::from_millisecond(end_ms)
         .unwrap_or(Timestamp::UNIX_EPOCH)
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .to_zoned_datetime(TimeZone::UTC)
         .date();
     inventory
         .iter()
