@@ -201,20 +201,20 @@ pub fn render(report: &MonthReport) -> String {
         escape(&report.client_name),
         report.month.title()
     );
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <header><h1>{title}</h1>\n<p class=\"sub\">{} to {} ({}) · contract version {}</p></header>\n",
+         <header><h1>{title}</h1>\n<p class=\"sub\">{} to {} ({}) · contract version {}</p></heade\n",
         local(report, report.start_ms, "%Y-%m-%d"),
         local(report, report.end_ms - 1, "%Y-%m-%d"),
         escape(&report.time_zone),
         report.policy_version
     );
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<p class=\"summary\">{}</p>\n",
+        "<p class=\"summary\">{}</\n",
         escape(&summary(report))
     );
     figures_row(&mut page, report);
@@ -226,11 +226,11 @@ pub fn render(report: &MonthReport) -> String {
     trends(&mut page, report);
     inventory(&mut page, report);
     let _ =
-        write!(
+        writeln!(
         page,
         "<footer>Made by Vigil from stored data: the alert history with the contract version in \
          force for each alert, acknowledgements, presence and inventory. Contract version {} \
-         ({}). Range {} to {} UTC.{}{}</footer>\n</body>\n</html>\n",
+         ({}). Range {} to {} UTC.{}{}</footer>\n</body>\n</htm\n",
         report.policy_version,
         escape(&report.policy_digest),
         Timestamp::from_millisecond(report.start_ms).map(|t| t.to_string()).unwrap_or_default(),
@@ -257,14 +257,14 @@ fn figures_row(page: &mut String, report: &MonthReport) {
         .downtime_cost
         .map_or("not in contract".to_string(), |cost| money(report, cost));
     let alerts: usize = report.episodes.len();
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<div class=\"figures\">\
          <div class=\"figure\"><b>{}</b><span>availability</span></div>\
          <div class=\"figure\"><b>{}</b><span>downtime in business hours</span></div>\
          <div class=\"figure\"><b>{}</b><span>cost of downtime</span></div>\
          <div class=\"figure\"><b>{}</b><span>failures foreseen and prevented</span></div>\
-         <div class=\"figure\"><b>{alerts}</b><span>alerts</span></div></div>\n",
+         <div class=\"figure\"><b>{alerts}</b><span>alerts</span></div></di\n",
         percent(report.availability),
         duration(report.downtime_business_ms),
         escape(&cost),
@@ -281,10 +281,10 @@ fn availability(page: &mut String, report: &MonthReport) {
          <th class=\"num\">In maintenance (not counted)</th></tr>\n",
     );
     for host in &report.hosts {
-        let _ = write!(
+        let _ = writeln!(
             page,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
             escape(&host.host),
             escape(host.role.as_deref().unwrap_or("—")),
             percent(host.availability()),
@@ -295,9 +295,9 @@ fn availability(page: &mut String, report: &MonthReport) {
     }
     page.push_str("</table>\n<table><tr><th>Role</th><th class=\"num\">Hosts</th><th class=\"num\">Available</th></tr>\n");
     for (role, share, count) in &report.roles {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<tr><td>{}</td><td class=\"num\">{count}</td><td class=\"num\">{}</td></tr>\n",
+            "<tr><td>{}</td><td class=\"num\">{count}</td><td class=\"num\">{}</td></t\n",
             escape(role.as_deref().unwrap_or("no role")),
             percent(*share)
         );
@@ -326,10 +326,10 @@ fn timeline(report: &MonthReport) -> String {
     let mut day = report.start_ms;
     let mut ticks = 0;
     while day < report.end_ms && ticks < 6 {
-        let _ = write!(
+        let _ = writeln!(
             svg,
             "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"14\" y2=\"{height}\" stroke=\"#d9dee4\"/>\
-             <text x=\"{0:.1}\" y=\"10\" font-size=\"9\" fill=\"#5b6673\">{1}</text>\n",
+             <text x=\"{0:.1}\" y=\"10\" font-size=\"9\" fill=\"#5b6673\">{1}</tex\n",
             x(day),
             local(report, day, "%d %b")
         );
@@ -338,10 +338,10 @@ fn timeline(report: &MonthReport) -> String {
     }
     for (index, host) in report.hosts.iter().enumerate() {
         let y = 16.0 + row * index as f64;
-        let _ = write!(
+        let _ = writeln!(
             svg,
             "<text x=\"0\" y=\"{:.1}\" font-size=\"10\" fill=\"#1d2733\">{}</text>\
-             <rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2f8f5b\" opacity=\"0.85\"/>\n",
+             <rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2f8f5b\" opacity=\"0.85\"\n",
             y + 11.0,
             escape(&host.host),
             x(start_of(host, report)),
@@ -354,9 +354,9 @@ fn timeline(report: &MonthReport) -> String {
             } else {
                 "#c0392b"
             };
-            let _ = write!(
+            let _ = writeln!(
                 svg,
-                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{} to {}</title></rect>\n",
+                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{} to {}</title></rec\n",
                 x(outage.start_ms),
                 (x(outage.end_ms) - x(outage.start_ms)).max(1.5),
                 row - 5.0,
@@ -404,9 +404,9 @@ fn downtime(page: &mut String, report: &MonthReport) {
     if !outages.is_empty() {
         page.push_str("<table><tr><th>Host</th><th>From</th><th>To</th><th class=\"num\">Counted</th><th class=\"num\">Business hours</th></tr>\n");
         for (host, outage) in outages {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
                 escape(&host.host),
                 local(report, outage.start_ms, "%a %d %b %H:%M"),
                 local(report, outage.end_ms, "%a %d %b %H:%M"),
@@ -428,15 +428,15 @@ fn foreseen(page: &mut String, report: &MonthReport) {
     } else {
         page.push_str("<ul>\n");
         for item in &report.foreseen {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<li>{}.</li>\n",
+                "<li>{}.</l\n",
                 escape(&capitalise(&foreseen_sentence(report, item)))
             );
         }
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "</ul>\n<p>Estimated downtime avoided: <b>{}</b>{}.</p>\n",
+            "</ul>\n<p>Estimated downtime avoided: <b>{}</b>{}.</\n",
             duration(report.avoided_downtime_ms),
             report
                 .avoided_cost
@@ -444,12 +444,12 @@ fn foreseen(page: &mut String, report: &MonthReport) {
                 .unwrap_or_default()
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<p class=\"method\">A failure counts as foreseen and prevented when a forecast alert \
          (a disk or memory running out) was resolved before the instant its forecast gave. Each \
          is counted as {} of downtime avoided at the contract's cost per hour — far less than a \
-         full disk or exhausted memory usually costs — and no more.</p></section>\n",
+         full disk or exhausted memory usually costs — and no more.</p></sectio\n",
         duration(AVOIDED_PER_FAILURE_MS)
     );
 }
@@ -458,10 +458,10 @@ fn responses(page: &mut String, report: &MonthReport) {
     page.push_str("<section><h2>Alerts and response times</h2>\n<table><tr><th>Severity</th><th class=\"num\">Alerts</th><th>Contract target</th><th class=\"num\">Met</th><th class=\"num\">Missed</th><th class=\"num\">Median</th><th class=\"num\">Worst</th></tr>\n");
     for row in &report.responses {
         let missed_class = if row.missed > 0 { "missed" } else { "" };
-        let _ = write!(
+        let _ = writeln!(
             page,
             "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num met\">{}</td>\
-             <td class=\"num {missed_class}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+             <td class=\"num {missed_class}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
             row.severity,
             row.alerts,
             escape(&row.target),
@@ -488,9 +488,9 @@ fn risks(page: &mut String, report: &MonthReport) {
     } else {
         page.push_str("<ul>\n");
         for risk in &report.risks {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<li class=\"risk-{}\">{}.</li>\n",
+                "<li class=\"risk-{}\">{}.</l\n",
                 risk.category,
                 escape(&capitalise(&risk.text))
             );
@@ -509,9 +509,9 @@ fn risks(page: &mut String, report: &MonthReport) {
                     .collect::<Vec<_>>()
                     .join("<br>")
             };
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{capped} <span class=\"method\">(at most {})</span></td></tr>\n",
+                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{capped} <span class=\"method\">(at most {})</span></td></t\n",
                 escape(&row.measure.replace('_', " ")),
                 row.note
                     .as_deref()
@@ -532,9 +532,9 @@ fn trends(page: &mut String, report: &MonthReport) {
         return;
     }
     page.push_str("<section><h2>Month over month</h2>\n<table><tr><th>Month</th><th class=\"num\">Available</th><th class=\"num\">Downtime</th><th class=\"num\">Alerts</th><th class=\"num\">Foreseen</th></tr>\n");
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+        "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
         report.month,
         percent(report.availability),
         duration(report.downtime_ms),
@@ -542,9 +542,9 @@ fn trends(page: &mut String, report: &MonthReport) {
         report.foreseen.len()
     );
     for trend in &report.previous {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
             trend.month,
             percent(trend.availability),
             duration(trend.downtime_ms),
@@ -563,9 +563,9 @@ fn inventory(page: &mut String, report: &MonthReport) {
             .iter()
             .map(|(mountpoint, bytes)| format!("{} {}", escape(mountpoint), gigabytes(*bytes)))
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></t\n",
             escape(&row.host),
             escape(row.role.as_deref().unwrap_or("—")),
             escape(or_dash(&row.os)),
