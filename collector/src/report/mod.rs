@@ -188,7 +188,7 @@ pub fn build(
     let start_ms = start.as_millisecond();
     let end_ms = end.min(now).as_millisecond();
     let gathered = sources::gather(data_dir, store, &policy, client, start_ms, end_ms)?;
-    if gathered.entries.is_empty() && !gathered.has_samples {
+    if !gathered.has_history() && !gathered.has_samples {
         return Err(ReportError::NoData {
             client: client.to_string(),
             month,
@@ -203,7 +203,7 @@ pub fn build(
         let (from, to) = earlier.range(&zone);
         let gathered =
             sources::gather_history(data_dir, client, from.as_millisecond(), to.as_millisecond())?;
-        if gathered.entries.is_empty() {
+        if !gathered.has_history() {
             break;
         }
         let previous = compute(
@@ -233,8 +233,14 @@ pub fn compute(
     end_ms: i64,
     gathered: sources::Gathered,
 ) -> MonthReport {
-    let episodes = gathered.episodes();
-    let hosts = figures::availability(policy, &gathered.hosts, &episodes, start_ms, end_ms);
+    // Availability counts every outage that ran in the month; alerts, response times and
+    // forecasts count what began in it.
+    let running = gathered.episodes();
+    let hosts = figures::availability(policy, &gathered.hosts, &running, start_ms, end_ms);
+    let episodes: Vec<Episode> = running
+        .into_iter()
+        .filter(|episode| episode.fired_ms >= start_ms)
+        .collect();
     let monitored: i64 = hosts.iter().map(|host| host.monitored_ms).sum();
     let downtime_ms: i64 = hosts.iter().map(|host| host.downtime_ms).sum();
     let costly_downtime_ms = figures::costly_downtime_ms(&hosts);
@@ -351,4 +357,73 @@ pub fn write_page(path: &Path, html: &str) -> Result<(), ReportError> {
     file.sync_all().map_err(failed("syncing"))?;
     drop(file);
     std::fs::rename(&temporary, path).map_err(failed("renaming"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{HistoryEntry, HistoryEvent};
+
+    const POLICY: &str =
+        "client = \"acme\"\ntime_zone = \"UTC\"\n[hours]\nweekdays = \"08:00-17:00\"\n";
+
+    fn at(text: &str) -> i64 {
+        text.parse::<Timestamp>().unwrap().as_millisecond()
+    }
+
+    fn silent(at_ms: i64, event: HistoryEvent, began_ms: i64) -> HistoryEntry {
+        HistoryEntry {
+            at_ms,
+            event,
+            fingerprint: "fp-srv".into(),
+            client: "acme".into(),
+            host: "srv".into(),
+            rule: "HostSilent".into(),
+            labels: Default::default(),
+            kind: Some("host_down".into()),
+            engine_severity: "critical".into(),
+            contract_severity: "critical".into(),
+            host_role: None,
+            route: "now".into(),
+            delivered_at_ms: at_ms,
+            response_due_ms: at_ms + 3_600_000,
+            policy_version: 1,
+            policy_digest: "d".into(),
+            contract_rule: None,
+            accepted_risk: None,
+            firing_since_ms: began_ms + 900_000,
+            began_ms,
+            forecast_time_left_ms: None,
+            value: None,
+            threshold: None,
+            summary: "host srv silent".into(),
+        }
+    }
+
+    #[test]
+    fn an_outage_that_began_last_month_counts_from_the_first_but_is_not_this_months_alert() {
+        let policy = Policy::parse(Path::new("acme.toml"), POLICY).unwrap();
+        let began = at("2026-10-31T22:00:00Z");
+        let (start, end) = (at("2026-11-01T00:00:00Z"), at("2026-12-01T00:00:00Z"));
+        let gathered = sources::Gathered {
+            entries: vec![
+                silent(began + 900_000, HistoryEvent::Fired, began),
+                silent(at("2026-11-01T03:00:00Z"), HistoryEvent::Resolved, began),
+            ],
+            start_ms: start,
+            end_ms: end,
+            hosts: vec![("srv".into(), start)],
+            ..sources::Gathered::default()
+        };
+        assert!(gathered.has_history());
+        let report = compute(
+            &policy,
+            Month::parse("2026-11").unwrap(),
+            start,
+            end,
+            gathered,
+        );
+        assert_eq!(report.hosts[0].downtime_ms, 3 * 3_600_000);
+        assert!(report.episodes.is_empty(), "{:?}", report.episodes);
+    }
 }

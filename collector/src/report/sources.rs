@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 const HOUR_MS: i64 = 3_600_000;
+/// How far before the range the journal is read, so that an alert that began earlier and
+/// still ran in the range (a host down since last month) is seen.
+pub const LOOKBACK_MS: i64 = 92 * 24 * HOUR_MS;
 
 /// The contract version that governs `client`'s report for `month`: the one in force at the
 /// month's end (or its first version, for a month before it).
@@ -75,8 +78,12 @@ pub fn contract(
 /// What was read for one client and range.
 #[derive(Debug, Clone, Default)]
 pub struct Gathered {
-    /// The client's journal entries in the range, in order.
+    /// The client's journal entries from [`LOOKBACK_MS`] before the range to its end, in
+    /// order.
     pub entries: Vec<HistoryEntry>,
+    /// The range read, `[start_ms, end_ms)`.
+    pub start_ms: i64,
+    pub end_ms: i64,
     pub unreadable: usize,
     /// Acknowledgements by fingerprint: (when the alert's episode began, who and when).
     pub acknowledgements: BTreeMap<String, Vec<(i64, Vec<Acknowledgement>)>>,
@@ -89,9 +96,22 @@ pub struct Gathered {
 }
 
 impl Gathered {
-    /// The journal folded into episodes, each with its acknowledgements.
+    /// Whether the journal has anything in the range itself.
+    pub fn has_history(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|entry| entry.at_ms >= self.start_ms)
+    }
+
+    /// The journal folded into episodes that ran in the range (began in it, or began
+    /// earlier and were still open at its start), each with its acknowledgements.
     pub fn episodes(&self) -> Vec<Episode> {
         let mut episodes = figures::episodes(&self.entries);
+        episodes.retain(|episode| {
+            episode
+                .resolved_ms
+                .is_none_or(|resolved| resolved > self.start_ms)
+        });
         for episode in &mut episodes {
             let Some(known) = self.acknowledgements.get(&episode.fingerprint) else {
                 continue;
@@ -117,7 +137,8 @@ pub fn gather_history(
     start_ms: i64,
     end_ms: i64,
 ) -> Result<Gathered, ReportError> {
-    let (entries, unreadable) = History::open(data_dir).read_range(start_ms, end_ms)?;
+    let (entries, unreadable) =
+        History::open(data_dir).read_range(start_ms - LOOKBACK_MS, end_ms)?;
     let entries: Vec<HistoryEntry> = entries
         .into_iter()
         .filter(|entry| entry.client == client)
@@ -137,14 +158,23 @@ pub fn gather_history(
             acknowledgements.insert(fingerprint.to_string(), known);
         }
     }
-    let hosts: BTreeSet<String> = entries.iter().map(|e| e.host.clone()).collect();
-    Ok(Gathered {
+    let mut gathered = Gathered {
         entries,
+        start_ms,
+        end_ms,
         unreadable,
         acknowledgements,
-        hosts: hosts.into_iter().map(|host| (host, start_ms)).collect(),
         ..Gathered::default()
-    })
+    };
+    let mut hosts: BTreeSet<String> = gathered
+        .entries
+        .iter()
+        .filter(|e| e.at_ms >= start_ms)
+        .map(|e| e.host.clone())
+        .collect();
+    hosts.extend(gathered.episodes().into_iter().map(|episode| episode.host));
+    gathered.hosts = hosts.into_iter().map(|host| (host, start_ms)).collect();
+    Ok(gathered)
 }
 
 /// Everything for the month: the journal, the hosts from every source, stored series (when
