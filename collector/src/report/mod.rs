@@ -426,4 +426,46 @@ mod tests {
         assert_eq!(report.hosts[0].downtime_ms, 3 * 3_600_000);
         assert!(report.episodes.is_empty(), "{:?}", report.episodes);
     }
+
+    #[test]
+    fn earlier_months_with_history_appear_month_over_month() {
+        let data = tempfile::tempdir().unwrap();
+        let source = data.path().join("source");
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("acme.toml"), POLICY).unwrap();
+        let policies = crate::pipeline::Policies::open(data.path(), Some(source));
+        assert!(policies
+            .sync("test", "2026-09-01T00:00:00Z".parse().unwrap())
+            .is_empty());
+        let history = crate::history::History::open(data.path());
+        for (began, back) in [
+            ("2026-10-06T10:00:00Z", "2026-10-06T12:00:00Z"),
+            ("2026-11-10T10:00:00Z", "2026-11-10T10:30:00Z"),
+        ] {
+            let mut fired = silent(at(began) + 900_000, HistoryEvent::Fired, at(began));
+            fired.fingerprint = began.to_string();
+            let mut resolved = silent(at(back), HistoryEvent::Resolved, at(began));
+            resolved.fingerprint = began.to_string();
+            history.append(fired).unwrap();
+            history.append(resolved).unwrap();
+        }
+        let now: Timestamp = "2026-12-07T00:00:00Z".parse().unwrap();
+        let report = build(
+            data.path(),
+            None,
+            "acme",
+            Month::parse("2026-11").unwrap(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(report.downtime_ms, 30 * 60_000);
+        assert_eq!(report.previous.len(), 1, "{:?}", report.previous);
+        assert_eq!(report.previous[0].month.to_string(), "2026-10");
+        assert_eq!(report.previous[0].downtime_ms, 2 * 3_600_000);
+        assert!(
+            report.store_note.is_some(),
+            "the page says stored series were not read"
+        );
+        assert!(html::render(&report).contains("Month over month"));
+    }
 }
