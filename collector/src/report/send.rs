@@ -212,3 +212,33 @@ pub async fn make_and_send(
         run.output_digest
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = "client = \"acme\"\ntime_zone = \"Pacific/Auckland\"\n\
+        [hours]\nweekdays = \"08:00-17:00\"\n\
+        [report]\nsend_to = [\"owner@acme.example\"]\nday = 2\n";
+
+    #[test]
+    fn a_report_is_due_from_the_contracts_day_in_the_clients_time_zone() {
+        let data = tempfile::tempdir().unwrap();
+        let source = data.path().join("source");
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join("acme.toml"), POLICY).unwrap();
+        let policies = crate::pipeline::Policies::open(data.path(), Some(source));
+        assert!(policies
+            .sync("test", "2026-09-01T00:00:00Z".parse().unwrap())
+            .is_empty());
+        // 1 December 12:00 UTC is already the 2nd in Auckland (UTC+13).
+        let before: Timestamp = "2026-12-01T10:00:00Z".parse().unwrap();
+        let after: Timestamp = "2026-12-01T12:00:00Z".parse().unwrap();
+        assert!(due(data.path(), before).is_empty());
+        let due_now = due(data.path(), after);
+        assert_eq!(due_now.len(), 1);
+        assert_eq!(due_now[0].0, "acme");
+        assert_eq!(due_now[0].1.to_string(), "2026-11");
+        assert_eq!(due_now[0].2, ["owner@acme.example"]);
+    }
+}
