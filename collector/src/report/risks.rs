@@ -288,3 +288,121 @@ pub fn end_of_support(inventory: &[InventoryRow], end_ms: i64) -> Vec<Risk> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const DAY: i64 = DAY_MS;
+
+    fn series(host: &str, labels: &[(&str, &str)], points: &[(i64, f64)]) -> SeriesPoints {
+        SeriesPoints {
+            host: host.into(),
+            labels: labels
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            points: points
+                .iter()
+                .map(|&(at, value)| (at, value, value))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn growing_smart_counts_stale_backups_and_long_pending_restarts_are_risks() {
+        let policy = Policy::parse(
+            Path::new("acme.toml"),
+            "client = \"acme\"\ntime_zone = \"UTC\"\n[hours]\nweekdays = \"08:00-17:00\"\n",
+        )
+        .unwrap();
+        let end = 30 * DAY;
+        let mut named = BTreeMap::new();
+        named.insert(
+            "disk_smart_reallocated_sectors".to_string(),
+            vec![
+                series("srv", &[("device", "sda")], &[(0, 8.0), (20 * DAY, 24.0)]),
+                series("pc", &[("device", "sdb")], &[(0, 3.0), (20 * DAY, 3.0)]),
+            ],
+        );
+        named.insert(
+            "backup_last_success_timestamp_seconds".to_string(),
+            vec![
+                series(
+                    "srv",
+                    &[("job", "nightly")],
+                    &[(end - DAY, (end - DAY) as f64 / 1000.0)],
+                ),
+                series(
+                    "nas",
+                    &[("job", "weekly")],
+                    &[(end - DAY, (end - 5 * DAY) as f64 / 1000.0)],
+                ),
+            ],
+        );
+        named.insert(
+            "system_reboot_required".to_string(),
+            vec![
+                series(
+                    "pc",
+                    &[],
+                    &[
+                        (end - 10 * DAY, 0.0),
+                        (end - 9 * DAY, 1.0),
+                        (end - DAY, 1.0),
+                    ],
+                ),
+                series("srv", &[], &[(end - 3 * DAY, 1.0), (end - DAY, 1.0)]),
+            ],
+        );
+        let risks = from_series(&policy, &named, end);
+        let said: Vec<(&str, &str)> = risks
+            .iter()
+            .map(|r| (r.category, r.host.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            [("smart", "srv"), ("backup", "nas"), ("restart", "pc")],
+            "{risks:?}"
+        );
+        assert!(
+            risks[0].text.contains("grew from 8 to 24"),
+            "{}",
+            risks[0].text
+        );
+        assert!(risks[1].text.contains("5 days before"), "{}", risks[1].text);
+        assert!(risks[2].text.contains("waited 9 days"), "{}", risks[2].text);
+    }
+
+    #[test]
+    fn operating_systems_near_or_past_their_end_of_support_are_risks() {
+        let row = |host: &str, os: &str| InventoryRow {
+            host: host.into(),
+            os: os.into(),
+            ..InventoryRow::default()
+        };
+        let end = "2026-12-01T00:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_millisecond();
+        let risks = end_of_support(
+            &[
+                row("old", "Windows 10.0.19045"),
+                row("ended", "Debian GNU/Linux 11"),
+                row("soon", "Windows Server 2016 Standard 10.0.14393"),
+                row("fine", "Debian GNU/Linux 12"),
+                row("odd", "Haiku R1"),
+            ],
+            end,
+        );
+        let hosts: Vec<&str> = risks.iter().map(|r| r.host.as_str()).collect();
+        assert_eq!(hosts, ["old", "ended", "soon"], "{risks:?}");
+        assert!(risks[0].text.contains("out of support since 2025-10-14"));
+        assert!(
+            risks[2].text.contains("support ends on 2027-01-12"),
+            "{}",
+            risks[2].text
+        );
+    }
+}

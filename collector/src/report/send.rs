@@ -4,7 +4,7 @@
 //!
 //! [`due`] says which clients' reports are due at an instant (the contract's `[report] day`
 //! in the client's time zone, for the month that ended); [`send_due`] makes, records and
-//! mails each one that no earlier run has sent. A scheduler (`serve`, once an hour) calls it.
+//! mails each one that no earlier run has sent; [`run_schedule`] does so every hour.
 
 use super::{build, html, runs, Month, MonthReport, ReportError};
 use crate::notify::config::{read_secret, ChannelConfig, EmailConfig, NotifySection, SmtpSecurity};
@@ -191,7 +191,37 @@ pub async fn send_due(
     outcomes
 }
 
-/// One client's report made, mailed and recorded as sent.
+/// How often the schedule looks for reports that are due.
+pub const SCHEDULE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The monthly schedule as a task: every [`SCHEDULE_EVERY`], [`send_due`] at `clock`'s
+/// time, each outcome logged, until `shutdown`. What `serve` spawns.
+pub async fn run_schedule(
+    data_dir: std::path::PathBuf,
+    store: Store,
+    notify: NotifySection,
+    clock: crate::notify::Clock,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let now = Timestamp::from_millisecond(clock.now_ms()).unwrap_or(Timestamp::UNIX_EPOCH);
+        for outcome in send_due(&data_dir, Some(&store), &notify, now).await {
+            match outcome {
+                Ok(line) => tracing::info!("{line}"),
+                Err(error) => tracing::error!("{error}"),
+            }
+        }
+        tokio::select! {
+            // The next look; a report already sent is recorded and not sent again.
+            _ = tokio::time::sleep(SCHEDULE_EVERY) => {}
+            // The collector is stopping.
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// One client's report made, mailed and recorded as sent. The report is built on a
+/// blocking thread: it reads files and the store.
 pub async fn make_and_send(
     data_dir: &Path,
     store: Option<&Store>,
@@ -201,8 +231,19 @@ pub async fn make_and_send(
     send_to: &[String],
     now: Timestamp,
 ) -> Result<String, ReportError> {
-    let report = build(data_dir, store, client, month, now)?;
-    let page = html::render(&report);
+    let (report, page) = {
+        let (data_dir, store, owned) = (data_dir.to_path_buf(), store.cloned(), client.to_string());
+        tokio::task::spawn_blocking(move || {
+            let report = build(&data_dir, store.as_ref(), &owned, month, now)?;
+            let page = html::render(&report);
+            Ok::<_, ReportError>((report, page))
+        })
+        .await
+        .map_err(|error| ReportError::Email {
+            client: client.to_string(),
+            detail: format!("building the report failed: {error}"),
+        })??
+    };
     send(smtp, &report, &page, send_to).await?;
     let run = runs::record(data_dir, &report, &page, now.as_millisecond(), true)?;
     Ok(format!(
