@@ -406,6 +406,33 @@ fn build_month(data: &Path) {
     }
 }
 
+/// The inventory a-srv01's agent sent at its last connect, as ingest records it.
+fn record_server_inventory(data: &Path) {
+    let store = Store::open_existing(&StoreConfig::new(data)).unwrap();
+    let record = serde_json::json!({
+        "client": "north-dental",
+        "inventory": {
+            "hostname": "a-srv01",
+            "os_name": "Windows Server 2016 Standard",
+            "os_version": "10.0.14393",
+            "kernel_version": "10.0.14393",
+            "architecture": "x86_64",
+            "cpu_model": "Intel Xeon E-2224",
+            "cpu_cores": 4,
+            "memory_bytes": 32_000_000_000u64,
+            "disks": [
+                {"mountpoint": "C:", "device": "disk0", "filesystem": "NTFS", "total_bytes": 256_000_000_000u64},
+                {"mountpoint": "D:", "device": "disk1", "filesystem": "NTFS", "total_bytes": 1_000_000_000_000u64}
+            ],
+            "agent_version": "0.1.0",
+            "boot_time_unix_seconds": 1_793_404_800
+        },
+        "interval_seconds": 300,
+        "connected_at_ms": berlin("2026-11-21T23:00"),
+    });
+    store.put_host_record("a-srv01", &record).unwrap();
+}
+
 fn month_report(data: &Path, client: &str) -> MonthReport {
     let store = Store::open_existing(&StoreConfig::new(data)).unwrap();
     let now: Timestamp = "2026-12-07T12:00:00Z".parse().unwrap();
@@ -431,6 +458,7 @@ fn close(a: f64, b: f64) -> bool {
 fn a_months_report_shows_the_figures_worked_out_by_hand() {
     let data = tempfile::tempdir().unwrap();
     build_month(data.path());
+    record_server_inventory(data.path());
 
     let north = month_report(data.path(), "north-dental");
     let host = |name: &str| north.hosts.iter().find(|h| h.host == name).unwrap();
@@ -515,6 +543,32 @@ fn a_months_report_shows_the_figures_worked_out_by_hand() {
         .unwrap();
     assert_eq!(backups.capped.len(), 1, "{backups:?}");
     assert!(backups.capped[0].contains("BackupStale on a-ws01"));
+
+    // The inventory appendix, and the server's OS near its end of support (12 January 2027).
+    let server = north
+        .inventory
+        .iter()
+        .find(|row| row.host == "a-srv01")
+        .unwrap();
+    assert_eq!(server.os, "Windows Server 2016 Standard 10.0.14393");
+    assert_eq!(server.cpu, "Intel Xeon E-2224 (4 cores)");
+    assert_eq!(server.disks.len(), 2);
+    assert_eq!(server.first_seen_ms, Some(berlin("2026-11-01T00:00")));
+    assert!(
+        north
+            .risks
+            .iter()
+            .any(|risk| risk.category == "os" && risk.text.contains("support ends on 2027-01-12")),
+        "{:?}",
+        north.risks
+    );
+    // The stale backup is a risk the client accepted in writing.
+    assert!(
+        north.risks.iter().any(|risk| risk.category == "backup"
+            && risk.text.contains("backups declined on 2026-03-02")),
+        "{:?}",
+        north.risks
+    );
 
     let west = month_report(data.path(), "west-law");
     let server = west.hosts.iter().find(|h| h.host == "b-srv01").unwrap();
