@@ -613,6 +613,28 @@ fn a_months_report_shows_the_figures_worked_out_by_hand() {
     }
     assert!(!page.contains("http://") || page.contains("xmlns=\"http://www.w3.org/2000/svg\""));
     assert!(!page.contains("<script"), "the page runs no script");
+    for tag in [
+        "section", "table", "tr", "td", "th", "ul", "li", "p", "svg", "text", "title", "h2", "div",
+        "rect", "footer", "header",
+    ] {
+        let opened =
+            page.matches(&format!("<{tag} ")).count() + page.matches(&format!("<{tag}>")).count();
+        let self_closed = page
+            .split(&format!("<{tag} "))
+            .skip(1)
+            .filter(|rest| {
+                rest.split('>')
+                    .next()
+                    .is_some_and(|inside| inside.ends_with('/'))
+            })
+            .count();
+        let closed = page.matches(&format!("</{tag}>")).count();
+        assert_eq!(
+            opened - self_closed,
+            closed,
+            "<{tag}> opened and closed alike"
+        );
+    }
     assert!(!page.contains("src="), "the page loads nothing");
 }
 

@@ -206,7 +206,7 @@ pub fn render(report: &MonthReport) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <header><h1>{title}</h1>\n<p class=\"sub\">{} to {} ({}) · contract version {}</p></heade\n",
+         <header><h1>{title}</h1>\n<p class=\"sub\">{} to {} ({}) · contract version {}</p></header>",
         local(report, report.start_ms, "%Y-%m-%d"),
         local(report, report.end_ms - 1, "%Y-%m-%d"),
         escape(&report.time_zone),
@@ -214,7 +214,7 @@ pub fn render(report: &MonthReport) -> String {
     );
     let _ = writeln!(
         page,
-        "<p class=\"summary\">{}</\n",
+        "<p class=\"summary\">{}</p>",
         escape(&summary(report))
     );
     figures_row(&mut page, report);
@@ -230,7 +230,7 @@ pub fn render(report: &MonthReport) -> String {
         page,
         "<footer>Made by Vigil from stored data: the alert history with the contract version in \
          force for each alert, acknowledgements, presence and inventory. Contract version {} \
-         ({}). Range {} to {} UTC.{}{}</footer>\n</body>\n</htm\n",
+         ({}). Range {} to {} UTC.{}{}</footer>\n</body>\n</html>",
         report.policy_version,
         escape(&report.policy_digest),
         Timestamp::from_millisecond(report.start_ms).map(|t| t.to_string()).unwrap_or_default(),
@@ -264,7 +264,7 @@ fn figures_row(page: &mut String, report: &MonthReport) {
          <div class=\"figure\"><b>{}</b><span>downtime in business hours</span></div>\
          <div class=\"figure\"><b>{}</b><span>cost of downtime</span></div>\
          <div class=\"figure\"><b>{}</b><span>failures foreseen and prevented</span></div>\
-         <div class=\"figure\"><b>{alerts}</b><span>alerts</span></div></di\n",
+         <div class=\"figure\"><b>{alerts}</b><span>alerts</span></div></div>",
         percent(report.availability),
         duration(report.downtime_business_ms),
         escape(&cost),
@@ -284,7 +284,7 @@ fn availability(page: &mut String, report: &MonthReport) {
         let _ = writeln!(
             page,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             escape(&host.host),
             escape(host.role.as_deref().unwrap_or("—")),
             percent(host.availability()),
@@ -297,7 +297,7 @@ fn availability(page: &mut String, report: &MonthReport) {
     for (role, share, count) in &report.roles {
         let _ = writeln!(
             page,
-            "<tr><td>{}</td><td class=\"num\">{count}</td><td class=\"num\">{}</td></t\n",
+            "<tr><td>{}</td><td class=\"num\">{count}</td><td class=\"num\">{}</td></tr>",
             escape(role.as_deref().unwrap_or("no role")),
             percent(*share)
         );
@@ -329,7 +329,7 @@ fn timeline(report: &MonthReport) -> String {
         let _ = writeln!(
             svg,
             "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"14\" y2=\"{height}\" stroke=\"#d9dee4\"/>\
-             <text x=\"{0:.1}\" y=\"10\" font-size=\"9\" fill=\"#5b6673\">{1}</tex\n",
+             <text x=\"{0:.1}\" y=\"10\" font-size=\"9\" fill=\"#5b6673\">{1}</text>",
             x(day),
             local(report, day, "%d %b")
         );
@@ -341,7 +341,7 @@ fn timeline(report: &MonthReport) -> String {
         let _ = writeln!(
             svg,
             "<text x=\"0\" y=\"{:.1}\" font-size=\"10\" fill=\"#1d2733\">{}</text>\
-             <rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2f8f5b\" opacity=\"0.85\"\n",
+             <rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2f8f5b\" opacity=\"0.85\"/>",
             y + 11.0,
             escape(&host.host),
             x(start_of(host, report)),
@@ -356,7 +356,7 @@ fn timeline(report: &MonthReport) -> String {
             };
             let _ = writeln!(
                 svg,
-                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{} to {}</title></rec\n",
+                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{} to {}</title></rect>",
                 x(outage.start_ms),
                 (x(outage.end_ms) - x(outage.start_ms)).max(1.5),
                 row - 5.0,
@@ -406,7 +406,7 @@ fn downtime(page: &mut String, report: &MonthReport) {
         for (host, outage) in outages {
             let _ = writeln!(
                 page,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 escape(&host.host),
                 local(report, outage.start_ms, "%a %d %b %H:%M"),
                 local(report, outage.end_ms, "%a %d %b %H:%M"),
@@ -430,13 +430,13 @@ fn foreseen(page: &mut String, report: &MonthReport) {
         for item in &report.foreseen {
             let _ = writeln!(
                 page,
-                "<li>{}.</l\n",
+                "<li>{}.</li>",
                 escape(&capitalise(&foreseen_sentence(report, item)))
             );
         }
         let _ = writeln!(
             page,
-            "</ul>\n<p>Estimated downtime avoided: <b>{}</b>{}.</\n",
+            "</ul>\n<p>Estimated downtime avoided: <b>{}</b>{}.</p>",
             duration(report.avoided_downtime_ms),
             report
                 .avoided_cost
@@ -449,7 +449,7 @@ fn foreseen(page: &mut String, report: &MonthReport) {
         "<p class=\"method\">A failure counts as foreseen and prevented when a forecast alert \
          (a disk or memory running out) was resolved before the instant its forecast gave. Each \
          is counted as {} of downtime avoided at the contract's cost per hour — far less than a \
-         full disk or exhausted memory usually costs — and no more.</p></sectio\n",
+         full disk or exhausted memory usually costs — and no more.</p></section>",
         duration(AVOIDED_PER_FAILURE_MS)
     );
 }
@@ -461,7 +461,7 @@ fn responses(page: &mut String, report: &MonthReport) {
         let _ = writeln!(
             page,
             "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num met\">{}</td>\
-             <td class=\"num {missed_class}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
+             <td class=\"num {missed_class}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             row.severity,
             row.alerts,
             escape(&row.target),
@@ -490,7 +490,7 @@ fn risks(page: &mut String, report: &MonthReport) {
         for risk in &report.risks {
             let _ = writeln!(
                 page,
-                "<li class=\"risk-{}\">{}.</l\n",
+                "<li class=\"risk-{}\">{}.</li>",
                 risk.category,
                 escape(&capitalise(&risk.text))
             );
@@ -511,7 +511,7 @@ fn risks(page: &mut String, report: &MonthReport) {
             };
             let _ = writeln!(
                 page,
-                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{capped} <span class=\"method\">(at most {})</span></td></t\n",
+                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{capped} <span class=\"method\">(at most {})</span></td></tr>",
                 escape(&row.measure.replace('_', " ")),
                 row.note
                     .as_deref()
@@ -534,7 +534,7 @@ fn trends(page: &mut String, report: &MonthReport) {
     page.push_str("<section><h2>Month over month</h2>\n<table><tr><th>Month</th><th class=\"num\">Available</th><th class=\"num\">Downtime</th><th class=\"num\">Alerts</th><th class=\"num\">Foreseen</th></tr>\n");
     let _ = writeln!(
         page,
-        "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
+        "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
         report.month,
         percent(report.availability),
         duration(report.downtime_ms),
@@ -544,7 +544,7 @@ fn trends(page: &mut String, report: &MonthReport) {
     for trend in &report.previous {
         let _ = writeln!(
             page,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></t\n",
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             trend.month,
             percent(trend.availability),
             duration(trend.downtime_ms),
@@ -565,7 +565,7 @@ fn inventory(page: &mut String, report: &MonthReport) {
             .collect();
         let _ = writeln!(
             page,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></t\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&row.host),
             escape(row.role.as_deref().unwrap_or("—")),
             escape(or_dash(&row.os)),
