@@ -13,8 +13,10 @@
 //! - [`ingest`] — the gRPC edge — TLS, identity, per-agent sessions.
 //! - [`store`] — time series and host records on sled.
 //! - [`policy`] — client contracts: what an alert means to each client, and when it is due.
+//! - [`history`] — the append-only journal of alert decisions, for reports.
 //! - [`notify`] — the durable outbox and delivery by webhook, Alertmanager, Slack, Teams, PagerDuty and email.
 //! - [`http`] — the JSON API (users, sign-in, sessions, audit) on `[http] listen`.
+//! - [`report`] — the monthly client report: figures, HTML, email.
 //! - [`query`] — `vigil-collector query`.
 //! - [`serve`] — the collector's lifecycle, shared by `serve` and `demo`.
 //! - [`demo`] — a collector and an agent in one process with a throwaway CA.
@@ -27,11 +29,13 @@ pub mod demo;
 pub mod durable;
 pub mod enroll;
 pub mod http;
+pub mod history;
 pub mod ingest;
 pub mod notify;
 pub mod openmetrics;
 pub mod pipeline;
 pub mod policy;
 pub mod query;
+pub mod report;
 pub mod serve;
 pub mod store;

@@ -138,6 +138,31 @@ enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// The monthly client report: one self-contained HTML page from stored data (and a PDF
+    /// where a headless Chromium is installed), or an MSP-wide summary with --all.
+    Report {
+        /// The collector's config file (default: VIGIL_CONFIG, ./collector.toml, /etc/vigil).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The client, as its policy file names it.
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        client: Option<String>,
+        /// Every client with a contract: one line each, and each page into --out (a folder).
+        #[arg(long)]
+        all: bool,
+        /// The month, YYYY-MM, in the client's time zone.
+        #[arg(long)]
+        month: String,
+        /// Where the page goes [default: CLIENT-MONTH.html in the current folder].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also print it to this PDF with a headless Chromium.
+        #[arg(long)]
+        pdf: Option<PathBuf>,
+        /// Mail it to the client's [report] send_to through the first email channel.
+        #[arg(long, conflicts_with = "all")]
+        send: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -482,6 +507,26 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Hosts { command } => run_hosts(command),
+        Command::Report {
+            config,
+            client,
+            all,
+            month,
+            out,
+            pdf,
+            send,
+        } => {
+            let options = ReportOptions {
+                month,
+                out,
+                pdf,
+                send,
+            };
+            match client {
+                Some(client) if !all => run_report(config, &client, options).await,
+                _ => run_report_all(config, options),
+            }
+        }
         Command::Policy { command } => run_policy(command),
         Command::Notify {
             command: NotifyCommand::Test { config },
@@ -1007,6 +1052,143 @@ fn run_alerts(command: AlertsCommand) -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// What `report` was asked for besides the client.
+struct ReportOptions {
+    month: String,
+    out: Option<PathBuf>,
+    pdf: Option<PathBuf>,
+    send: bool,
+}
+
+/// The store for a report, if no collector holds it; else `None` and the page says so.
+fn report_store(config: &CollectorConfig) -> Option<vigil_collector::store::Store> {
+    match vigil_collector::store::Store::open_existing(&config.store_config()) {
+        Ok(store) => Some(store),
+        Err(error) => {
+            eprintln!(
+                "note: stored series not read ({error}); the report uses the alert history only"
+            );
+            None
+        }
+    }
+}
+
+/// `report --client NAME --month YYYY-MM`: build, write, record; then PDF and mail if asked.
+async fn run_report(
+    config: Option<PathBuf>,
+    client: &str,
+    options: ReportOptions,
+) -> anyhow::Result<()> {
+    use vigil_collector::report;
+    let loaded = CollectorConfig::load(&find_config(config)?)?;
+    let month = report::Month::parse(&options.month)?;
+    let now = jiff::Timestamp::now();
+    report::check(&loaded.data_dir, client, month, now)?;
+    let store = report_store(&loaded);
+    let built = report::build(&loaded.data_dir, store.as_ref(), client, month, now)?;
+    drop(store);
+    let page = report::html::render(&built);
+    let out = options
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{client}-{month}.html")));
+    report::write_page(&out, &page)?;
+    let mut sent = false;
+    if options.send {
+        let smtp = report::send::smtp_of(&loaded.notify).ok_or_else(|| {
+            anyhow::anyhow!(
+                "report --send: no email channel in [notify] of the config; add a \
+                 [[notify.channel]] with type = \"email\""
+            )
+        })?;
+        let (policy, _) = report::sources::contract(&loaded.data_dir, client, month)?;
+        let send_to = policy.report.map(|r| r.send_to).unwrap_or_default();
+        report::send::send(smtp, &built, &page, &send_to).await?;
+        println!("sent to {}", send_to.join(", "));
+        sent = true;
+    }
+    let run = report::runs::record(&loaded.data_dir, &built, &page, now.as_millisecond(), sent)?;
+    println!(
+        "wrote {} ({}, contract version {})",
+        out.display(),
+        run.output_digest,
+        run.policy_version
+    );
+    if let Some(pdf) = options.pdf {
+        report::pdf::print(&out, &pdf)?;
+        println!("wrote {}", pdf.display());
+    }
+    Ok(())
+}
+
+/// `report --all --month YYYY-MM`: one line per client with a contract.
+fn run_report_all(config: Option<PathBuf>, options: ReportOptions) -> anyhow::Result<()> {
+    use vigil_collector::report;
+    let loaded = CollectorConfig::load(&find_config(config)?)?;
+    let month = report::Month::parse(&options.month)?;
+    let now = jiff::Timestamp::now();
+    let clients = vigil_collector::pipeline::PolicyArchive::new(&loaded.data_dir).clients()?;
+    if clients.is_empty() {
+        anyhow::bail!(
+            "no client has a contract stored in {}; put policy files in the [policies] dir and \
+             let serve load them",
+            loaded.data_dir.display()
+        );
+    }
+    if let Some(dir) = &options.out {
+        std::fs::create_dir_all(dir)?;
+    }
+    let store = report_store(&loaded);
+    println!(
+        "{:<24} {:>10} {:>12} {:>12} {:>14} {:>9} {:>11}",
+        "CLIENT", "AVAILABLE", "DOWNTIME", "BUSINESS", "COST", "FORESEEN", "RESPONSES"
+    );
+    let mut reported = 0;
+    for client in clients {
+        match report::build(&loaded.data_dir, store.as_ref(), &client, month, now) {
+            Ok(built) => {
+                reported += 1;
+                let (met, counted) = built.responses.iter().fold((0, 0), |(met, all), row| {
+                    (met + row.met, all + row.met + row.missed)
+                });
+                let cost = built.downtime_cost.map_or("-".to_string(), |cost| {
+                    format!("{} {cost:.0}", built.currency.as_deref().unwrap_or(""))
+                });
+                println!(
+                    "{:<24} {:>10} {:>12} {:>12} {:>14} {:>9} {:>11}",
+                    client,
+                    report::html::percent(built.availability),
+                    report::html::duration(built.downtime_ms),
+                    report::html::duration(built.downtime_business_ms),
+                    cost,
+                    built.foreseen.len(),
+                    format!("{met}/{counted} met")
+                );
+                if let Some(dir) = &options.out {
+                    let page = report::html::render(&built);
+                    let path = dir.join(format!("{client}-{month}.html"));
+                    report::write_page(&path, &page)?;
+                    report::runs::record(
+                        &loaded.data_dir,
+                        &built,
+                        &page,
+                        now.as_millisecond(),
+                        false,
+                    )?;
+                    if let Some(pdf_dir) = &options.pdf {
+                        std::fs::create_dir_all(pdf_dir)?;
+                        report::pdf::print(&path, &pdf_dir.join(format!("{client}-{month}.pdf")))?;
+                    }
+                }
+            }
+            Err(error) => println!("{client:<24} {error}"),
+        }
+    }
+    if reported == 0 {
+        anyhow::bail!("no client has data for {month}; no report written");
     }
     Ok(())
 }

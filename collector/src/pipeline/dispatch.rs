@@ -45,10 +45,13 @@ pub struct Dispatch {
     firing_since: BTreeMap<String, i64>,
     /// Rung after each enqueue: the notifier sends what is due without waiting to poll.
     wake: Option<Arc<tokio::sync::Notify>>,
+    /// Every decision, for the monthly reports; beside the outbox in the data folder.
+    history: crate::history::History,
 }
 
 impl Dispatch {
     pub fn new(outbox: Arc<Outbox>, policies: Arc<Policies>, routing: RoutingSection) -> Self {
+        let history = crate::history::History::open(outbox.dir().parent().unwrap_or(outbox.dir()));
         Self {
             outbox,
             policies,
@@ -56,6 +59,7 @@ impl Dispatch {
             deferred: Vec::new(),
             firing_since: BTreeMap::new(),
             wake: None,
+            history,
         }
     }
 
@@ -173,6 +177,16 @@ impl Dispatch {
         )?;
         if let Some(wake) = &self.wake {
             wake.notify_one();
+        }
+        let entry = crate::history::HistoryEntry::of(
+            transition,
+            &classification,
+            &enqueued.fingerprint,
+            firing_since_ms,
+            now,
+        );
+        if let Err(error) = self.history.append(entry) {
+            tracing::error!("{error}; the alert is delivered, its monthly report misses it");
         }
         tracing::info!(
             alert = %enqueued.fingerprint,

@@ -41,6 +41,15 @@ pub struct Policy {
     pub downtime_cost: Option<DowntimeCost>,
     /// How far ahead forecasts warn for this client; `None`: the rules' own horizons.
     pub forecast: Option<ForecastHorizons>,
+    /// Who gets the monthly report by email, and on which day; `None`: nobody.
+    pub report: Option<ReportSchedule>,
+}
+
+/// `[report]`: the monthly report mailed to `send_to` on `day` (1–28) of each month.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSchedule {
+    pub send_to: Vec<String>,
+    pub day: i8,
 }
 
 /// When a forecast alert fires for a client: the time left falls within `warn` (a warning)

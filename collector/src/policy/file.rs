@@ -53,6 +53,22 @@ pub struct PolicyFile {
     /// Default: each forecast rule's own horizons (warn at 7 days, critical at 2).
     #[serde(default)]
     pub forecast: Option<Spanned<ForecastFile>>,
+    /// `[report]`: who gets the monthly report by email, and on which day. Default: nobody.
+    #[serde(default)]
+    pub report: Option<Spanned<ReportFile>>,
+}
+
+/// `[report]`: `send_to = ["owner@practice.example"]`, `day = 1`. The report on the past
+/// month is mailed on `day` of each month, in the client's time zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportFile {
+    /// Addresses, `"name@example.com"` or `"Name <name@example.com>"`. At least one.
+    #[serde(default)]
+    pub send_to: Vec<Spanned<String>>,
+    /// Day of the month, 1 to 28. Default: 1.
+    #[serde(default)]
+    pub day: Option<Spanned<i64>>,
 }
 
 /// `[forecast]`: `warn_within = "14d"`, `critical_within = "3d"`.

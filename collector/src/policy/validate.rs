@@ -180,6 +180,10 @@ fn build(file: &PolicyFile, text: &str, version: u64, problems: &mut Problems) -
         .forecast
         .as_ref()
         .and_then(|forecast| forecast_horizons(forecast, problems));
+    let report = file
+        .report
+        .as_ref()
+        .and_then(|report| report_schedule(report, problems));
     Some(Policy {
         version: PolicyVersionId {
             client: client.to_string(),
@@ -196,7 +200,58 @@ fn build(file: &PolicyFile, text: &str, version: u64, problems: &mut Problems) -
         declined,
         downtime_cost,
         forecast,
+        report,
     })
+}
+
+/// `[report]`: addresses that look like addresses, a day that every month has.
+fn report_schedule(
+    report: &Spanned<super::file::ReportFile>,
+    problems: &mut Problems,
+) -> Option<super::contract::ReportSchedule> {
+    let file = report.get_ref();
+    if file.send_to.is_empty() {
+        problems.at(
+            report.span(),
+            "[report] has no send_to; add send_to = [\"owner@client.example\"] or remove [report]",
+        );
+    }
+    let mut send_to = Vec::new();
+    for address in &file.send_to {
+        let text = address.get_ref().trim();
+        let inner = text
+            .rsplit_once('<')
+            .and_then(|(_, rest)| rest.strip_suffix('>'))
+            .unwrap_or(text);
+        let valid = inner.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty() && domain.contains('.') && !inner.contains(' ')
+        });
+        if !valid {
+            problems.at(
+                address.span(),
+                format!(
+                    "send_to {text:?} is not an email address; write \"owner@client.example\" \
+                     or \"Name <owner@client.example>\""
+                ),
+            );
+        }
+        send_to.push(text.to_string());
+    }
+    let day = match &file.day {
+        None => 1,
+        Some(day) if (1..=28).contains(day.get_ref()) => *day.get_ref() as i8,
+        Some(day) => {
+            problems.at(
+                day.span(),
+                format!(
+                    "[report] day = {} is not a day every month has; write 1 to 28",
+                    day.get_ref()
+                ),
+            );
+            1
+        }
+    };
+    Some(super::contract::ReportSchedule { send_to, day })
 }
 
 /// `[forecast]`: both horizons, the critical one within the warning one.
@@ -1047,5 +1102,24 @@ mod tests {
         );
         assert_eq!(recurrence("fifth monday 02:00"), None);
         assert_eq!(recurrence("sunday 2am"), None);
+    }
+
+    #[test]
+    fn a_report_section_names_its_recipients_and_a_day_every_month_has() {
+        let base = "client = \"acme\"\ntime_zone = \"Europe/Berlin\"\n[hours]\nweekdays = \"08:00-17:00\"\n";
+        let good = format!("{base}[report]\nsend_to = [\"Owner <owner@acme.example>\"]\nday = 3\n");
+        let policy = Policy::parse(Path::new("acme.toml"), &good).unwrap();
+        let report = policy.report.unwrap();
+        assert_eq!((report.send_to.len(), report.day), (1, 3));
+
+        let bad = format!("{base}[report]\nsend_to = [\"owner at acme\"]\nday = 31\n");
+        let error = Policy::parse(Path::new("acme.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is not an email address"), "{error}");
+        assert!(
+            error.contains("day = 31 is not a day every month has"),
+            "{error}"
+        );
     }
 }
