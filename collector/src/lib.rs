@@ -15,6 +15,7 @@
 //! - [`policy`] — client contracts: what an alert means to each client, and when it is due.
 //! - [`notify`] — the durable outbox and delivery by webhook, Alertmanager, Slack, Teams, PagerDuty and email.
 //! - [`query`] — `vigil-collector query`.
+//! - [`promql`] — PromQL over the store and the Prometheus HTTP query API.
 //! - [`serve`] — the collector's lifecycle, shared by `serve` and `demo`.
 //! - [`demo`] — a collector and an agent in one process with a throwaway CA.
 
@@ -30,6 +31,7 @@ pub mod notify;
 pub mod openmetrics;
 pub mod pipeline;
 pub mod policy;
+pub mod promql;
 pub mod query;
 pub mod serve;
 pub mod store;
