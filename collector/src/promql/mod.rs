@@ -64,3 +64,6 @@ pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, PromqlError> {
     promql_parser::parser::parse(query)
         .map_err(|error| PromqlError::BadData(format!("invalid parameter \"query\": {error}")))
 }
+
+#[cfg(test)]
+mod tests;
