@@ -95,15 +95,11 @@ pub fn eval(
                     group.mean += sample.value / count - group.mean / count;
                 }
             }
-            "max" => {
-                if group.value < sample.value || group.value.is_nan() {
-                    group.value = sample.value;
-                }
+            "max" if group.value < sample.value || group.value.is_nan() => {
+                group.value = sample.value;
             }
-            "min" => {
-                if group.value > sample.value || group.value.is_nan() {
-                    group.value = sample.value;
-                }
+            "min" if group.value > sample.value || group.value.is_nan() => {
+                group.value = sample.value;
             }
             "count" => group.count += 1,
             "stddev" | "stdvar" => {
