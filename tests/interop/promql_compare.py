@@ -50,6 +50,10 @@ QUERIES = [
     ("resets(system_network_io_bytes_total[3h])", True),
     ("rate(system_network_io_bytes_total[5m] offset 30m)", True),
     ("absent_over_time(no_such_metric[5m])", True),
+    ("rate(system_network_io_bytes_total[5m] @ {at})", True),
+    ("max_over_time(system_temperature_celsius[10m] @ end())", True),
+    ("count_over_time(system_cpu_utilization_ratio[7m] offset -5m)", True),
+    ("min_over_time(system_load_average_1m[1h] @ start())", True),
     # Aggregations.
     ("sum(rate(system_network_io_bytes_total[5m])) by (host)", True),
     ("avg without (device, direction) (rate(system_disk_io_bytes_total[5m]))", True),
@@ -105,11 +109,12 @@ QUERIES = [
     ("absent(service_up)", True),
     ('label_replace(system_load_average_1m, "role", "$1", "host", "([a-z]+)-.*")', True),
     ("time() - system_uptime_seconds", True),
+    ('"a string"', False),
 ]
 
 
 def get(base, path, params):
-    url = base + path + "?" + urllib.parse.urlencode(params)
+    url = base + path + ("?" + urllib.parse.urlencode(params) if params else "")
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             return json.load(response)
@@ -141,6 +146,8 @@ def compare(vigil, prom):
     if vd["resultType"] != pd["resultType"]:
         return "resultType %s vs %s" % (vd["resultType"], pd["resultType"])
     kind = pd["resultType"]
+    if kind == "string":
+        return None if vd["result"] == pd["result"] else "string %s vs %s" % (vd["result"], pd["result"])
     if kind == "scalar":
         if vd["result"][0] != pd["result"][0] or not same_number(vd["result"][1], pd["result"][1]):
             return "scalar %s vs %s" % (vd["result"], pd["result"])
@@ -195,6 +202,25 @@ def main():
             else:
                 failed += 1
                 print("DIFF %-9s %s: %s" % (name, query, reason))
+    # The listing endpoints must give the same lists.
+    listings = [
+        ("/api/v1/labels", {}),
+        ("/api/v1/label/host/values", {}),
+        ("/api/v1/label/service/values", {"match[]": 'service_up{host=~"web.*"}'}),
+        ("/api/v1/series", {"match[]": "system_memory_limit_bytes"}),
+        ("/api/v1/series", {"match[]": ['system_filesystem_limit_bytes{mountpoint="/"}',
+                                        "system_uptime_seconds"]}),
+    ]
+    for path, params in listings:
+        query = urllib.parse.urlencode(params, doseq=True)
+        answers = [get(base, path + ("?" + query if query else ""), {}) for base in (vigil, prom)]
+        data = [sorted(json.dumps(item, sort_keys=True) for item in answer.get("data") or [])
+                for answer in answers]
+        if answers[0].get("status") == "success" and data[0] == data[1] and data[0]:
+            passed += 1
+        else:
+            failed += 1
+            print("DIFF %s?%s: %s vs %s" % (path, query, answers[0], answers[1]))
     print("%d queries, %d passed, %d failed" % (len(QUERIES), passed, failed))
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
