@@ -110,6 +110,13 @@ QUERIES = [
     ('label_replace(system_load_average_1m, "role", "$1", "host", "([a-z]+)-.*")', True),
     ("time() - system_uptime_seconds", True),
     ('"a string"', False),
+    ("sort_desc(system_load_average_1m)", True),
+    ("time() - timestamp(system_uptime_seconds)", True),
+    ("timestamp(system_load_average_1m offset 1m)", True),
+    ('label_join(system_load_average_1m, "host_client", "/", "host", "client")', True),
+    ("minute(system_uptime_seconds) / 60 + scalar(hour())", True),
+    ("day_of_week(system_uptime_seconds * 1000)", True),
+    ("sin(system_load_average_1m) + deg(system_load_average_1m)", True),
 ]
 
 

@@ -55,6 +55,33 @@ const INSTANT_FUNCTIONS: &[&str] = &[
     "scalar",
     "absent",
     "label_replace",
+    "label_join",
+    "sort",
+    "sort_desc",
+    "timestamp",
+    "pi",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "deg",
+    "rad",
+    "minute",
+    "hour",
+    "day_of_week",
+    "day_of_month",
+    "day_of_year",
+    "days_in_month",
+    "month",
+    "year",
 ];
 
 /// Refuses a function Vigil does not evaluate, or a range function given a subquery.
@@ -116,6 +143,60 @@ pub fn eval(evaluator: &Evaluator, call: &Call, time_ms: i64) -> Result<Value, P
             }
         }
         "label_replace" => Value::Vector(label_replace(evaluator, &args, time_ms)?),
+        "label_join" => Value::Vector(label_join(evaluator, &args, time_ms)?),
+        "sort" | "sort_desc" => {
+            let mut samples = evaluator.eval_vector(args[0], time_ms)?;
+            // NaN first either way, as Prometheus' sort does.
+            samples.sort_by(|a, b| match (a.value.is_nan(), b.value.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Less,
+                (false, true) => std::cmp::Ordering::Greater,
+                (false, false) => {
+                    let order = a
+                        .value
+                        .partial_cmp(&b.value)
+                        .unwrap_or(std::cmp::Ordering::Equal);
+                    if name == "sort" {
+                        order
+                    } else {
+                        order.reverse()
+                    }
+                }
+            });
+            Value::Vector(samples)
+        }
+        "timestamp" => Value::Vector(timestamp(evaluator, args[0], time_ms)?),
+        "pi" => Value::Scalar(std::f64::consts::PI),
+        "sin" => element_wise(evaluator, args[0], time_ms, f64::sin)?,
+        "cos" => element_wise(evaluator, args[0], time_ms, f64::cos)?,
+        "tan" => element_wise(evaluator, args[0], time_ms, f64::tan)?,
+        "asin" => element_wise(evaluator, args[0], time_ms, f64::asin)?,
+        "acos" => element_wise(evaluator, args[0], time_ms, f64::acos)?,
+        "atan" => element_wise(evaluator, args[0], time_ms, f64::atan)?,
+        "sinh" => element_wise(evaluator, args[0], time_ms, f64::sinh)?,
+        "cosh" => element_wise(evaluator, args[0], time_ms, f64::cosh)?,
+        "tanh" => element_wise(evaluator, args[0], time_ms, f64::tanh)?,
+        "asinh" => element_wise(evaluator, args[0], time_ms, f64::asinh)?,
+        "acosh" => element_wise(evaluator, args[0], time_ms, f64::acosh)?,
+        "atanh" => element_wise(evaluator, args[0], time_ms, f64::atanh)?,
+        "deg" => element_wise(evaluator, args[0], time_ms, |v| {
+            v * 180.0 / std::f64::consts::PI
+        })?,
+        "rad" => element_wise(evaluator, args[0], time_ms, |v| {
+            v * std::f64::consts::PI / 180.0
+        })?,
+        "minute" | "hour" | "day_of_week" | "day_of_month" | "day_of_year" | "days_in_month"
+        | "month" | "year" => {
+            let part = |seconds: f64| calendar_part(name, seconds);
+            // With no argument, the parts of the evaluation time.
+            match args.first() {
+                Some(arg) => element_wise(evaluator, arg, time_ms, part)?,
+                None => Value::Vector(vec![Sample {
+                    labels: Labels::new(),
+                    value: part(time_ms as f64 / 1000.0),
+                }]),
+            }
+        }
         "round" => {
             let to_nearest = match args.get(1) {
                 Some(arg) => evaluator.eval_scalar(arg, time_ms)?,
@@ -271,6 +352,94 @@ fn label_replace(
     }
     check_unique(&out)?;
     Ok(out)
+}
+
+/// `label_join(v, dst, separator, src…)`: `dst` becomes the `src` values joined
+/// (removed when that is empty).
+fn label_join(
+    evaluator: &Evaluator,
+    args: &[&Expr],
+    time_ms: i64,
+) -> Result<Vec<Sample>, PromqlError> {
+    let destination = string_arg(args[1])?;
+    let separator = string_arg(args[2])?;
+    let sources = args[3..]
+        .iter()
+        .map(|arg| string_arg(arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut out = Vec::new();
+    for sample in evaluator.eval_vector(args[0], time_ms)? {
+        let joined = sources
+            .iter()
+            .map(|source| sample.labels.get(source).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(&separator);
+        let mut labels = Labels::from_pairs(
+            sample
+                .labels
+                .iter()
+                .filter(|(name, _)| *name != destination),
+        );
+        if !joined.is_empty() {
+            labels.insert(destination.clone(), joined);
+        }
+        out.push(Sample {
+            labels,
+            value: sample.value,
+        });
+    }
+    check_unique(&out)?;
+    Ok(out)
+}
+
+/// `timestamp(v)`: a selector's samples' own times; any other vector's evaluation time.
+fn timestamp(evaluator: &Evaluator, arg: &Expr, time_ms: i64) -> Result<Vec<Sample>, PromqlError> {
+    let out: Vec<Sample> = match unwrap_parens(arg) {
+        Expr::VectorSelector(selector) => {
+            let reference = evaluator.reference_ms(selector, time_ms);
+            evaluator
+                .window(selector, reference - super::LOOKBACK_MS, reference)
+                .filter_map(|(labels, samples)| {
+                    samples.last().map(|sample| Sample {
+                        labels: drop_metric_name(labels),
+                        value: sample.timestamp_ms as f64 / 1000.0,
+                    })
+                })
+                .collect()
+        }
+        other => evaluator
+            .eval_vector(other, time_ms)?
+            .into_iter()
+            .map(|sample| Sample {
+                labels: drop_metric_name(&sample.labels),
+                value: time_ms as f64 / 1000.0,
+            })
+            .collect(),
+    };
+    check_unique(&out)?;
+    Ok(out)
+}
+
+/// A part of the UTC date and time `seconds` after the epoch, as Prometheus' date functions
+/// give it (`day_of_week` 0 for Sunday).
+fn calendar_part(name: &str, seconds: f64) -> f64 {
+    if !seconds.is_finite() {
+        return f64::NAN;
+    }
+    let Ok(timestamp) = jiff::Timestamp::from_second(seconds.trunc() as i64) else {
+        return f64::NAN;
+    };
+    let date_time = jiff::tz::TimeZone::UTC.to_datetime(timestamp);
+    f64::from(match name {
+        "minute" => i16::from(date_time.minute()),
+        "hour" => i16::from(date_time.hour()),
+        "day_of_week" => i16::from(date_time.weekday().to_sunday_zero_offset()),
+        "day_of_month" => i16::from(date_time.day()),
+        "day_of_year" => date_time.day_of_year(),
+        "days_in_month" => i16::from(date_time.days_in_month()),
+        "month" => i16::from(date_time.month()),
+        _ => date_time.year(),
+    })
 }
 
 /// A function of a range selector, evaluated for each series with samples in its window.

@@ -438,3 +438,39 @@ fn results_with_two_elements_of_one_label_set_are_an_error() {
     let error = error(&store, "abs({__name__=~\"a|b\"})");
     assert!(error.to_string().contains("same labelset"), "{error}");
 }
+
+#[test]
+fn timestamp_sort_and_label_join_follow_prometheus() {
+    let (_dir, store) = store();
+    load(
+        &store,
+        MINUTE,
+        &[("load{host=\"a\"}", "3 _ _"), ("load{host=\"b\"}", "1 9 _")],
+    );
+    // timestamp() gives each series' own latest sample time, not the evaluation time.
+    assert_close(
+        &instant(&store, "timestamp(load)", 2 * MINUTE),
+        &[
+            sample("{host=\"a\"}", BASE_MS as f64 / 1000.0),
+            sample("{host=\"b\"}", (BASE_MS + MINUTE) as f64 / 1000.0),
+        ],
+    );
+    let QueryValue::Vector { samples, .. } =
+        evaluate_instant(&store, None, "sort_desc(load)", BASE_MS + MINUTE).unwrap()
+    else {
+        panic!("expected a vector");
+    };
+    let order: Vec<f64> = samples.iter().map(|s| s.value).collect();
+    assert_eq!(order, vec![9.0, 3.0]);
+    assert_close(
+        &instant(
+            &store,
+            "label_join(load, \"id\", \"-\", \"__name__\", \"host\")",
+            0,
+        ),
+        &[
+            sample("load{host=\"a\",id=\"load-a\"}", 3.0),
+            sample("load{host=\"b\",id=\"load-b\"}", 1.0),
+        ],
+    );
+}
