@@ -33,6 +33,7 @@ pub fn router(store: Store) -> Router {
         .route("/labels", get(labels).post(labels))
         .route("/label/{name}/values", get(label_values))
         .route("/metadata", get(metadata))
+        .route("/query_exemplars", get(exemplars).post(exemplars))
         .route("/status/buildinfo", get(buildinfo))
         .with_state(store)
 }
@@ -305,6 +306,11 @@ async fn label_values(
 /// Vigil keeps no HELP or TYPE text for its series, so the metadata is empty.
 async fn metadata() -> Response {
     success("{}")
+}
+
+/// Vigil stores no exemplars; Grafana asks for them when a panel enables them.
+async fn exemplars() -> Response {
+    success("[]")
 }
 
 /// Grafana reads the version to decide which Prometheus features to use: Vigil answers as

@@ -133,7 +133,13 @@ pub struct Evaluator {
     start_ms: i64,
     end_ms: i64,
     fetched: HashMap<usize, Fetched>,
+    /// Samples read so far, against [`MAX_LOADED_SAMPLES`].
+    loaded_samples: usize,
 }
+
+/// A query reads at most this many raw samples (Prometheus' default `--query.max-samples`),
+/// so that one query cannot take the collector's memory.
+pub const MAX_LOADED_SAMPLES: usize = 50_000_000;
 
 fn node_key(selector: &VectorSelector) -> usize {
     selector as *const VectorSelector as usize
@@ -162,6 +168,7 @@ impl Evaluator {
             start_ms,
             end_ms,
             fetched: HashMap::new(),
+            loaded_samples: 0,
         };
         evaluator.visit(store, client, expr)?;
         Ok(evaluator)
@@ -221,6 +228,15 @@ impl Evaluator {
         let offset = offset_ms(&selector.offset);
         let store_selector = selector_for(selector, client)?;
         let selected = store.select(&store_selector, first - offset - reach_ms, last - offset)?;
+        self.loaded_samples += selected
+            .iter()
+            .map(|series| series.samples.len())
+            .sum::<usize>();
+        if self.loaded_samples > MAX_LOADED_SAMPLES {
+            return Err(PromqlError::Execution(format!(
+                "query processing would load too many samples into memory in query execution (more than {MAX_LOADED_SAMPLES}); narrow the selectors or the time range"
+            )));
+        }
         let fetched = Fetched {
             series: selected
                 .into_iter()
