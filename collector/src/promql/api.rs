@@ -211,8 +211,10 @@ async fn query_range(
     Ok(success(&value.to_json()))
 }
 
-/// The label sets of the series the `match[]` selectors pick (every series without one),
-/// those with samples between `start` and `end` when either is given.
+/// The label sets of the series the `match[]` selectors pick (every series without one).
+/// They come from the series index alone: `start` and `end` are accepted and not applied,
+/// since reading samples to list names would make a dashboard's label lookups cost as much
+/// as its queries (Prometheus too answers from whole blocks, not exact times).
 fn matching_series(
     store: &Store,
     params: &Params,
@@ -231,14 +233,9 @@ fn matching_series(
         }
         matchers.push("{__name__=~\".+\"}".to_owned());
     }
-    let window = if params.get("start").is_some() || params.get("end").is_some() {
-        Some((
-            params.time("start", i64::MIN / 2)?,
-            params.time("end", i64::MAX / 2)?,
-        ))
-    } else {
-        None
-    };
+    for name in ["start", "end"] {
+        params.time(name, 0)?;
+    }
     let mut found = std::collections::BTreeSet::new();
     for text in matchers {
         let expr = super::parse(&text)?;
@@ -248,14 +245,7 @@ fn matching_series(
             )));
         };
         let store_selector = selector_for(&selector, params.client.as_deref())?;
-        match window {
-            Some((start_ms, end_ms)) => {
-                for series in store.select(&store_selector, start_ms, end_ms)? {
-                    found.insert(series.labels);
-                }
-            }
-            None => found.extend(store.series_labels(&store_selector)?),
-        }
+        found.extend(store.series_labels(&store_selector)?);
     }
     Ok(found.into_iter().collect())
 }
