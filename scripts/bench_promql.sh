@@ -64,7 +64,9 @@ import json, sys, time, urllib.parse, urllib.request
 
 vigil, prom, start, end, rounds, hosts, hours = sys.argv[1:8]
 start, end, rounds = int(start), int(end), int(rounds)
-host = "web-0001"
+# The first host of the generated file (names depend on the seed).
+with urllib.request.urlopen(prom + "/api/v1/label/host/values") as r:
+    host = json.load(r)["data"][0]
 page = [
     ("cpu", 'system_cpu_utilization_ratio{host="%s"}'),
     ("memory used share", 'system_memory_usage_bytes{host="%s",state="used"} / on(host) system_memory_limit_bytes{host="%s"}'),
@@ -96,6 +98,8 @@ queries = [(name, text.replace("%s", host)) for name, text in page]
 for name, query in queries:  # warm-up, and the same answers from both
     _, a = request(vigil, name, query)
     _, b = request(prom, name, query)
+    if not a["data"]["result"] and name != "services down":
+        sys.exit("%s: empty answer, the benchmark would measure nothing" % name)
     if canonical(a) != canonical(b):
         print("answers differ for %s" % name, file=sys.stderr)
 times = {side: {name: [] for name, _ in queries} for side in ("vigil", "prometheus")}
