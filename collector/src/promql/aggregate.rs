@@ -150,7 +150,7 @@ pub fn eval(
             _ => group.value,
         };
         out.push(Sample {
-            labels: group.labels,
+            labels: group.labels.into(),
             value,
         });
     }

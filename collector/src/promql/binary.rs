@@ -267,7 +267,8 @@ fn vector_vector(
         } else if !keep {
             continue;
         }
-        let mut labels = result_labels(&sample.labels, &other.labels, op, matching);
+        let mut labels =
+            std::sync::Arc::new(result_labels(&sample.labels, &other.labels, op, matching));
         if return_bool {
             labels = drop_metric_name(&labels);
         }
@@ -280,7 +281,7 @@ fn vector_vector(
                 ));
             }
             inserted.insert(Labels::new());
-        } else if !inserted.insert(labels.clone()) {
+        } else if !inserted.insert(Labels::clone(&labels)) {
             return Err(PromqlError::Execution(
                 "multiple matches for labels: grouping labels must ensure unique matches"
                     .to_owned(),

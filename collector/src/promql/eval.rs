@@ -6,7 +6,8 @@
 //! value at a point in time or the first and last sample of a window, so no PromQL answer
 //! would be the same from them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use promql_parser::label::MatchOp as ParserMatchOp;
 use promql_parser::parser::value::ValueType;
@@ -87,12 +88,12 @@ pub fn evaluate_range(
     }
     let step_ms = range.step_ms.max(1);
     let evaluator = Evaluator::prepare(store, client, &expr, range.start_ms, range.end_ms)?;
-    let mut by_labels: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+    let mut by_labels: HashMap<Arc<Labels>, Vec<(i64, f64)>> = HashMap::new();
     let mut time_ms = range.start_ms;
     while time_ms <= range.end_ms {
         match evaluator.eval(&expr, time_ms)? {
             Value::Scalar(value) => by_labels
-                .entry(Labels::new())
+                .entry(Arc::new(Labels::new()))
                 .or_default()
                 .push((time_ms, value)),
             Value::Vector(samples) => {
@@ -112,18 +113,30 @@ pub fn evaluate_range(
         }
         time_ms += step_ms;
     }
-    Ok(QueryValue::Matrix(
-        by_labels
-            .into_iter()
-            .map(|(labels, points)| Series { labels, points })
-            .collect(),
-    ))
+    let mut series: Vec<Series> = by_labels
+        .into_iter()
+        .map(|(labels, points)| Series {
+            labels: Arc::unwrap_or_clone(labels),
+            points,
+        })
+        .collect();
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(QueryValue::Matrix(series))
 }
 
-/// The series of one selector, read once for the whole query.
+/// One series of a selector, read once for the whole query. Its label sets are shared by
+/// every step's vector instead of copied into each.
+#[derive(Debug)]
+pub struct FetchedSeries {
+    pub labels: Arc<Labels>,
+    pub labels_without_name: Arc<Labels>,
+    samples: Vec<StoredSample>,
+}
+
+/// The series of one selector.
 #[derive(Debug, Default)]
 struct Fetched {
-    series: Vec<(Labels, Vec<StoredSample>)>,
+    series: Vec<FetchedSeries>,
 }
 
 /// A prepared query: the selectors' series, keyed by the address of their node in the
@@ -240,7 +253,11 @@ impl Evaluator {
         let fetched = Fetched {
             series: selected
                 .into_iter()
-                .map(|series| (series.labels, series.samples))
+                .map(|series| FetchedSeries {
+                    labels_without_name: Arc::new(drop_name(&series.labels)),
+                    labels: Arc::new(series.labels),
+                    samples: series.samples,
+                })
                 .collect(),
         };
         self.fetched.insert(node_key(selector), fetched);
@@ -271,16 +288,17 @@ impl Evaluator {
         selector: &VectorSelector,
         from_ms: i64,
         to_ms: i64,
-    ) -> impl Iterator<Item = (&'a Labels, &'a [StoredSample])> + 'a {
+    ) -> impl Iterator<Item = (&'a FetchedSeries, &'a [StoredSample])> + 'a {
         let series = self
             .fetched
             .get(&node_key(selector))
             .map(|fetched| fetched.series.as_slice())
             .unwrap_or(&[]);
-        series.iter().filter_map(move |(labels, samples)| {
+        series.iter().filter_map(move |series| {
+            let samples = &series.samples;
             let begin = samples.partition_point(|s| s.timestamp_ms < from_ms);
             let end = samples.partition_point(|s| s.timestamp_ms <= to_ms);
-            (begin < end).then(|| (labels, &samples[begin..end]))
+            (begin < end).then(|| (series, &samples[begin..end]))
         })
     }
 
@@ -289,9 +307,9 @@ impl Evaluator {
     pub fn instant_vector(&self, selector: &VectorSelector, time_ms: i64) -> Vec<Sample> {
         let reference = self.reference_ms(selector, time_ms);
         self.window(selector, reference - LOOKBACK_MS, reference)
-            .filter_map(|(labels, samples)| {
+            .filter_map(|(series, samples)| {
                 samples.last().map(|sample| Sample {
-                    labels: labels.clone(),
+                    labels: series.labels.clone(),
                     value: sample.value,
                 })
             })
@@ -330,8 +348,8 @@ impl Evaluator {
                 let range = matrix.range.as_millis() as i64;
                 Ok(Value::Matrix(
                     self.window(&matrix.vs, reference - range, reference)
-                        .map(|(labels, samples)| Series {
-                            labels: labels.clone(),
+                        .map(|(series, samples)| Series {
+                            labels: Labels::clone(&series.labels),
                             points: samples
                                 .iter()
                                 .map(|sample| (sample.timestamp_ms, sample.value))
@@ -428,8 +446,15 @@ fn quote(value: &str) -> String {
     quoted
 }
 
-/// The labels without `__name__`.
-pub fn drop_metric_name(labels: &Labels) -> Labels {
+/// The labels without `__name__`; the same shared set when it has none.
+pub fn drop_metric_name(labels: &Arc<Labels>) -> Arc<Labels> {
+    if labels.get(METRIC_NAME).is_none() {
+        return labels.clone();
+    }
+    Arc::new(drop_name(labels))
+}
+
+fn drop_name(labels: &Labels) -> Labels {
     Labels::from_pairs(labels.iter().filter(|(name, _)| *name != METRIC_NAME))
 }
 

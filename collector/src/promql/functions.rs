@@ -121,7 +121,7 @@ pub fn eval(evaluator: &Evaluator, call: &Call, time_ms: i64) -> Result<Value, P
     let value = match name {
         "time" => Value::Scalar(time_ms as f64 / 1000.0),
         "vector" => Value::Vector(vec![Sample {
-            labels: Labels::new(),
+            labels: Labels::new().into(),
             value: evaluator.eval_scalar(args[0], time_ms)?,
         }]),
         "scalar" => {
@@ -135,7 +135,7 @@ pub fn eval(evaluator: &Evaluator, call: &Call, time_ms: i64) -> Result<Value, P
             let samples = evaluator.eval_vector(args[0], time_ms)?;
             if samples.is_empty() {
                 Value::Vector(vec![Sample {
-                    labels: absent_labels(args[0]),
+                    labels: absent_labels(args[0]).into(),
                     value: 1.0,
                 }])
             } else {
@@ -192,7 +192,7 @@ pub fn eval(evaluator: &Evaluator, call: &Call, time_ms: i64) -> Result<Value, P
             match args.first() {
                 Some(arg) => element_wise(evaluator, arg, time_ms, part)?,
                 None => Value::Vector(vec![Sample {
-                    labels: Labels::new(),
+                    labels: Labels::new().into(),
                     value: part(time_ms as f64 / 1000.0),
                 }]),
             }
@@ -342,7 +342,7 @@ fn label_replace(
                 if !expanded.is_empty() {
                     labels.insert(destination.clone(), expanded);
                 }
-                labels
+                labels.into()
             }
         };
         out.push(Sample {
@@ -384,7 +384,7 @@ fn label_join(
             labels.insert(destination.clone(), joined);
         }
         out.push(Sample {
-            labels,
+            labels: labels.into(),
             value: sample.value,
         });
     }
@@ -399,9 +399,9 @@ fn timestamp(evaluator: &Evaluator, arg: &Expr, time_ms: i64) -> Result<Vec<Samp
             let reference = evaluator.reference_ms(selector, time_ms);
             evaluator
                 .window(selector, reference - super::LOOKBACK_MS, reference)
-                .filter_map(|(labels, samples)| {
+                .filter_map(|(series, samples)| {
                     samples.last().map(|sample| Sample {
-                        labels: drop_metric_name(labels),
+                        labels: series.labels_without_name.clone(),
                         value: sample.timestamp_ms as f64 / 1000.0,
                     })
                 })
@@ -467,7 +467,7 @@ fn range_function(
     let range_start = reference - range_ms;
     let mut out = Vec::new();
     let mut any = false;
-    for (labels, samples) in evaluator.window(&matrix.vs, range_start, reference) {
+    for (series, samples) in evaluator.window(&matrix.vs, range_start, reference) {
         any = true;
         let value = match name {
             "rate" => extrapolated_rate(samples, range_start, reference, true, true),
@@ -528,9 +528,9 @@ fn range_function(
         if let Some(value) = value {
             // last_over_time acts like an offset and keeps the metric name.
             let labels = if name == "last_over_time" {
-                labels.clone()
+                series.labels.clone()
             } else {
-                drop_metric_name(labels)
+                series.labels_without_name.clone()
             };
             out.push(Sample { labels, value });
         }
@@ -540,7 +540,7 @@ fn range_function(
             return Ok(Value::Vector(Vec::new()));
         }
         return Ok(Value::Vector(vec![Sample {
-            labels: absent_labels(args[matrix_index]),
+            labels: absent_labels(args[matrix_index]).into(),
             value: 1.0,
         }]));
     }

@@ -106,9 +106,9 @@ fn instant(store: &Store, query: &str, at_ms: i64) -> Vec<Sample> {
 fn sample(selector: &str, value: f64) -> Sample {
     Sample {
         labels: if selector.is_empty() {
-            Labels::new()
+            Labels::new().into()
         } else {
-            labels(selector)
+            labels(selector).into()
         },
         value,
     }

@@ -11,7 +11,7 @@ use super::eval::METRIC_NAME;
 /// One element of an instant vector: a series' labels and its value at the evaluation time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub labels: Labels,
+    pub labels: std::sync::Arc<Labels>,
     pub value: f64,
 }
 
@@ -207,7 +207,10 @@ mod tests {
         let value = QueryValue::Vector {
             timestamp_ms: 1_000,
             samples: vec![Sample {
-                labels: Labels::from_pairs([("host", "a"), ("__name__", "up")]),
+                labels: std::sync::Arc::new(Labels::from_pairs([
+                    ("host", "a"),
+                    ("__name__", "up"),
+                ])),
                 value: 2.5,
             }],
         };
