@@ -18,6 +18,7 @@
 //! - [`http`] — the JSON API (users, sign-in, sessions, audit) on `[http] listen`.
 //! - [`report`] — the monthly client report: figures, HTML, email.
 //! - [`query`] — `vigil-collector query`.
+//! - [`promql`] — PromQL over the store and the Prometheus HTTP query API.
 //! - [`serve`] — the collector's lifecycle, shared by `serve` and `demo`.
 //! - [`demo`] — a collector and an agent in one process with a throwaway CA.
 
@@ -35,6 +36,7 @@ pub mod notify;
 pub mod openmetrics;
 pub mod pipeline;
 pub mod policy;
+pub mod promql;
 pub mod query;
 pub mod report;
 pub mod serve;

@@ -539,6 +539,21 @@ impl Store {
         Ok(selected)
     }
 
+    /// Labels of the series the selector selects, whether or not they hold samples now,
+    /// sorted; for series and label listings (`/api/v1/series`, `/api/v1/labels`), which
+    /// need no samples.
+    pub fn series_labels(&self, selector: &Selector) -> Result<Vec<Labels>, StoreError> {
+        let mut labels: Vec<Labels> = self
+            .inner
+            .index
+            .select(selector)?
+            .into_iter()
+            .map(|(_, labels)| labels)
+            .collect();
+        labels.sort();
+        Ok(labels)
+    }
+
     /// Series matching the selector as points of `step_ms` from `start_ms` to `end_ms`: each
     /// point aggregates the samples in `[t, t + step)`, `t` a multiple of the step. A step
     /// that is a multiple of five minutes reads the rollups (and the head's recent samples),
