@@ -79,6 +79,8 @@ pub struct Collector {
     alerts: Alerting,
     presence: (Presence, EventQueue),
     http: Option<crate::http::HttpServer>,
+    /// What mails the monthly client reports on each contract's `[report]` day.
+    reports: (crate::notify::NotifySection, Clock),
     shutdown: CancellationToken,
 }
 
@@ -172,6 +174,7 @@ impl Collector {
             });
         }
         let http = bind_http(config, &store, &registry, clock.clone()).await?;
+        let reports = (config.notify.clone(), clock.clone());
         let stamp = clock.clone();
         ingest
             .service()
@@ -198,6 +201,7 @@ impl Collector {
             alerts,
             presence,
             http,
+            reports,
             shutdown,
         })
     }
@@ -284,6 +288,14 @@ impl Collector {
             presence_events,
             presence_stop.clone(),
         ));
+        let (notify, clock) = self.reports;
+        tokio::spawn(crate::report::send::run_schedule(
+            self.store.data_dir().to_path_buf(),
+            self.store.clone(),
+            notify,
+            clock,
+            shutdown.child_token(),
+        ));
         let http_stop = shutdown.child_token();
         let http = self
             .http
@@ -334,7 +346,11 @@ async fn bind_http(
     clock: Clock,
 ) -> Result<Option<crate::http::HttpServer>, ServeError> {
     match crate::http::HttpServer::bind(config, store.clone(), registry.clone(), clock).await {
-        Ok(server) => Ok(Some(server)),
+        // The Prometheus query API, behind the same sign-in, scoped to the caller's client.
+        Ok(server) => Ok(Some(server.nest_authenticated(
+            "/api/v1",
+            crate::promql::api::router(store.clone()),
+        ))),
         Err(crate::http::HttpError::Bind { address, source })
             if config.http.is_none() && source.kind() == std::io::ErrorKind::AddrInUse =>
         {

@@ -59,8 +59,8 @@ impl Console {
         Self::start_nesting(clock, http_section, None).await
     }
 
-    /// Like [`Console::start_with`], with `nested` mounted at `/api/v1` behind the API's
-    /// authentication, as the Prometheus API will be.
+    /// Like [`Console::start_with`], with `nested` mounted at `/api/test` behind the API's
+    /// authentication, as the Prometheus API is at `/api/v1`.
     async fn start_nesting(
         clock: Clock,
         http_section: &str,
@@ -82,7 +82,7 @@ impl Console {
             .await
             .expect("collector binds");
         if let Some(router) = nested {
-            collector = collector.nest_http("/api/v1", router);
+            collector = collector.nest_http("/api/test", router);
         }
         let server = collector.http().expect("the HTTP server is bound");
         let base = format!("{}://{}", server.scheme(), server.local_addr());
@@ -1019,13 +1019,13 @@ async fn a_router_nested_behind_the_api_s_authentication_gets_the_caller_s_clien
     )
     .await;
     let (status, _) = console
-        .call(Method::GET, "/api/v1/query", Auth::Nobody, None)
+        .call(Method::GET, "/api/test/query", Auth::Nobody, None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, body) = console.get("/api/v1/query", &console.acme_user).await;
+    let (status, body) = console.get("/api/test/query", &console.acme_user).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["scope"], "acme");
-    let (_, body) = console.get("/api/v1/query", &console.technician).await;
+    let (_, body) = console.get("/api/test/query", &console.technician).await;
     assert_eq!(body["scope"], "all");
     // The API's own routes are still there.
     let (status, _) = console.get("/api/v1/hosts", &console.technician).await;
@@ -1072,5 +1072,69 @@ async fn the_console_pages_are_embedded_and_served_with_a_strict_content_securit
         .call(Method::GET, "/api/v1/hosts", Auth::Nobody, None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    console.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prometheus_query_api_in_serve_answers_each_caller_only_its_own_clients_series() {
+    let console = Console::start(Clock::System).await;
+    let _acme = console.agent("acme-pc1", "acme").await;
+    let _beta = console.agent("beta-srv1", "beta").await;
+    let hosts_answered = |body: &Value| -> Vec<String> {
+        let mut hosts: Vec<String> = body["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|series| series["metric"]["host"].as_str().unwrap().to_owned())
+            .collect();
+        hosts.sort();
+        hosts
+    };
+    let query = format!("/api/v1/query?query={}", urlencode("system_uptime_seconds"));
+
+    let (status, _) = console.call(Method::GET, &query, Auth::Nobody, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = console.get(&query, &console.technician).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "success", "{body}");
+    assert_eq!(hosts_answered(&body), ["acme-pc1", "beta-srv1"]);
+
+    // A client's own IT contact sees its hosts only, even when asking for the other's.
+    for promql in [
+        "system_uptime_seconds",
+        "system_uptime_seconds{client=\"beta\"}",
+        "sum by (host) (system_uptime_seconds)",
+    ] {
+        let path = format!("/api/v1/query?query={}", urlencode(promql));
+        let (status, body) = console.get(&path, &console.acme_user).await;
+        assert_eq!(status, StatusCode::OK, "{promql}: {body}");
+        let hosts = hosts_answered(&body);
+        assert!(
+            hosts.iter().all(|host| host == "acme-pc1"),
+            "{promql}: {body}"
+        );
+    }
+    let (_, values) = console
+        .get("/api/v1/label/host/values", &console.acme_user)
+        .await;
+    assert_eq!(values["data"], json!(["acme-pc1"]), "{values}");
+
+    // PromQL Vigil does not evaluate is refused in Prometheus' own words.
+    let path = format!(
+        "/api/v1/query?query={}",
+        urlencode("histogram_quantile(0.9, rate(x_bucket[5m]))")
+    );
+    let (status, body) = console.get(&path, &console.technician).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errorType"], "bad_data", "{body}");
+    // A path neither API knows is still the API's own 404.
+    let (status, body) = console
+        .get("/api/v1/nothing-here", &console.technician)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["error"].as_str().unwrap().contains("docs/API.md"),
+        "{body}"
+    );
     console.stop().await;
 }

@@ -55,7 +55,7 @@ async fn get(store: &Store, uri: &str, scope: Option<&str>) -> (StatusCode, Valu
     if let Some(client) = scope {
         request
             .extensions_mut()
-            .insert(ClientScope(Some(client.to_owned())));
+            .insert(ClientScope::One(client.to_owned()));
     }
     send(store, request).await
 }

@@ -3,9 +3,10 @@
 //! `/status/buildinfo`, each by GET (query string) or POST (form body), answering with
 //! Prometheus' JSON envelope and error types so Grafana and promtool work unmodified.
 //!
-//! Authentication is not here: the HTTP server in front decides who is asking and puts a
-//! [`ClientScope`] in the request's extensions; `Some(client)` adds `client="…"` to every
-//! selector, so a client only ever sees its own series.
+//! Authentication is not here: the HTTP server in front (`serve` nests this router behind
+//! the API's sign-in) decides who is asking and puts a [`ClientScope`] in the request's
+//! extensions; `ClientScope::One(client)` adds `client="…"` to every selector, so a client
+//! only ever sees its own series.
 
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -19,10 +20,9 @@ use super::value::{json_string, write_labels};
 use super::{evaluate_instant, evaluate_range, PromqlError, MAX_POINTS_PER_SERIES};
 use crate::store::Store;
 
-/// Whose series a request may see: `Some(client)` restricts it to that client's series;
-/// `None`, or no extension at all, means every series.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientScope(pub Option<String>);
+/// Whose series a request may see; no extension at all (the router served on its own, as
+/// `examples/promql_serve.rs` does) means every series.
+pub use crate::http::auth::ClientScope;
 
 /// The query API over `store`.
 pub fn router(store: Store) -> Router {
@@ -49,7 +49,10 @@ impl Params {
         let client = request
             .extensions()
             .get::<ClientScope>()
-            .and_then(|scope| scope.0.clone());
+            .and_then(|scope| match scope {
+                ClientScope::All => None,
+                ClientScope::One(client) => Some(client.clone()),
+            });
         let mut pairs = Query::<Vec<(String, String)>>::try_from_uri(request.uri())
             .map(|query| query.0)
             .map_err(|error| PromqlError::BadData(format!("reading the query string: {error}")))?;

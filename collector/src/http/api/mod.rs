@@ -51,7 +51,8 @@ pub fn router(state: AppState, nested: Vec<(String, Router)>) -> Router {
         .route("/api/v1/users/{name}/tokens", post(admin::user_token))
         .route("/api/v1/audit", get(admin::audit));
     for (path, router) in nested {
-        authenticated = authenticated.nest_service(&path, router);
+        // A path the nested router does not know gets the API's own 404.
+        authenticated = authenticated.nest_service(&path, router.fallback(not_found));
     }
     let authenticated = authenticated.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
@@ -66,7 +67,7 @@ pub fn router(state: AppState, nested: Vec<(String, Router)>) -> Router {
         .with_state(state)
 }
 
-async fn not_found(uri: axum::http::Uri) -> ApiError {
+async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
     ApiError::not_found(format!(
         "no endpoint {}; docs/API.md lists them",
         uri.path()
