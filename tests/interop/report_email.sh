@@ -36,6 +36,8 @@ VIGIL_REPORT_DATA="$work/data" cargo test --quiet -p vigil-tests --test report -
   --ignored --exact a_month_for_the_interop_suite >"$work/fixture.log" 2>&1 ||
   { cat "$work/fixture.log" >&2; echo "0 passed, 1 failed"; exit 1; }
 
+# The same month for the schedule in `serve`, before `report --send` records it as sent.
+cp -a "$work/data" "$work/data-scheduled"
 smtp_port="$(free_port)"
 mkdir -p "$work/maildir/tmp" "$work/maildir/new" "$work/maildir/cur"
 python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$work/maildir" \
@@ -100,6 +102,27 @@ check "its HTML body carries the charts" test "$(field 'd["html_has_chart"]')" =
 check "the page is attached" \
   test "$(field 'd["attachments"] == ["north-dental-2026-11.html"] and d["attachment_is_page"]')" = True
 check "the run is recorded as sent" grep -q '"sent":true' "$work/data/reports/runs.jsonl"
+
+# The schedule: `serve` (its clock on December 1st, the contract's `[report] day`) mails
+# November's report by itself, through the same channel.
+sed 's|^data_dir = "data"$|data_dir = "data-scheduled"|' "$work/collector.toml" \
+  >"$work/collector-scheduled.toml"
+check "serve mails the report on the contract's day by itself" \
+  env VIGIL_REPORT_CONFIG="$work/collector-scheduled.toml" \
+  cargo test --quiet -p vigil-tests --test report -- --ignored --exact \
+  a_scheduled_send_for_the_interop_suite
+scheduled_subjects() {
+  python3 - "$work/maildir/new" <<'PY'
+import email, email.policy, os, sys
+folder = sys.argv[1]
+for name in sorted(os.listdir(folder)):
+    mail = email.message_from_binary_file(open(os.path.join(folder, name), "rb"),
+                                          policy=email.policy.default)
+    print(mail["To"], "|", mail["Subject"])
+PY
+}
+check "the scheduled mail went to the contract's send_to, about November" \
+  test "$(scheduled_subjects | grep -c '^owner@north-dental.example | North Dental: IT report for November 2026$')" = 2
 if [ "$failed" -gt 0 ]; then
   cat "$work/mail.err" "$work/aiosmtpd.log" >&2
 fi

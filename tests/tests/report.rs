@@ -809,3 +809,35 @@ fn a_month_for_the_interop_suite() {
     build_month(data);
     assert!(data.join("history").is_dir());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by tests/interop/report_email.sh"]
+async fn a_scheduled_send_for_the_interop_suite() {
+    // `serve` on the config the script wrote (its data folder holds the month the fixture
+    // built), its clock on the morning of December 1st in Berlin: the contracts' `[report]
+    // day = 1`, so the schedule mails November's report by itself.
+    let config =
+        std::env::var_os("VIGIL_REPORT_CONFIG").expect("VIGIL_REPORT_CONFIG names a config");
+    let config = vigil_collector::config::CollectorConfig::load(Path::new(&config)).unwrap();
+    let data = config.data_dir.clone();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let clock = Clock::manual(berlin("2026-12-01T09:00"));
+    let collector =
+        vigil_collector::serve::Collector::bind_with_clock(&config, shutdown.clone(), clock)
+            .await
+            .expect("the collector binds");
+    let serving = tokio::spawn(collector.run());
+    let sent = || {
+        report::runs::read(&data)
+            .unwrap_or_default()
+            .iter()
+            .any(|run| run.client == "north-dental" && run.month == "2026-11" && run.sent)
+    };
+    let started = std::time::Instant::now();
+    while !sent() && started.elapsed() < std::time::Duration::from_secs(120) {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    shutdown.cancel();
+    serving.await.unwrap().expect("the collector stops cleanly");
+    assert!(sent(), "the schedule recorded November's report as sent");
+}
