@@ -28,6 +28,9 @@ const RAW_RANGE_MS: i64 = 24 * 3600 * 1000;
 /// Filesystems charted per host at most.
 const MAX_FILESYSTEMS: usize = 12;
 
+/// Each series' labels and `(timestamp_ms, average)` points.
+type Curves = Vec<(Labels, Vec<(i64, f64)>)>;
+
 /// The chart windows a host page offers.
 pub const RANGES: [(&str, i64); 4] = [
     ("1h", 3600 * 1000),
@@ -227,7 +230,7 @@ pub fn host_charts(
         step_ms = ((step_ms + BUCKET_MS - 1) / BUCKET_MS).max(1) * BUCKET_MS;
     }
     // Both names passed the naming rule, so they need no escaping in a selector.
-    let read = |metric: &str, extra: &str| -> Result<Vec<(Labels, Vec<(i64, f64)>)>, ApiError> {
+    let read = |metric: &str, extra: &str| -> Result<Curves, ApiError> {
         let selector: Selector = format!(
             "{metric}{{host=\"{}\",client=\"{}\"{extra}}}",
             view.host, view.client
