@@ -111,7 +111,7 @@ struct Console {
 }
 
 impl Console {
-    async fn start() -> Console {
+    async fn start(clock: Clock) -> Console {
         let pki = Pki::new();
         let config = pki.collector_config_with("[http]\nlisten = \"127.0.0.1:0\"\n");
         let data_dir = config.data_dir.clone();
@@ -127,7 +127,7 @@ impl Console {
             .unwrap();
         let admin_token = users.create_token("root", 0).unwrap();
         let shutdown = CancellationToken::new();
-        let collector = Collector::bind_with_clock(&config, shutdown.clone(), Clock::System)
+        let collector = Collector::bind_with_clock(&config, shutdown.clone(), clock)
             .await
             .expect("collector binds");
         let server = collector.http().expect("the HTTP server is bound");
@@ -294,7 +294,7 @@ async fn a_technician_signs_in_and_sees_both_clients_while_a_client_user_sees_on
     let Some(browser) = browser("console_browser::overview").await else {
         return;
     };
-    let console = Console::start().await;
+    let console = Console::start(Clock::System).await;
     let page = &browser.client;
 
     // Not signed in, a page sends the browser to the sign-in page.
@@ -393,7 +393,7 @@ async fn a_host_page_draws_charts_with_the_agents_data_over_each_window() {
     let Some(browser) = browser("console_browser::host_page").await else {
         return;
     };
-    let console = Console::start().await;
+    let console = Console::start(Clock::System).await;
     let page = &browser.client;
     console.sign_in(page, "ana").await;
     page.find(Locator::Css("tr[data-host='acme-pc1'] a"))
@@ -511,12 +511,15 @@ fn open_emergency(fingerprint: &str, client: &str, host: &str, now_ms: i64) -> O
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledging_an_alert_in_the_alert_list_changes_its_state_in_the_api() {
+async fn acknowledging_an_alert_in_the_alert_list_changes_its_state_in_the_api_and_stops_its_escalation(
+) {
     let Some(browser) = browser("console_browser::alerts").await else {
         return;
     };
-    let console = Console::start().await;
-    let now_ms = Clock::System.now_ms();
+    let start_ms = now_ms();
+    let clock = Clock::manual(start_ms);
+    let console = Console::start(clock.clone()).await;
+    let now_ms = start_ms;
     let outbox = Outbox::open(&console.data_dir).unwrap();
     outbox
         .put_open_alert(&open_emergency(
@@ -601,6 +604,19 @@ async fn acknowledging_an_alert_in_the_alert_list_changes_its_state_in_the_api()
         .acknowledgement("00000000000000aa")
         .unwrap()
         .is_some());
+
+    // Past both response times: only the alert nobody acknowledged escalates.
+    clock.advance(Duration::from_secs(11 * 60));
+    let escalated = |id: &str| outbox.open_alert(id).unwrap().unwrap().escalated;
+    let started = std::time::Instant::now();
+    while started.elapsed() < DEADLINE && !escalated("00000000000000bb") {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(escalated("00000000000000bb"), "the other alert escalates");
+    assert!(
+        !escalated("00000000000000aa"),
+        "the acknowledged one does not"
+    );
     drop(browser);
     console.stop().await;
 }
