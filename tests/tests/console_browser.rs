@@ -26,6 +26,22 @@ use vigil_tests::*;
 const DEADLINE: Duration = Duration::from_secs(60);
 const PASSWORD: &str = "correct horse battery staple";
 
+/// Acme's contract: office hours, response times by severity.
+const ACME_POLICY: &str = r#"
+client = "acme"
+time_zone = "Europe/Berlin"
+after_hours = "emergency"
+
+[hours]
+weekdays = "08:00-18:00"
+
+[response]
+emergency = "1h"
+critical = "4h"
+warning = "1d"
+notice = "1d"
+"#;
+
 /// `chromedriver` and a browser session of its own; the driver ends with it.
 struct Browser {
     client: Client,
@@ -113,7 +129,11 @@ struct Console {
 impl Console {
     async fn start(clock: Clock) -> Console {
         let pki = Pki::new();
-        let config = pki.collector_config_with("[http]\nlisten = \"127.0.0.1:0\"\n");
+        std::fs::create_dir_all(pki.path("policies")).unwrap();
+        std::fs::write(pki.path("policies/acme.toml"), ACME_POLICY).unwrap();
+        let config = pki.collector_config_with(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[policies]\ndir = \"policies\"\n",
+        );
         let data_dir = config.data_dir.clone();
         let users = Users::open(&data_dir).unwrap();
         users
@@ -378,11 +398,19 @@ async fn a_technician_signs_in_and_sees_both_clients_while_a_client_user_sees_on
         assert!(!body.contains("beta-srv1\""), "{path} leaks: {body}");
     }
 
-    // Acme's own client page: its hosts, and no acknowledge form for a read-only user.
+    // Acme's own client page: its contract in plain words, its hosts.
     page.goto(&console.url("/clients/acme")).await.unwrap();
     page.find(Locator::Css("tr[data-host='acme-pc1']"))
         .await
         .expect("acme's host on its client page");
+    let contract = page
+        .find(Locator::Css("pre.contract"))
+        .await
+        .expect("acme's contract on its client page")
+        .text()
+        .await
+        .unwrap();
+    assert!(contract.contains("Europe/Berlin"), "{contract}");
     screenshot(page, "client").await;
     drop(browser);
     console.stop().await;
