@@ -565,6 +565,10 @@ async fn acknowledging_an_alert_in_the_alert_list_changes_its_state_in_the_api_a
             now_ms,
         ))
         .unwrap();
+    // Text from agents and rules is shown as text, never read as markup.
+    let mut marked_up = open_emergency("00000000000000cc", "acme", "acme-pc1", now_ms);
+    marked_up.alert.summary = "<b>disk</b> & \"<script>\" full".into();
+    outbox.put_open_alert(&marked_up).unwrap();
     let page = &browser.client;
     console.sign_in(page, "ana").await;
     page.find(Locator::Css("header nav a[href='/alerts']"))
@@ -584,8 +588,19 @@ async fn acknowledging_an_alert_in_the_alert_list_changes_its_state_in_the_api_a
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
+    let summary = page
+        .find(Locator::Css(
+            "tr[data-alert='00000000000000cc'] td:nth-child(2)",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.text().await.unwrap(),
+        "<b>disk</b> & \"<script>\" full"
+    );
+    assert!(page.find(Locator::Css("td b")).await.is_err());
     screenshot(page, "alerts").await;
 
     page.find(Locator::Css(&format!("{row} input[name='note']")))
@@ -628,6 +643,14 @@ async fn acknowledging_an_alert_in_the_alert_list_changes_its_state_in_the_api_a
     assert_eq!(by_id("00000000000000aa")["state"], "acknowledged");
     assert_eq!(by_id("00000000000000aa")["acknowledged_by"], "ana");
     assert_eq!(by_id("00000000000000bb")["state"], "firing");
+    // The note typed in the page is kept with who acknowledged, in the audit log.
+    let audit = console.api("/api/v1/audit").await;
+    assert!(
+        audit
+            .to_string()
+            .contains("note: on site, replacing the disk"),
+        "{audit}"
+    );
     assert!(outbox
         .acknowledgement("00000000000000aa")
         .unwrap()
