@@ -12,6 +12,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -48,8 +49,21 @@ struct Browser {
     driver: Child,
 }
 
+impl Browser {
+    /// Ends the WebDriver session, which closes Chromium.
+    async fn finish(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
 impl Drop for Browser {
+    /// chromedriver runs in a process group of its own, with the Chromium it starts: the whole
+    /// group ends with the test, even one that failed before [`Browser::finish`].
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -82,6 +96,7 @@ async fn browser(test: &str) -> Option<Browser> {
         .arg("--allowed-ips=127.0.0.1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("chromedriver starts");
     let mut options = json!({
@@ -412,7 +427,7 @@ async fn a_technician_signs_in_and_sees_both_clients_while_a_client_user_sees_on
         .unwrap();
     assert!(contract.contains("Europe/Berlin"), "{contract}");
     screenshot(page, "client").await;
-    drop(browser);
+    browser.finish().await;
     console.stop().await;
 }
 
@@ -503,7 +518,7 @@ async fn a_host_page_draws_charts_with_the_agents_data_over_each_window() {
         assert!(points >= 1, "{range}: no memory data drawn");
     }
     screenshot(page, "host-30d").await;
-    drop(browser);
+    browser.finish().await;
     console.stop().await;
 }
 
@@ -668,6 +683,6 @@ async fn acknowledging_an_alert_in_the_alert_list_changes_its_state_in_the_api_a
         !escalated("00000000000000aa"),
         "the acknowledged one does not"
     );
-    drop(browser);
+    browser.finish().await;
     console.stop().await;
 }
