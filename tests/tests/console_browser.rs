@@ -432,7 +432,8 @@ async fn a_technician_signs_in_and_sees_both_clients_while_a_client_user_sees_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_page_draws_charts_with_the_agents_data_over_each_window() {
+async fn a_host_page_draws_charts_with_the_agents_data_over_each_window_and_lists_its_open_alerts()
+{
     let Some(browser) = browser("console_browser::host_page").await else {
         return;
     };
@@ -496,6 +497,37 @@ async fn a_host_page_draws_charts_with_the_agents_data_over_each_window() {
     );
     let state = page.find(Locator::Css("#host-state")).await.unwrap();
     assert_eq!(state.text().await.unwrap(), "online");
+    assert!(
+        page.find(Locator::Css("tr[data-alert]")).await.is_err(),
+        "no alerts yet"
+    );
+
+    // An open alert of the host shows on its page; the other client's does not.
+    let outbox = Outbox::open(&console.data_dir).unwrap();
+    let now_ms = Clock::System.now_ms();
+    outbox
+        .put_open_alert(&open_emergency(
+            "00000000000000aa",
+            "acme",
+            "acme-pc1",
+            now_ms,
+        ))
+        .unwrap();
+    outbox
+        .put_open_alert(&open_emergency(
+            "00000000000000bb",
+            "beta",
+            "beta-srv1",
+            now_ms,
+        ))
+        .unwrap();
+    page.refresh().await.unwrap();
+    let rows = page.find_all(Locator::Css("tr[data-alert]")).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].attr("data-alert").await.unwrap().as_deref(),
+        Some("00000000000000aa")
+    );
     screenshot(page, "host").await;
 
     // Longer windows read the rollups (and the newest samples): still data on the chart.
