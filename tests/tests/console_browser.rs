@@ -718,3 +718,79 @@ async fn acknowledging_an_alert_in_the_alert_list_changes_its_state_in_the_api_a
     browser.finish().await;
     console.stop().await;
 }
+
+/// The same rules without a browser, so they hold wherever the tests run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_without_a_session_send_to_sign_in_and_another_clients_pages_are_not_found() {
+    let console = Console::start(Clock::System).await;
+    let pages = [
+        "/hosts/acme-pc1",
+        "/hosts/acme-pc1?range=30d",
+        "/alerts",
+        "/clients/acme",
+    ];
+    for path in pages {
+        let response = console.http.get(console.url(path)).send().await.unwrap();
+        assert!(response.status().is_redirection(), "{path}");
+        assert_eq!(response.headers()["location"], "/sign-in", "{path}");
+    }
+    let sign_in = |name: &'static str| {
+        let console = &console;
+        async move {
+            let response = console
+                .http
+                .post(console.url("/api/v1/sign-in"))
+                .json(&json!({ "name": name, "password": PASSWORD }))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "{name} signs in");
+            let cookie = response.headers()["set-cookie"].to_str().unwrap();
+            cookie.split(';').next().unwrap().to_string()
+        }
+    };
+    let acme = sign_in("acme-it").await;
+    let ana = sign_in("ana").await;
+    let get = |path: &'static str, cookie: String| {
+        let console = &console;
+        async move {
+            let response = console
+                .http
+                .get(console.url(path))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let csp = response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            (status, csp, response.text().await.unwrap())
+        }
+    };
+    for (path, acme_status) in [
+        ("/hosts/acme-pc1", 200),
+        ("/clients/acme", 200),
+        ("/alerts", 200),
+        ("/hosts/beta-srv1", 404),
+        ("/clients/beta", 404),
+        ("/hosts/no-such-host", 404),
+    ] {
+        let (status, csp, body) = get(path, acme.clone()).await;
+        assert_eq!(status.as_u16(), acme_status, "{path}: {body}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!body.contains("beta-srv1</"), "{path} leaks: {body}");
+        let (status, _, _) = get(path, ana.clone()).await;
+        let expected = if path.contains("no-such") { 404 } else { 200 };
+        assert_eq!(status.as_u16(), expected, "{path} for a technician");
+    }
+    // A window not offered is refused with the ones that are.
+    let (status, _, body) = get("/hosts/acme-pc1?range=2y", ana.clone()).await;
+    assert_eq!(status.as_u16(), 400);
+    assert!(
+        body.contains("range = &#39;2y&#39; is not one of 1h, 24h, 7d, 30d"),
+        "{body}"
+    );
+    console.stop().await;
+}
