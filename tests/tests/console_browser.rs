@@ -4,9 +4,10 @@
 //! alert from the alert list, and a client user kept to its own client. Each page is kept as
 //! a screenshot under `target/console-screenshots/`.
 //!
-//! Without `chromedriver` on PATH each test says it skipped and passes, so the workspace's
-//! tests need only Rust; with `VIGIL_BROWSER_TESTS=1` (as `.ci/run` sets it) a missing
-//! browser fails them.
+//! Without `chromedriver` on PATH each browser test says it skipped and passes, so the
+//! workspace's tests need only Rust; with `VIGIL_BROWSER_TESTS=1` (as `.ci/run` sets it) a
+//! missing browser fails them. The last test checks the pages' access rules over plain HTTP
+//! and runs everywhere.
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
