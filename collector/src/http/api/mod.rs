@@ -62,7 +62,7 @@ pub fn router(state: AppState, nested: Vec<(String, Router)>) -> Router {
         .route("/api/v1/sign-in", post(signin::sign_in))
         .route("/api/v1/sign-in/link/{token}", get(signin::sign_in_link))
         .merge(authenticated)
-        .merge(super::console::router())
+        .merge(super::console::router(state.clone()))
         .fallback(not_found)
         .with_state(state)
 }

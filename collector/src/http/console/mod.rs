@@ -1,11 +1,21 @@
 //! The web console's pages and assets, embedded in the binary (no build step, no CDN, works
-//! offline on the MSP's LAN). The pages hold no data: their script reads the JSON API with
-//! the session cookie and sends the session's CSRF token on every change, so the pages
-//! themselves need no authentication. Every answer carries a strict Content-Security-Policy:
-//! scripts and styles from this origin only, no inline code, no framing.
+//! offline on the MSP's LAN). The sign-in page and the fleet overview hold no data: their
+//! script reads the JSON API with the session cookie. The host, alert and client pages
+//! ([`pages`]) are drawn on the server for the signed-in caller, charts as inline SVG
+//! ([`chart`]); a browser that is not signed in is sent to the sign-in page. The script sends
+//! the session's CSRF token on every change. Every answer carries a strict
+//! Content-Security-Policy: scripts and styles from this origin only, no inline code, no
+//! framing.
 
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+pub mod chart;
+pub mod pages;
+
+use super::auth::require_caller;
+use super::state::AppState;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
@@ -16,8 +26,15 @@ const CONSOLE_CSS: &str = include_str!("assets/console.css");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// `/` (the fleet overview), `/sign-in`, and `/assets/…`.
-pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+/// `/` (the fleet overview), `/sign-in`, `/assets/…`, and the signed-in pages `/hosts/{host}`,
+/// `/alerts` and `/clients/{client}`.
+pub fn router(state: AppState) -> Router<AppState> {
+    let signed_in = Router::new()
+        .route("/hosts/{host}", get(pages::host))
+        .route("/alerts", get(pages::alerts))
+        .route("/clients/{client}", get(pages::client))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_caller))
+        .route_layer(axum::middleware::from_fn(to_sign_in));
     Router::new()
         .route(
             "/",
@@ -35,10 +52,28 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
             "/assets/console.css",
             get(|| async { page(CONSOLE_CSS, "text/css; charset=utf-8") }),
         )
+        .merge(signed_in)
+}
+
+/// A page asked for without a session goes to the sign-in page rather than a JSON 401.
+async fn to_sign_in(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        Redirect::to("/sign-in").into_response()
+    } else {
+        response
+    }
 }
 
 fn page(body: &'static str, content_type: &'static str) -> Response {
     let mut response = body.into_response();
+    secure_headers(&mut response, content_type);
+    response
+}
+
+/// The content type, and the headers that keep a page from being framed, sniffed or
+/// scripted from elsewhere.
+pub(crate) fn secure_headers(response: &mut Response, content_type: &'static str) {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
@@ -55,5 +90,4 @@ fn page(body: &'static str, content_type: &'static str) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
 }

@@ -68,7 +68,9 @@ function signInPage() {
   });
 }
 
-async function overviewPage() {
+// The header every signed-in page shares: who is signed in, and signing out. Keeps the
+// session's CSRF token at hand for the changes the page makes.
+async function signedIn() {
   const session = await api("GET", "/api/v1/session");
   if (session.csrf_token) {
     sessionStorage.setItem(csrfKey, session.csrf_token);
@@ -79,6 +81,32 @@ async function overviewPage() {
     sessionStorage.removeItem(csrfKey);
     location.assign("/sign-in");
   });
+  return session;
+}
+
+// Pages drawn on the server (host, alerts, client): acknowledging from an alert table.
+async function serverPage() {
+  await signedIn();
+  for (const form of document.querySelectorAll("form.ack")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button");
+      button.disabled = true;
+      try {
+        const note = form.elements.note.value.trim();
+        await api("POST", "/api/v1/alerts/" + encodeURIComponent(form.dataset.alert) + "/ack",
+          note ? { note } : {});
+        location.reload();
+      } catch (failure) {
+        button.disabled = false;
+        document.getElementById("error").textContent = failure.message;
+      }
+    });
+  }
+}
+
+async function overviewPage() {
+  await signedIn();
   const filter = document.getElementById("filter");
   let hosts = [];
   const draw = () => {
@@ -98,7 +126,7 @@ async function overviewPage() {
       list.sort((a, b) => (severityRank[b.worst_severity] || 0) - (severityRank[a.worst_severity] || 0)
         || a.host.localeCompare(b.host));
       const rows = list.map((host) => element("tr", { "data-host": host.host },
-        element("td", {}, host.host),
+        element("td", {}, element("a", { href: "/hosts/" + encodeURIComponent(host.host) }, host.host)),
         element("td", { class: "state state-" + host.state.replace(/ /g, "-") }, host.state),
         element("td", {}, ago(host.last_data_ms)),
         element("td", {}, host.worst_severity
@@ -108,7 +136,7 @@ async function overviewPage() {
         element("td", {}, host.os || "-"),
         element("td", {}, host.agent_version || "-")));
       return element("section", { class: "client", "data-client": client },
-        element("h2", {}, client + " · " + list.length + " host" + (list.length === 1 ? "" : "s")),
+        element("h2", {}, element("a", { href: "/clients/" + encodeURIComponent(client) }, client), " · " + list.length + " host" + (list.length === 1 ? "" : "s")),
         element("table", {},
           element("thead", {}, element("tr", {},
             ...["Host", "State", "Last data", "Worst open alert", "OS", "Agent"].map((title) => element("th", {}, title)))),
@@ -135,7 +163,9 @@ async function overviewPage() {
 document.addEventListener("DOMContentLoaded", () => {
   const page = document.body.dataset.page;
   if (page === "sign-in") signInPage();
-  if (page === "overview") overviewPage().catch((failure) => {
+  const failed = (failure) => {
     document.getElementById("error").textContent = failure.message;
-  });
+  };
+  if (page === "overview") overviewPage().catch(failed);
+  if (page === "server") serverPage().catch(failed);
 });
