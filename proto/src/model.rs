@@ -123,6 +123,17 @@ pub struct LogExcerpt {
     pub timestamp_ms: i64,
 }
 
+impl LogExcerpt {
+    /// A log line as a message may show it: control characters (terminal escapes, tabs, line
+    /// breaks) made spaces, so that no line can break a message's layout. The agent cleans
+    /// what it sends with this, and the collector again what it receives.
+    pub fn printable(line: &str) -> String {
+        line.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    }
+}
+
 impl Batch {
     pub fn sample_count(&self) -> usize {
         self.series.iter().map(|series| series.samples.len()).sum()

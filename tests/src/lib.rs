@@ -139,6 +139,65 @@ impl Pki {
         std::fs::write(&path, text).unwrap();
         path
     }
+
+    /// The config of agent `host` (issued as `files`), ticking every second, with a state
+    /// folder of its own so that several agents of one test each keep their spool.
+    pub fn agent_config_for(
+        &self,
+        host: &str,
+        files: &AgentFiles,
+        grpc: SocketAddr,
+    ) -> vigil_agent::config::AgentConfig {
+        let path = self.path(&format!("{host}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "collector = \"https://{grpc}\"\ninterval = \"1s\"\nstate_dir = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
+                self.path(&format!("{host}-state")),
+                files.cert,
+                files.key,
+                files.ca
+            ),
+        )
+        .unwrap();
+        vigil_agent::config::AgentConfig::load(&path).expect("agent config")
+    }
+}
+
+/// An open emergency of `client`'s `host`, as the pipeline writes it into the outbox,
+/// escalating in ten minutes to channel `boss`.
+pub fn open_emergency(
+    fingerprint: &str,
+    client: &str,
+    host: &str,
+    now_ms: i64,
+) -> vigil_collector::notify::outbox::OpenAlertRecord {
+    serde_json::from_value(serde_json::json!({
+        "alert": {
+            "fingerprint": fingerprint,
+            "status": "firing",
+            "client": client,
+            "host": host,
+            "rule": "HostSilent",
+            "labels": {},
+            "summary": format!("{host} silent for 5 min"),
+            "engine_severity": "critical",
+            "contract_severity": "emergency",
+            "host_role": "server",
+            "starts_at_ms": now_ms - 300_000,
+            "at_ms": now_ms,
+            "ends_at_ms": null,
+            "response_due_ms": now_ms + 600_000,
+            "policy_version": 1,
+            "policy_digest": "sha256:0",
+        },
+        "channels": ["hook"],
+        "digest_at_ms": null,
+        "escalate_at_ms": now_ms + 600_000,
+        "escalation_channels": ["boss"],
+        "escalated": false,
+    }))
+    .expect("an open alert record")
 }
 
 /// Writes a private key as the product does: readable by its owner only (the collector and

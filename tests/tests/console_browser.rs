@@ -19,7 +19,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vigil_collector::http::users::{Role, Users};
-use vigil_collector::notify::outbox::OpenAlertRecord;
 use vigil_collector::notify::{Clock, Outbox};
 use vigil_collector::serve::Collector;
 use vigil_tests::*;
@@ -213,20 +212,7 @@ impl Console {
     async fn agent(&mut self, host: &str, client: &str) {
         let files = self.pki.issue_agent(host, host, client);
         let stop = CancellationToken::new();
-        let path = self.pki.path(&format!("{host}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                "collector = \"https://{}\"\ninterval = \"1s\"\nstate_dir = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
-                self.grpc,
-                self.pki.path(&format!("{host}-state")),
-                files.cert,
-                files.key,
-                files.ca
-            ),
-        )
-        .unwrap();
-        let config = vigil_agent::config::AgentConfig::load(&path).expect("agent config");
+        let config = self.pki.agent_config_for(host, &files, self.grpc);
         tokio::spawn(vigil_agent::run::Agent::new(config).run(stop.clone()));
         self.agents.push(stop);
         let started = std::time::Instant::now();
@@ -553,37 +539,6 @@ async fn a_host_page_draws_charts_with_the_agents_data_over_each_window_and_list
     screenshot(page, "host-30d").await;
     browser.finish().await;
     console.stop().await;
-}
-
-/// An open emergency of `client`'s `host`, as the pipeline writes it, escalating in ten
-/// minutes.
-fn open_emergency(fingerprint: &str, client: &str, host: &str, now_ms: i64) -> OpenAlertRecord {
-    serde_json::from_value(json!({
-        "alert": {
-            "fingerprint": fingerprint,
-            "status": "firing",
-            "client": client,
-            "host": host,
-            "rule": "HostSilent",
-            "labels": {},
-            "summary": format!("{host} silent for 5 min"),
-            "engine_severity": "critical",
-            "contract_severity": "emergency",
-            "host_role": "server",
-            "starts_at_ms": now_ms - 300_000,
-            "at_ms": now_ms,
-            "ends_at_ms": null,
-            "response_due_ms": now_ms + 600_000,
-            "policy_version": 1,
-            "policy_digest": "sha256:0",
-        },
-        "channels": ["hook"],
-        "digest_at_ms": null,
-        "escalate_at_ms": now_ms + 600_000,
-        "escalation_channels": ["boss"],
-        "escalated": false,
-    }))
-    .expect("an open alert record")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use vigil_collector::http::users::{Role, Users};
-use vigil_collector::notify::outbox::OpenAlertRecord;
 use vigil_collector::notify::{Clock, Outbox};
 use vigil_collector::serve::Collector;
 use vigil_tests::*;
@@ -191,20 +190,7 @@ impl Console {
         let files = self.pki.issue_agent(host, host, client);
         let stop = CancellationToken::new();
         // Each agent with a spool of its own.
-        let path = self.pki.path(&format!("{host}.toml"));
-        std::fs::write(
-            &path,
-            format!(
-                "collector = \"https://{}\"\ninterval = \"1s\"\nstate_dir = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\nca = {:?}\n",
-                self.grpc,
-                self.pki.path(&format!("{host}-state")),
-                files.cert,
-                files.key,
-                files.ca
-            ),
-        )
-        .unwrap();
-        let config = vigil_agent::config::AgentConfig::load(&path).expect("agent config");
+        let config = self.pki.agent_config_for(host, &files, self.grpc);
         let agent = vigil_agent::run::Agent::new(config);
         tokio::spawn(agent.run(stop.clone()));
         let started = std::time::Instant::now();
@@ -230,37 +216,6 @@ impl Console {
             .expect("collector task")
             .expect("collector stops cleanly");
     }
-}
-
-/// An open emergency of `client`'s `host`, as the pipeline writes it, escalating at
-/// `escalate_at_ms` to channel `boss`.
-fn open_emergency(fingerprint: &str, client: &str, host: &str, now_ms: i64) -> OpenAlertRecord {
-    serde_json::from_value(json!({
-        "alert": {
-            "fingerprint": fingerprint,
-            "status": "firing",
-            "client": client,
-            "host": host,
-            "rule": "HostSilent",
-            "labels": {},
-            "summary": format!("{host} silent for 5 min"),
-            "engine_severity": "critical",
-            "contract_severity": "emergency",
-            "host_role": "server",
-            "starts_at_ms": now_ms - 300_000,
-            "at_ms": now_ms,
-            "ends_at_ms": null,
-            "response_due_ms": now_ms + 600_000,
-            "policy_version": 1,
-            "policy_digest": "sha256:0",
-        },
-        "channels": ["hook"],
-        "digest_at_ms": null,
-        "escalate_at_ms": now_ms + 600_000,
-        "escalation_channels": ["boss"],
-        "escalated": false,
-    }))
-    .expect("an open alert record")
 }
 
 /// Every endpoint, with a body where it takes one.

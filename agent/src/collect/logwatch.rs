@@ -263,11 +263,7 @@ fn count_line(
 /// A matched line as a technician reads it in an alert: control characters (terminal
 /// escapes, tabs) made spaces, surrounding blanks trimmed, cut on a character boundary.
 fn excerpt_of(line: &str) -> String {
-    let clean: String = line
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    cut(clean.trim())
+    cut(LogExcerpt::printable(line).trim())
 }
 
 /// `text` within [`EXCERPT_BYTES`], cut on a character boundary with an ellipsis.

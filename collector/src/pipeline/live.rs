@@ -158,25 +158,10 @@ impl LiveAlerts {
             },
         };
         Self {
-            engine,
-            dispatch,
             store: Some(store),
-            pipeline_saved: Vec::new(),
             upgrading,
-            save_counts: SaveCounts::default(),
-            clock: Clock::System,
             health,
-            health_unsent: Vec::new(),
-            channels: None,
-            fleet: None,
-            log_lines: LogLines::default(),
-            lag: None,
-            lag_logged_at: None,
-            lag_alert_after: DEFAULT_LAG_ALERT_AFTER,
-            judging_delay: Duration::ZERO,
-            forget_after: DEFAULT_FORGET_AFTER,
-            forget_checked_ms: None,
-            revocations: None,
+            ..Self::simulated(engine, dispatch, Clock::System)
         }
     }
 

@@ -27,11 +27,7 @@ impl LogLines {
             kept.retain(|old| (&old.log, &old.pattern) != (&excerpt.log, &excerpt.pattern));
             // The agent cleans the line; one that did not must not break a message's layout.
             let mut excerpt = excerpt.clone();
-            excerpt.line = excerpt
-                .line
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
+            excerpt.line = LogExcerpt::printable(&excerpt.line);
             kept.push(excerpt);
         }
         let over = kept.len().saturating_sub(MAX_LOG_EXCERPTS_PER_BATCH);

@@ -35,7 +35,8 @@ impl TopProcesses {
         full_scan: bool,
         sink: &mut SeriesSink,
     ) -> Result<(), FamilyError> {
-        let which = if full_scan || self.pids.is_empty() {
+        let full_scan = full_scan || self.pids.is_empty();
+        let which = if full_scan {
             ProcessesToUpdate::All
         } else {
             ProcessesToUpdate::Some(&self.pids)
@@ -65,16 +66,20 @@ impl TopProcesses {
                 )
             });
         let top = top_processes_by_rss(processes, TOP_PROCESS_COUNT);
-        self.pids = system
-            .processes()
-            .values()
-            .filter(|process| {
-                let name = process.name().to_string_lossy();
-                top.iter()
-                    .any(|(top_name, _)| *top_name == truncate_to_value_limit(&name))
-            })
-            .map(|process| process.pid())
-            .collect();
+        // Which processes to read until the next scan: decided by the scan alone (in between,
+        // every other process's reading is as old as the scan).
+        if full_scan {
+            self.pids = system
+                .processes()
+                .values()
+                .filter(|process| {
+                    let name = process.name().to_string_lossy();
+                    top.iter()
+                        .any(|(top_name, _)| *top_name == truncate_to_value_limit(&name))
+                })
+                .map(|process| process.pid())
+                .collect();
+        }
         for (name, rss_bytes) in top {
             sink.push(
                 "process_memory_rss_bytes",
