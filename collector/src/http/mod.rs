@@ -21,6 +21,7 @@ pub mod client;
 pub mod console;
 pub mod error;
 pub mod limiter;
+pub mod metrics;
 pub mod server;
 pub mod sessions;
 pub mod signin;
@@ -63,6 +64,8 @@ pub struct HttpServer {
     state: AppState,
     /// Routers mounted behind authentication (the Prometheus API), by path.
     nested: Vec<(String, Router)>,
+    /// What `GET /metrics` serves, when the collector keeps its own metrics.
+    telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 impl HttpServer {
@@ -93,6 +96,7 @@ impl HttpServer {
             bound,
             state,
             nested: Vec::new(),
+            telemetry: None,
         })
     }
 
@@ -100,6 +104,12 @@ impl HttpServer {
     /// find the [`auth::Caller`] and the [`auth::ClientScope`] in the request's extensions.
     pub fn nest_authenticated(mut self, path: &str, router: Router) -> Self {
         self.nested.push((path.to_string(), router));
+        self
+    }
+
+    /// Serves `telemetry` at `GET /metrics` (see [`metrics`]).
+    pub fn with_metrics(mut self, telemetry: crate::telemetry::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
         self
     }
 
@@ -133,7 +143,10 @@ impl HttpServer {
 
     /// Serves until `shutdown`, then lets requests under way finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), HttpError> {
-        let app = api::router(self.state, self.nested);
+        let mut app = api::router(self.state.clone(), self.nested);
+        if let Some(telemetry) = self.telemetry {
+            app = app.merge(metrics::router(self.state, telemetry));
+        }
         let listener = HttpListener::start(self.bound, shutdown.clone());
         axum::serve(
             listener,
