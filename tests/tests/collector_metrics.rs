@@ -203,7 +203,10 @@ async fn metrics_count_exactly_what_an_agent_sent_and_follow_its_stream() {
 
     let during = serving.scrape().await;
     assert_eq!(during.must("vigil_ingest_batches_total"), 5.0);
-    assert_eq!(during.must("vigil_ingest_samples_total"), sent_samples as f64);
+    assert_eq!(
+        during.must("vigil_ingest_samples_total"),
+        sent_samples as f64
+    );
     assert_eq!(during.must("vigil_ingest_duplicate_batches_total"), 0.0);
     assert_eq!(during.must("vigil_ingest_ack_duration_seconds_count"), 5.0);
     assert_eq!(
@@ -220,7 +223,9 @@ async fn metrics_count_exactly_what_an_agent_sent_and_follow_its_stream() {
     assert!(during.must("vigil_wal_bytes") > 0.0);
     assert_eq!(during.must("vigil_head_series"), 1.0);
     assert!(
-        during.value("vigil_event_queue_depth{consumer=\"alert_engine\"}").is_some(),
+        during
+            .value("vigil_event_queue_depth{consumer=\"alert_engine\"}")
+            .is_some(),
         "the engine's lag is read at scrape:\n{}",
         during.0
     );
@@ -261,8 +266,7 @@ async fn metrics_need_an_admin_or_technician_token() {
 
 #[tokio::test]
 async fn public_metrics_need_no_token() {
-    let serving =
-        Serving::start("[http]\nlisten = \"127.0.0.1:0\"\nmetrics_public = true\n").await;
+    let serving = Serving::start("[http]\nlisten = \"127.0.0.1:0\"\nmetrics_public = true\n").await;
     let (status, _, body) = serving.scrape_as(None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("vigil_build_info{version="), "{body}");

@@ -3,6 +3,7 @@
 //! behind ingest) and the outbox's depth. Each is kept by its owner already; reading it
 //! here costs a lock or a folder listing per scrape and nothing per batch.
 //!
+//! Help texts end with a period, as the registry writes those of the recorded metrics.
 //! A reading that fails (a folder that cannot be listed) is logged and left out of that
 //! scrape; the rest is still served.
 
@@ -55,7 +56,7 @@ impl Readings {
         let families = [
             Reading {
                 name: "vigil_ingest_rejected_batches",
-                help: "Batches refused for good, by reason",
+                help: "Batches refused for good, by reason.",
                 unit: None,
                 label: "reason",
                 values: vec![
@@ -75,7 +76,7 @@ impl Readings {
             },
             Reading {
                 name: "vigil_ingest_slowed_batches",
-                help: "Batches held back (not dropped) by a rate limit, by limit",
+                help: "Batches held back (not dropped) by a rate limit, by limit.",
                 unit: None,
                 label: "limit",
                 values: vec![
@@ -91,7 +92,7 @@ impl Readings {
             },
             Reading {
                 name: "vigil_ingest_refused_connections",
-                help: "Agent connections refused, by the limit or reason",
+                help: "Agent connections refused, by the limit or reason.",
                 unit: None,
                 label: "reason",
                 values: vec![
@@ -109,7 +110,7 @@ impl Readings {
             },
             Reading {
                 name: "vigil_ingest_closed_connections",
-                help: "Agent connections the collector closed, by reason",
+                help: "Agent connections the collector closed, by reason.",
                 unit: None,
                 label: "reason",
                 values: vec![
@@ -134,7 +135,7 @@ impl Readings {
         counter(
             encoder,
             "vigil_ingest_spool_conflicts",
-            "Agent spools told to start afresh (restored from a backup or cloned)",
+            "Agent spools told to start afresh (restored from a backup or cloned).",
             read(&counters.spool_conflicts),
         )
     }
@@ -151,43 +152,43 @@ impl Readings {
         for (name, help, unit, value) in [
             (
                 "vigil_head_series",
-                "Series with samples in memory, not yet sealed",
+                "Series with samples in memory, not yet sealed.",
                 None,
                 gauges.head_series as i64,
             ),
             (
                 "vigil_head_samples",
-                "Samples in memory, not yet sealed",
+                "Samples in memory, not yet sealed.",
                 None,
                 gauges.head_samples as i64,
             ),
             (
                 "vigil_head",
-                "Memory the in-memory head uses, approximately",
+                "Memory the in-memory head uses, approximately.",
                 bytes.clone(),
                 gauges.head_bytes as i64,
             ),
             (
                 "vigil_wal",
-                "Size of the write-ahead log's segments on disk",
+                "Size of the write-ahead log's segments on disk.",
                 bytes.clone(),
                 gauges.wal_bytes as i64,
             ),
             (
                 "vigil_wal_segments",
-                "Write-ahead log segments on disk",
+                "Write-ahead log segments on disk.",
                 None,
                 gauges.wal_segments as i64,
             ),
             (
                 "vigil_sealed",
-                "Size of the sealed chunk and rollup files on disk",
+                "Size of the sealed chunk and rollup files on disk.",
                 bytes.clone(),
                 gauges.sealed_bytes as i64,
             ),
             (
                 "vigil_store_write_failing",
-                "1 while the write-ahead log refuses writes (full disk, I/O error), else 0",
+                "1 while the write-ahead log refuses writes (full disk, I/O error), else 0.",
                 None,
                 i64::from(gauges.write_failing),
             ),
@@ -206,7 +207,7 @@ impl Readings {
     fn queues(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut depth = encoder.encode_descriptor(
             "vigil_event_queue_depth",
-            "Ingest events waiting for a consumer (alert_engine, presence): its lag in events",
+            "Ingest events waiting for a consumer (alert_engine, presence): its lag in events.",
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
@@ -217,7 +218,7 @@ impl Readings {
         let seconds = Unit::Seconds;
         let mut wait = encoder.encode_descriptor(
             "vigil_event_queue_lag",
-            "How long the oldest event waiting for a consumer has waited (0 when none waits)",
+            "How long the oldest event waiting for a consumer has waited (0 when none waits).",
             Some(&seconds),
             prometheus_client::metrics::MetricType::Gauge,
         )?;
@@ -227,7 +228,7 @@ impl Readings {
         }
         let mut waits = encoder.encode_descriptor(
             "vigil_event_queue_full_waits",
-            "Ingest publishes that found a consumer's queue full and waited (acknowledgements slowed)",
+            "Ingest publishes that found a consumer's queue full and waited (acknowledgements slowed).",
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;
@@ -249,12 +250,12 @@ impl Readings {
         for (name, help, value) in [
             (
                 "vigil_outbox_pending_deliveries",
-                "Notifications waiting in the outbox to be delivered or retried",
+                "Notifications waiting in the outbox to be delivered or retried.",
                 pending,
             ),
             (
                 "vigil_outbox_dead_deliveries",
-                "Notifications given up on (dead letters) and kept for a retry by hand",
+                "Notifications given up on (dead letters) and kept for a retry by hand.",
                 dead,
             ),
         ] {
