@@ -8,7 +8,8 @@
 //! reads (registry, outbox, presence, policy archive) and the live [`crate::store::Store`].
 //!
 //! Files, in reading order: [`server`] (listener, TLS), [`users`], [`sessions`],
-//! [`limiter`] (failed sign-ins), [`audit`], [`auth`], [`signin`], [`api`], [`error`], and
+//! [`limiter`] (failed sign-ins), [`audit`], [`auth`], [`signin`], [`api`], [`error`],
+//! [`metrics`] (`GET /metrics`, the collector's own health for Prometheus), and
 //! [`client`], how the command line reads through a running collector; [`console`] holds
 //! the web pages, embedded.
 //! This module decides nothing about alerts: acknowledging is the outbox's
