@@ -294,3 +294,89 @@ impl Collector for Readings {
         self.ingest_counters(&mut encoder)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::identity::PeerIdentity;
+    use crate::ingest::{EventBus, IngestEvent};
+    use crate::store::{SeriesSamples, StoreConfig, WriterId};
+    use crate::telemetry::Telemetry;
+    use vigil_proto::model::{Labels, Sample};
+
+    fn value_of(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_scrape_reads_the_store_the_queues_and_the_outbox_as_they_are_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig::new(dir.path().join("data"))).unwrap();
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let series = |host: &str| SeriesSamples {
+            labels: Labels::from_pairs([("__name__", "up"), ("host", host), ("client", "acme")]),
+            samples: vec![Sample {
+                timestamp_ms: now_ms,
+                value: 1.0,
+            }],
+        };
+        let writer = WriterId {
+            host: "pc-1".into(),
+            spool_id: 1,
+        };
+        store
+            .append(&writer, 1, &[series("pc-1"), series("pc-2")])
+            .unwrap();
+        // An engine that reads nothing: three events wait in its queue.
+        let bus = EventBus::new();
+        let engine = bus.consume("alert_engine", 8);
+        for n in 0..3 {
+            bus.publish(IngestEvent::Disconnected {
+                peer: PeerIdentity {
+                    host: format!("pc-{n}"),
+                    client: "acme".into(),
+                    issued_at_ms: 0,
+                    expires_at_ms: i64::MAX,
+                },
+            })
+            .await;
+        }
+        let outbox = Arc::new(Outbox::open(dir.path()).unwrap());
+        // Depth is a listing: a pending file counts without being read.
+        std::fs::write(outbox.dir().join("pending/a.json"), "{}").unwrap();
+        std::fs::write(outbox.dir().join("pending/b.json"), "{}").unwrap();
+        let counters = Arc::new(IngestCounters::default());
+        IngestCounters::add(&counters.batches_refused_too_old);
+        let telemetry = Telemetry::new();
+        telemetry.register_collector(Readings {
+            store: store.clone(),
+            counters,
+            queues: vec![engine.lag()],
+            outbox,
+        });
+
+        let text = telemetry.encode().unwrap();
+        assert_eq!(value_of(&text, "vigil_head_series"), 2.0);
+        assert!(value_of(&text, "vigil_wal_bytes") > 0.0);
+        assert_eq!(value_of(&text, "vigil_store_write_failing"), 0.0);
+        assert_eq!(
+            value_of(&text, "vigil_event_queue_depth{consumer=\"alert_engine\"}"),
+            3.0
+        );
+        assert_eq!(value_of(&text, "vigil_outbox_pending_deliveries"), 2.0);
+        assert_eq!(value_of(&text, "vigil_outbox_dead_deliveries"), 0.0);
+        assert_eq!(
+            value_of(
+                &text,
+                "vigil_ingest_rejected_batches_total{reason=\"too_old\"}"
+            ),
+            1.0
+        );
+        assert!(text.contains("# HELP vigil_wal_bytes Size of the write-ahead log's segments on disk.\n# TYPE vigil_wal_bytes gauge\n"));
+        drop(engine);
+    }
+}
