@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+/// What another part registers with: the metric types and units of the registry.
+pub use prometheus_client::{metrics, registry::Unit as MetricUnit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
