@@ -67,6 +67,11 @@ pub struct HttpSection {
     /// in alert messages. Default: none.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Serve `GET /metrics` without an API token. Only where every machine that reaches
+    /// `listen` may read the collector's health (loopback, a trusted network). Default:
+    /// false (an admin's or technician's bearer token is needed).
+    #[serde(default)]
+    pub metrics_public: bool,
 }
 
 impl Default for HttpSection {
@@ -76,6 +81,7 @@ impl Default for HttpSection {
             tls_cert: None,
             tls_key: None,
             public_url: None,
+            metrics_public: false,
         }
     }
 }

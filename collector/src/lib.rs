@@ -16,6 +16,7 @@
 //! - [`history`] — the append-only journal of alert decisions, for reports.
 //! - [`notify`] — the durable outbox and delivery by webhook, Alertmanager, Slack, Teams, PagerDuty and email.
 //! - [`http`] — the JSON API (users, sign-in, sessions, audit) on `[http] listen`.
+//! - [`telemetry`] — the collector's own health for `GET /metrics` (Prometheus text).
 //! - [`report`] — the monthly client report: figures, HTML, email.
 //! - [`query`] — `vigil-collector query`.
 //! - [`promql`] — PromQL over the store and the Prometheus HTTP query API.
@@ -41,3 +42,4 @@ pub mod query;
 pub mod report;
 pub mod serve;
 pub mod store;
+pub mod telemetry;

@@ -19,6 +19,8 @@ use crate::notify::{Clock, Notifier, NotifierSettings, NotifyError, Outbox};
 use crate::pipeline::presence::{self, Presence, PresenceError};
 use crate::pipeline::{Dispatch, LiveAlerts, Policies};
 use crate::store::{Store, StoreError};
+use crate::telemetry::readings::Readings;
+use crate::telemetry::Telemetry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +83,8 @@ pub struct Collector {
     http: Option<crate::http::HttpServer>,
     /// What mails the monthly client reports on each contract's `[report]` day.
     reports: (crate::notify::NotifySection, Clock),
+    /// The collector's own metrics, served at `GET /metrics`.
+    telemetry: Telemetry,
     shutdown: CancellationToken,
 }
 
@@ -121,6 +125,8 @@ impl Collector {
         let store = tokio::task::spawn_blocking(move || Store::open(&store_config))
             .await
             .expect("opening the store panicked")?;
+        let telemetry = Telemetry::new();
+        store.observe_fsyncs(telemetry.fsync_observer());
         let registry = Arc::new(Registry::open(&config.data_dir)?);
         let revocations = RevocationList::new();
         revocations.load(&registry);
@@ -147,7 +153,8 @@ impl Collector {
             revocations.clone(),
             counters,
             shutdown.child_token(),
-        );
+        )
+        .with_telemetry(telemetry.clone());
         let address = config.grpc.listen;
         let mut ingest = IngestServer::bind(address, tls, service)
             .await
@@ -173,7 +180,9 @@ impl Collector {
                 service: EnrollmentService::new(authority),
             });
         }
-        let http = bind_http(config, &store, &registry, clock.clone()).await?;
+        let http = bind_http(config, &store, &registry, clock.clone())
+            .await?
+            .map(|server| server.with_metrics(telemetry.clone()));
         let reports = (config.notify.clone(), clock.clone());
         let stamp = clock.clone();
         ingest
@@ -182,7 +191,7 @@ impl Collector {
         let engine_events = ingest
             .service()
             .consume("alert_engine", config.alerts.queue_capacity);
-        let mut alerts = Alerting::open(config, &store, engine_events, clock)?
+        let mut alerts = Alerting::open(config, &store, engine_events, clock, &telemetry)?
             .with_fleet(config, registry.clone());
         alerts.live = alerts.live.with_revocations(revocations.clone());
         let presence = Presence::open(&config.data_dir, jiff::Timestamp::now().as_millisecond())?;
@@ -192,6 +201,12 @@ impl Collector {
                 .service()
                 .consume("presence", config.alerts.queue_capacity),
         );
+        telemetry.register_collector(Readings {
+            store: store.clone(),
+            counters: ingest.service().counters().clone(),
+            queues: vec![alerts.events.lag(), presence.1.lag()],
+            outbox: Arc::new(Outbox::open(&config.data_dir)?),
+        });
         Ok(Self {
             store,
             ingest,
@@ -202,8 +217,15 @@ impl Collector {
             presence,
             http,
             reports,
+            telemetry,
             shutdown,
         })
+    }
+
+    /// The collector's own metrics (`GET /metrics`): another exporter (remote_write)
+    /// registers its queue depth, lag and counts here before [`Collector::run`].
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// The console and API server, when it is bound.
@@ -388,6 +410,7 @@ impl Alerting {
         store: &Store,
         events: EventQueue,
         clock: Clock,
+        telemetry: &Telemetry,
     ) -> Result<Self, ServeError> {
         let rules = match &config.alerts.rules {
             Some(path) => crate::alert::config::load_rules(path)?,
@@ -409,7 +432,8 @@ impl Alerting {
             channels,
             NotifierSettings::from_section(&config.notify),
             clock.clone(),
-        );
+        )
+        .with_telemetry(telemetry.clone());
         let dispatch =
             Dispatch::new(outbox, policies, config.notify.routing.clone()).waking(notifier.waker());
         let now_ms = clock.now_ms();
@@ -417,7 +441,8 @@ impl Alerting {
             .with_clock(clock)
             .with_channel_health(notifier.health())
             .with_lag_alert_after(config.alerts.lag_alert_after)
-            .with_forget_after(config.alerts.forget_after);
+            .with_forget_after(config.alerts.forget_after)
+            .with_telemetry(telemetry.clone());
         Ok(Self {
             live,
             events,

@@ -191,6 +191,7 @@ async fn every_alert_arrives_once_after_the_receiver_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = Arc::new(Outbox::open(dir.path()).unwrap());
     let clock = Clock::manual(START_MS);
+    let telemetry = vigil_collector::telemetry::Telemetry::new();
     let notifier = Notifier::new(
         outbox.clone(),
         channels(vec![webhook(
@@ -199,7 +200,8 @@ async fn every_alert_arrives_once_after_the_receiver_comes_back() {
         )]),
         settings(12),
         clock.clone(),
-    );
+    )
+    .with_telemetry(telemetry.clone());
     let routing = routing(&["ops"], &[], &[]);
     let business = classification(ContractSeverity::Warning, Route::BusinessHours, START_MS);
     let mut fingerprints = BTreeSet::new();
@@ -277,6 +279,10 @@ async fn every_alert_arrives_once_after_the_receiver_comes_back() {
         });
     assert_eq!(attempts_per_key.len(), 3);
     assert!(attempts_per_key.values().all(|&attempts| attempts == 6));
+    // /metrics counts the same attempts per channel, and the five failed rounds of each.
+    let metrics = telemetry.encode().unwrap();
+    assert!(metrics.contains("vigil_notify_delivery_attempts_total{channel=\"ops\"} 18\n"));
+    assert!(metrics.contains("vigil_notify_delivery_failures_total{channel=\"ops\"} 15\n"));
     assert!(outbox.pending().unwrap().0.is_empty());
     assert_eq!(outbox.sent().unwrap().len(), 3);
 }

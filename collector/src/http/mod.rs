@@ -8,7 +8,8 @@
 //! reads (registry, outbox, presence, policy archive) and the live [`crate::store::Store`].
 //!
 //! Files, in reading order: [`server`] (listener, TLS), [`users`], [`sessions`],
-//! [`limiter`] (failed sign-ins), [`audit`], [`auth`], [`signin`], [`api`], [`error`], and
+//! [`limiter`] (failed sign-ins), [`audit`], [`auth`], [`signin`], [`api`], [`error`],
+//! [`metrics`] (`GET /metrics`, the collector's own health for Prometheus), and
 //! [`client`], how the command line reads through a running collector; [`console`] holds
 //! the web pages, embedded.
 //! This module decides nothing about alerts: acknowledging is the outbox's
@@ -21,6 +22,7 @@ pub mod client;
 pub mod console;
 pub mod error;
 pub mod limiter;
+pub mod metrics;
 pub mod server;
 pub mod sessions;
 pub mod signin;
@@ -63,6 +65,8 @@ pub struct HttpServer {
     state: AppState,
     /// Routers mounted behind authentication (the Prometheus API), by path.
     nested: Vec<(String, Router)>,
+    /// What `GET /metrics` serves, when the collector keeps its own metrics.
+    telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 impl HttpServer {
@@ -93,6 +97,7 @@ impl HttpServer {
             bound,
             state,
             nested: Vec::new(),
+            telemetry: None,
         })
     }
 
@@ -100,6 +105,12 @@ impl HttpServer {
     /// find the [`auth::Caller`] and the [`auth::ClientScope`] in the request's extensions.
     pub fn nest_authenticated(mut self, path: &str, router: Router) -> Self {
         self.nested.push((path.to_string(), router));
+        self
+    }
+
+    /// Serves `telemetry` at `GET /metrics` (see [`metrics`]).
+    pub fn with_metrics(mut self, telemetry: crate::telemetry::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
         self
     }
 
@@ -133,7 +144,10 @@ impl HttpServer {
 
     /// Serves until `shutdown`, then lets requests under way finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), HttpError> {
-        let app = api::router(self.state, self.nested);
+        let mut app = api::router(self.state.clone(), self.nested);
+        if let Some(telemetry) = self.telemetry {
+            app = app.merge(metrics::router(self.state, telemetry));
+        }
         let listener = HttpListener::start(self.bound, shutdown.clone());
         axum::serve(
             listener,

@@ -38,6 +38,8 @@ pub struct IngestCounters {
     pub batches_refused_future: AtomicU64,
     /// Batches refused for a sequence number the spool cannot have made.
     pub batches_refused_impossible_seq: AtomicU64,
+    /// Batches refused by validation (names, labels, values, sizes).
+    pub batches_refused_invalid: AtomicU64,
     /// Spools told to start afresh: restored from a backup or snapshot, or cloned.
     pub spool_conflicts: AtomicU64,
 }
@@ -105,6 +107,10 @@ impl IngestCounters {
             (
                 "batches_refused_impossible_seq",
                 read(&self.batches_refused_impossible_seq),
+            ),
+            (
+                "batches_refused_invalid",
+                read(&self.batches_refused_invalid),
             ),
             ("spool_conflicts", read(&self.spool_conflicts)),
         ]

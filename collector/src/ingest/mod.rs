@@ -120,6 +120,7 @@ pub struct IngestService {
     budgets: HostBudgets,
     counters: Arc<IngestCounters>,
     events: EventBus,
+    telemetry: crate::telemetry::Telemetry,
     shutdown: CancellationToken,
 }
 
@@ -141,8 +142,16 @@ impl IngestService {
             revocations,
             counters,
             events,
+            telemetry: crate::telemetry::Telemetry::new(),
             shutdown,
         }
+    }
+
+    /// Records batches, samples, acknowledgement latency and connected agents into
+    /// `telemetry` (the collector's `/metrics`).
+    pub fn with_telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// What each limit refused, slowed or closed so far.
@@ -204,6 +213,7 @@ impl pb::ingest_server::Ingest for IngestService {
             revocations: self.revocations.clone(),
             counters: self.counters.clone(),
             events: self.events.clone(),
+            telemetry: self.telemetry.clone(),
             connection_closed: info.connection.closed(),
             _stream: info.connection.stream_opened(),
             shutdown: self.shutdown.clone(),

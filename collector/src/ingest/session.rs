@@ -54,6 +54,8 @@ pub struct AgentSession {
     pub counters: Arc<IngestCounters>,
     pub budget: Arc<Mutex<HostBudget>>,
     pub events: EventBus,
+    /// Where batches, samples, acknowledgement latency and connected agents are counted.
+    pub telemetry: crate::telemetry::Telemetry,
     /// Cancelled when the collector closes the connection the stream is on.
     pub connection_closed: CancellationToken,
     /// Keeps the connection from counting as idle while the stream runs.
@@ -148,6 +150,8 @@ impl AgentSession {
             return;
         }
         self.seed_series_budget().await;
+        // Counted until the stream ends, whatever ends it.
+        let _connected = self.telemetry.agent_connected();
         tracing::info!(
             spool_id = hello.spool_id,
             next_seq = hello.next_seq,
@@ -223,6 +227,7 @@ impl AgentSession {
     }
 
     async fn handle_batch(&self, spool: &SpoolView, wire: pb::Batch, outbound: &Outbound) -> Next {
+        let received = std::time::Instant::now();
         let seq = wire.seq;
         if seq == 0 || seq > spool.highest_possible_seq() {
             IngestCounters::add(&self.counters.batches_refused_impossible_seq);
@@ -258,7 +263,9 @@ impl AgentSession {
                 );
             }
         }
-        let checked = Batch::try_from(wire).and_then(|batch| self.check_clock(batch));
+        let checked = Batch::try_from(wire)
+            .inspect_err(|_| IngestCounters::add(&self.counters.batches_refused_invalid))
+            .and_then(|batch| self.check_clock(batch));
         let batch = match checked {
             Ok(batch) => batch,
             Err(error) => return self.reject(seq, error.to_string(), outbound).await,
@@ -290,7 +297,8 @@ impl AgentSession {
             .blocking(move |store| store.append(&writer, seq, &series))
             .await;
         match outcome {
-            Ok(AppendOutcome::Stored { .. }) => {
+            Ok(AppendOutcome::Stored { n_samples }) => {
+                self.telemetry.batch_stored(n_samples);
                 self.publish(IngestEvent::Stored {
                     peer: self.peer.clone(),
                     batch: Arc::new(batch),
@@ -313,6 +321,7 @@ impl AgentSession {
             }
             Ok(AppendOutcome::Duplicate) => {
                 tracing::debug!(seq, "duplicate batch acknowledged again");
+                self.telemetry.batch_duplicate();
                 self.publish(IngestEvent::Duplicate {
                     peer: self.peer.clone(),
                     seq,
@@ -337,7 +346,10 @@ impl AgentSession {
             return Next::Stop;
         }
         match send(outbound, &CollectorMessage::Ack { seq }).await {
-            Ok(()) => Next::Continue,
+            Ok(()) => {
+                self.telemetry.batch_acknowledged(received.elapsed());
+                Next::Continue
+            }
             Err(()) => Next::Stop,
         }
     }

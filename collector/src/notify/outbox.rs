@@ -205,6 +205,24 @@ impl Outbox {
         Ok((deliveries, damaged))
     }
 
+    /// How many deliveries are pending and how many dead, by listing the two folders (no
+    /// file is read): what `/metrics` reports at each scrape.
+    pub fn depth(&self) -> Result<(usize, usize), NotifyError> {
+        let count = |sub: &str| -> Result<usize, NotifyError> {
+            let dir = self.dir.join(sub);
+            let entries = std::fs::read_dir(&dir).map_err(|source| NotifyError::Io {
+                action: "listing",
+                path: dir.clone(),
+                source,
+            })?;
+            Ok(entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json"))
+                .count())
+        };
+        Ok((count("pending")?, count("dead")?))
+    }
+
     /// Deliveries that were given up, newest first.
     pub fn dead(&self) -> Result<Vec<Delivery>, NotifyError> {
         let (mut deliveries, _) = list_json::<Delivery>(&self.dir.join("dead"))?;

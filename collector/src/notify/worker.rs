@@ -163,6 +163,8 @@ pub struct Notifier {
     wake: Arc<tokio::sync::Notify>,
     /// Which channels keep failing, for the alert path.
     health: ChannelHealth,
+    /// Attempts and failures per channel, for `/metrics`.
+    telemetry: crate::telemetry::Telemetry,
 }
 
 impl Notifier {
@@ -179,7 +181,14 @@ impl Notifier {
             clock,
             wake: Arc::new(tokio::sync::Notify::new()),
             health: ChannelHealth::default(),
+            telemetry: crate::telemetry::Telemetry::new(),
         }
+    }
+
+    /// Counts attempts and failures per channel into `telemetry`.
+    pub fn with_telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     /// How the channels fare, updated after every attempt.
@@ -279,6 +288,8 @@ impl Notifier {
         let now_ms = self.clock.now_ms();
         delivery.attempts += 1;
         let max = self.settings.backoff.attempts;
+        self.telemetry
+            .delivery_attempted(&delivery.channel, result.is_ok());
         if let Err(error) = &result {
             self.health.failed(
                 &delivery.channel,

@@ -121,6 +121,8 @@ pub struct LiveAlerts {
     forget_checked_ms: Option<i64>,
     /// The revoked hosts, forgotten at once, when the collector enrolls them.
     revocations: Option<RevocationList>,
+    /// Where the time spent judging is recorded, when the collector serves `/metrics`.
+    telemetry: Option<crate::telemetry::Telemetry>,
 }
 
 impl LiveAlerts {
@@ -187,7 +189,14 @@ impl LiveAlerts {
             forget_after: DEFAULT_FORGET_AFTER,
             forget_checked_ms: None,
             revocations: None,
+            telemetry: None,
         }
+    }
+
+    /// Records how long each judgement takes (a stored batch, a scheduled evaluation).
+    pub fn with_telemetry(mut self, telemetry: crate::telemetry::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
+        self
     }
 
     /// Raises alerts for enrolled agents that never connected and certificates not renewed.
@@ -315,6 +324,7 @@ impl LiveAlerts {
                     std::thread::sleep(self.judging_delay);
                 }
                 let mut transitions = Vec::new();
+                let started = Instant::now();
                 for series in &batch.series {
                     let mut labels = series.labels.clone();
                     labels.insert("host", peer.host.clone());
@@ -324,6 +334,9 @@ impl LiveAlerts {
                         self.engine
                             .observe_series(id, *sample, now_ms, &mut transitions);
                     }
+                }
+                if let Some(telemetry) = &self.telemetry {
+                    telemetry.evaluated(crate::telemetry::Evaluation::Batch, started.elapsed());
                 }
                 self.deliver(&transitions);
                 if !transitions.is_empty() {
@@ -360,7 +373,11 @@ impl LiveAlerts {
     /// One scheduled evaluation: forecasts, silence, staleness; then what waited.
     pub fn evaluate(&mut self) {
         let now = self.now();
+        let started = Instant::now();
         let transitions = self.engine.evaluate(now.as_millisecond());
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.evaluated(crate::telemetry::Evaluation::Schedule, started.elapsed());
+        }
         self.deliver(&transitions);
         self.forget(now.as_millisecond());
         let problems = self.problems(now.as_millisecond());

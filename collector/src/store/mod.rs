@@ -246,6 +246,28 @@ pub struct RangeSelection {
     pub series: Vec<RangeSeries>,
 }
 
+/// What is told how long each fsync of the write-ahead log took (see
+/// [`Store::observe_fsyncs`]).
+pub type FsyncObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// The store's sizes that are cheap to read while serving: what the collector's `/metrics`
+/// reads at every scrape ([`Store::stats`] walks the whole data folder).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// Series with samples in memory.
+    pub head_series: usize,
+    /// Samples in memory not yet sealed.
+    pub head_samples: u64,
+    /// Memory the head uses, approximately.
+    pub head_bytes: usize,
+    pub wal_bytes: u64,
+    pub wal_segments: usize,
+    /// Sealed chunk and rollup files on disk (not sled's index).
+    pub sealed_bytes: u64,
+    /// Whether the write-ahead log refuses writes now.
+    pub write_failing: bool,
+}
+
 /// A picture of the store's size, for logs, benchmarks and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreStats {
@@ -743,6 +765,45 @@ impl Store {
             wal_bytes,
             wal_segments,
             disk_bytes,
+        })
+    }
+
+    /// Tells `observer` how long each fsync of the write-ahead log takes, from now on (one
+    /// observer; a later call replaces it).
+    pub fn observe_fsyncs(&self, observer: FsyncObserver) {
+        self.inner.wal.observe_fsyncs(observer);
+    }
+
+    /// The sizes `/metrics` reports: the head's counts, the log's bytes and the sealed
+    /// files' bytes (one listing of the chunk and rollup folders, no index scan).
+    pub fn gauges(&self) -> Result<StoreGauges, StoreError> {
+        let inner = &*self.inner;
+        let (head_series, head_samples, head_bytes) = {
+            let ingest = inner.lock_ingest();
+            (
+                ingest.head.n_series(),
+                ingest.head.n_samples(),
+                ingest.head.bytes(),
+            )
+        };
+        let (wal_bytes, wal_segments) = inner.wal.disk_usage();
+        let measured = |files: &chunk_files::ChunkFiles| {
+            files.disk_bytes().map_err(|source| StoreError::Io {
+                path: inner.data_dir.clone(),
+                action: "measuring",
+                source,
+            })
+        };
+        let sealed_bytes =
+            measured(&inner.sealed.chunk_files)? + measured(&inner.sealed.rollup_files)?;
+        Ok(StoreGauges {
+            head_series,
+            head_samples,
+            head_bytes,
+            wal_bytes,
+            wal_segments,
+            sealed_bytes,
+            write_failing: self.write_health().is_failing(),
         })
     }
 

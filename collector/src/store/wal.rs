@@ -394,6 +394,8 @@ struct Shared {
     durable: Condvar,
     /// Whether writes to the log succeed, for whoever watches (the alert pipeline).
     health: watch::Sender<WriteHealth>,
+    /// Told how long each group commit's fsync took (the collector's `/metrics`).
+    fsync_observer: Mutex<Option<super::FsyncObserver>>,
     /// Tests: how many of the next writes (and repairs) fail as on a full disk.
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicU32,
@@ -488,6 +490,7 @@ impl Wal {
             work: Condvar::new(),
             durable: Condvar::new(),
             health: watch::Sender::new(WriteHealth::default()),
+            fsync_observer: Mutex::new(None),
             #[cfg(test)]
             fail_writes: std::sync::atomic::AtomicU32::new(0),
         });
@@ -692,6 +695,15 @@ impl Wal {
         Ok(removed.len())
     }
 
+    /// Tells `observer` how long each fsync of a group commit takes, from now on.
+    pub(super) fn observe_fsyncs(&self, observer: super::FsyncObserver) {
+        *self
+            .shared
+            .fsync_observer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(observer);
+    }
+
     /// Bytes of the segments on disk, and how many there are.
     pub(super) fn disk_usage(&self) -> (u64, usize) {
         let state = self.shared.lock();
@@ -781,6 +793,17 @@ impl Shared {
             health.failing_since.get_or_insert_with(SystemTime::now);
             health.reason = Some(reason);
         });
+    }
+
+    fn fsynced(&self, took: Duration) {
+        let observer = self
+            .fsync_observer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(observer) = observer {
+            observer(took);
+        }
     }
 
     fn record_success(&self) {
@@ -906,7 +929,9 @@ impl Shared {
                 if !batch.is_empty() {
                     file.write_all(&batch)?;
                     self.injected_failure()?;
+                    let syncing = std::time::Instant::now();
                     file.sync_data()?;
+                    self.fsynced(syncing.elapsed());
                 }
                 Ok(())
             })();
