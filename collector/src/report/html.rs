@@ -41,6 +41,18 @@ footer { margin-top: 28px; color: var(--muted); font-size: 11px; border-top: 1px
 }
 "#;
 
+/// The Content-Security-Policy under which a served page renders whole and can do nothing
+/// else: its one inline style allowed by hash, no script, nothing fetched, no framing.
+pub fn content_security_policy() -> String {
+    use base64::Engine as _;
+    let digest = ring::digest::digest(&ring::digest::SHA256, STYLE.as_bytes());
+    format!(
+        "default-src 'none'; style-src 'sha256-{}'; img-src data:; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    )
+}
+
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

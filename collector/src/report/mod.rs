@@ -225,6 +225,56 @@ pub fn build(
     Ok(report)
 }
 
+/// The months `client` has a report for as of `now`, newest first, each with whether it has
+/// ended in the client's time zone (the current month's report covers it so far): each
+/// month whose alert history or stored series hold anything, which is what [`build`] asks before it refuses a
+/// month without data. Stored series are looked for back to `reach_back_ms` before `now`
+/// (the store's rollup retention); the alert history is read whole.
+pub fn months(
+    data_dir: &Path,
+    store: Option<&Store>,
+    client: &str,
+    now: Timestamp,
+    reach_back_ms: i64,
+) -> Result<Vec<(Month, bool)>, ReportError> {
+    let utc_month = Month::containing(now, &jiff::tz::TimeZone::UTC);
+    let (policy, _) = sources::contract(data_dir, client, utc_month)?;
+    let zone = policy.calendar.time_zone().clone();
+    let current = Month::containing(now, &zone);
+    let now_ms = now.as_millisecond();
+    let mut found = std::collections::BTreeSet::new();
+    let (entries, _) = crate::history::History::open(data_dir).read_range(0, now_ms + 1)?;
+    for entry in entries.iter().filter(|entry| entry.client == client) {
+        if let Ok(at) = Timestamp::from_millisecond(entry.at_ms) {
+            found.insert(Month::containing(at, &zone));
+        }
+    }
+    if let Some(store) = store {
+        let oldest = Timestamp::from_millisecond(now_ms.saturating_sub(reach_back_ms).max(0))
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let mut month = Month::containing(oldest, &zone);
+        // At most a century of months, newest included.
+        for _ in 0..1200 {
+            if month > current {
+                break;
+            }
+            if !found.contains(&month) {
+                let (start, end) = month.range(&zone);
+                let (start_ms, end_ms) = (start.as_millisecond(), end.min(now).as_millisecond());
+                if start_ms < end_ms && sources::has_samples(store, client, start_ms, end_ms)? {
+                    found.insert(month);
+                }
+            }
+            month = month.next();
+        }
+    }
+    Ok(found
+        .into_iter()
+        .rev()
+        .map(|month| (month, month < current))
+        .collect())
+}
+
 /// The figures of one month from what was gathered; pure.
 pub fn compute(
     policy: &Policy,

@@ -296,6 +296,29 @@ pub fn gather(
     Ok(gathered)
 }
 
+/// Whether the store holds samples of `client` in `[start_ms, end_ms)`: what [`gather`]
+/// counts as stored data, read the same way (the report's metrics, hourly), stopping at the
+/// first series found.
+pub fn has_samples(
+    store: &Store,
+    client: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<bool, ReportError> {
+    for name in risks::METRICS {
+        let selector: Selector = format!("{name}{{client=\"{client}\"}}")
+            .parse()
+            .expect("report selectors are valid");
+        let selection = store.select_range(&selector, start_ms, end_ms - 1, HOUR_MS)?;
+        if selection.series.iter().any(|series| {
+            !series.points.is_empty() && !series.labels.get("host").unwrap_or_default().is_empty()
+        }) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The host record's inventory (as the agent's Hello gave it) into an appendix row.
 fn fill_inventory(row: &mut InventoryRow, record: &serde_json::Value) {
     let inventory = &record["inventory"];

@@ -106,7 +106,12 @@ async function serverPage() {
 }
 
 async function overviewPage() {
-  await signedIn();
+  const session = await signedIn();
+  // A client user's start page is its own client, with its Reports tab.
+  if (session.role === "client" && session.client) {
+    location.replace("/clients/" + encodeURIComponent(session.client));
+    return;
+  }
   const filter = document.getElementById("filter");
   let hosts = [];
   const draw = () => {
