@@ -430,3 +430,73 @@ async fn a_scheduled_send_for_the_interop_suite() {
     serving.await.unwrap().expect("the collector stops cleanly");
     assert!(sent(), "the schedule recorded November's report as sent");
 }
+
+#[test]
+fn a_german_contract_gets_its_report_in_german_with_no_english_left() {
+    let data = tempfile::tempdir().unwrap();
+    build_month(data.path());
+    record_server_inventory(data.path());
+    // The practice asks for its reports in German from mid-October on: a new contract
+    // version, in force for November.
+    let source = data.path().join("policy-files");
+    let german = NORTH.replace("day = 1\n", "day = 1\nlanguage = \"de\"\n");
+    assert_ne!(german, NORTH);
+    std::fs::write(source.join("north-dental.toml"), german).unwrap();
+    let problems = Policies::open(data.path(), Some(source))
+        .sync("test", "2026-10-15T00:00:00Z".parse().unwrap());
+    assert!(problems.is_empty(), "{problems:?}");
+
+    let north = month_report(data.path(), "north-dental");
+    assert_eq!(north.policy_version, 2);
+    let page = report::html::render(&north);
+    for expected in [
+        "<html lang=\"de\">",
+        "North Dental — IT-Bericht für November 2026",
+        "Verfügbarkeit",
+        // Decimal comma, the currency after the amount.
+        "99,72 %",
+        "450,00 EUR",
+        "Datenträger D: auf a-srv01 wäre um den 2",
+        "Platz wurde bis zum 14. freigegeben",
+        "Abgelehnte Vorsorgemaßnahmen",
+        "Datensicherung am 02.03.2026 abgelehnt",
+        // Day and month names in the outage table and the chart.
+        "Sa. 21. Nov. 20:00",
+        "(4 Kerne)",
+    ] {
+        assert!(
+            page.contains(expected),
+            "the German page lacks {expected:?}"
+        );
+    }
+    // No English string of the catalog is left: every heading, header cell, sentence and
+    // word the English catalog has (where German differs) is absent from the page.
+    let escape = |text: &str| text.replace('\'', "&#39;");
+    let mut checked = 0;
+    for (key, english) in report::i18n::EN {
+        let german = report::i18n::Language::De.template(key);
+        if german == *english {
+            continue;
+        }
+        if key.starts_with("h.") || key.starts_with("th.") || key.starts_with("figure.") {
+            assert!(
+                !page.contains(&format!(">{}<", escape(english))),
+                "{key}: {english:?} left in English"
+            );
+        }
+        for fragment in english.split(['{', '}']).step_by(2) {
+            let fragment = fragment.trim_matches(|c: char| !c.is_alphanumeric());
+            if fragment.len() >= 6 && fragment.contains(' ') {
+                checked += 1;
+                assert!(
+                    !page.contains(&escape(fragment)),
+                    "{key}: {fragment:?} left in English"
+                );
+            }
+        }
+    }
+    assert!(
+        checked > 80,
+        "only {checked} English phrases were looked for"
+    );
+}

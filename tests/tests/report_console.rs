@@ -138,8 +138,7 @@ fn listed(answer: &Answer) -> Vec<(String, bool)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_admin_opens_both_clients_reports_and_the_page_is_the_one_the_report_command_writes()
-{
+async fn an_admin_opens_both_clients_reports_and_the_page_is_the_one_the_report_command_writes() {
     let served = Served::start().await;
     let admin = served.admin.clone();
 
@@ -201,7 +200,10 @@ async fn an_admin_opens_both_clients_reports_and_the_page_is_the_one_the_report_
         assert_eq!(api.body, page.body, "the API serves the console's page");
 
         let download = served
-            .get(&format!("/clients/{client}/reports/2026-11/download"), &admin)
+            .get(
+                &format!("/clients/{client}/reports/2026-11/download"),
+                &admin,
+            )
             .await;
         assert_eq!(download.status, StatusCode::OK);
         assert_eq!(
@@ -283,7 +285,9 @@ async fn a_client_user_reads_its_own_reports_and_another_clients_read_as_unknown
         .get("/clients/north-dental/reports/2026-11", &own)
         .await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.text().contains("North Dental — IT report for November 2026"));
+    assert!(page
+        .text()
+        .contains("North Dental — IT report for November 2026"));
     // Every page a client user sees leads to its own client and its reports.
     let start = served.get("/alerts", &own).await.text();
     assert!(
@@ -328,8 +332,7 @@ async fn a_client_user_reads_its_own_reports_and_another_clients_read_as_unknown
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_future_month_a_month_without_data_and_a_misspelt_month_are_refused_in_the_clis_words()
-{
+async fn a_future_month_a_month_without_data_and_a_misspelt_month_are_refused_in_the_clis_words() {
     let served = Served::start().await;
     let admin = served.admin.clone();
     for (month, status, words) in [
@@ -366,9 +369,7 @@ async fn a_future_month_a_month_without_data_and_a_misspelt_month_are_refused_in
         assert!(!text.contains("IT report for"), "no empty report");
     }
     // A month without data is not offered in the first place.
-    let months = served
-        .get("/api/v1/clients/west-law/reports", &admin)
-        .await;
+    let months = served.get("/api/v1/clients/west-law/reports", &admin).await;
     assert!(!listed(&months)
         .iter()
         .any(|(month, _)| month == "2026-06" || month == "2099-01"));

@@ -44,22 +44,21 @@ pub fn message(
             ))
         })
     };
-    let mut builder = Message::builder().from(mailbox(from)?).subject(format!(
-        "{}: IT report for {}",
-        report.client_name,
-        report.month.title()
+    let t = report.language;
+    let month = t.month_title(report.month);
+    let mut builder = Message::builder().from(mailbox(from)?).subject(t.text(
+        "mail.subject",
+        &[("client", &report.client_name), ("month", &month)],
     ));
     for address in to {
         builder = builder.to(mailbox(address)?);
     }
-    let text = format!(
-        "{}\n\nThe full report is attached ({}-{}.html); it opens in any browser and prints on \
-         A4 or Letter.\n",
-        html::summary(report),
-        report.client,
-        report.month
-    );
     let file_name = format!("{}-{}.html", report.client, report.month);
+    let text = format!(
+        "{}\n\n{}\n",
+        html::summary(report),
+        t.text("mail.body", &[("file", &file_name)])
+    );
     builder
         .multipart(
             MultiPart::mixed()
@@ -144,7 +143,7 @@ pub fn due(data_dir: &Path, now: Timestamp) -> Vec<(String, Month, Vec<String>)>
         let Some(policy) = history.latest() else {
             continue;
         };
-        let Some(schedule) = &policy.report else {
+        let Some(schedule) = policy.report.as_ref().filter(|r| !r.send_to.is_empty()) else {
             continue;
         };
         let zone = policy.calendar.time_zone();

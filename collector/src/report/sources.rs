@@ -265,7 +265,7 @@ pub fn gather(
                 }
                 row(&mut inventory, &host);
                 let entry = inventory.get_mut(&host).expect("row was just added");
-                fill_inventory(entry, &record);
+                fill_inventory(entry, &record, super::language_of(policy));
             }
         }
     }
@@ -320,14 +320,17 @@ pub fn has_samples(
 }
 
 /// The host record's inventory (as the agent's Hello gave it) into an appendix row.
-fn fill_inventory(row: &mut InventoryRow, record: &serde_json::Value) {
+fn fill_inventory(row: &mut InventoryRow, record: &serde_json::Value, t: super::i18n::Language) {
     let inventory = &record["inventory"];
     let text = |key: &str| inventory[key].as_str().unwrap_or_default().to_string();
     row.os = format!("{} {}", text("os_name"), text("os_version"))
         .trim()
         .to_string();
     row.cpu = match inventory["cpu_cores"].as_u64() {
-        Some(cores) if cores > 0 => format!("{} ({cores} cores)", text("cpu_model")),
+        Some(cores) if cores > 0 => t.text(
+            "inventory.cpu",
+            &[("model", &text("cpu_model")), ("cores", &cores.to_string())],
+        ),
         _ => text("cpu_model"),
     };
     row.memory_bytes = inventory["memory_bytes"].as_u64().unwrap_or_default();

@@ -29,7 +29,10 @@ pub fn router(state: AppState, nested: Vec<(String, Router)>) -> Router {
         )
         .route("/api/v1/clients", get(hosts::clients))
         .route("/api/v1/clients/{client}/reports", get(reports::list))
-        .route("/api/v1/clients/{client}/reports/{month}", get(reports::one))
+        .route(
+            "/api/v1/clients/{client}/reports/{month}",
+            get(reports::one),
+        )
         .route("/api/v1/hosts", get(hosts::list))
         .route("/api/v1/hosts/{host}", get(hosts::one))
         .route("/api/v1/hosts/{host}/series", get(hosts::series))

@@ -35,7 +35,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/alerts", get(pages::alerts))
         .route("/clients/{client}", get(pages::client))
         .route("/clients/{client}/reports", get(pages::client_reports))
-        .route("/clients/{client}/reports/{month}", get(pages::client_report))
+        .route(
+            "/clients/{client}/reports/{month}",
+            get(pages::client_report),
+        )
         .route(
             "/clients/{client}/reports/{month}/download",
             get(pages::client_report_download),

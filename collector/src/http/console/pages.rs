@@ -7,8 +7,8 @@
 
 use super::chart::{escape, Chart, Line, Unit};
 use crate::http::api::alerts::alert_json;
-use crate::http::api::reports;
 use crate::http::api::hosts::{all_hosts, severity_rank, visible_host, HostView};
+use crate::http::api::reports;
 use crate::http::auth::{Caller, ClientScope};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
@@ -534,7 +534,11 @@ fn client_tabs(client: &str, current: Tab) -> String {
     format!(
         r#"<nav class="tabs" id="client-tabs">{} {}</nav>"#,
         tab(Tab::Overview, format!("/clients/{client}"), "Overview"),
-        tab(Tab::Reports, format!("/clients/{client}/reports"), "Reports")
+        tab(
+            Tab::Reports,
+            format!("/clients/{client}/reports"),
+            "Reports"
+        )
     )
 }
 
