@@ -337,7 +337,7 @@ pub fn compute(
         })
         .collect();
     let mut risks = gathered.risks.clone();
-    risks.extend(risks::end_of_support(&gathered.inventory, end_ms, t));
+    risks.extend(risks::end_of_support(&gathered.inventory, end_ms, &zone, t));
     // A risk the client accepted in writing says so.
     for risk in &mut risks {
         let kind = match risk.category {

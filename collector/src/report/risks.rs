@@ -282,10 +282,16 @@ pub fn disks_filling(
 }
 
 /// Operating systems past or within [`END_OF_SUPPORT_NOTICE_DAYS`] of their end of support.
-pub fn end_of_support(inventory: &[InventoryRow], end_ms: i64, t: Language) -> Vec<Risk> {
+/// "Today" is the day the range ends in the client's `zone`.
+pub fn end_of_support(
+    inventory: &[InventoryRow],
+    end_ms: i64,
+    zone: &TimeZone,
+    t: Language,
+) -> Vec<Risk> {
     let today = Timestamp::from_millisecond(end_ms)
         .unwrap_or(Timestamp::UNIX_EPOCH)
-        .to_zoned_datetime(TimeZone::UTC)
+        .to_zoned_datetime(zone.clone())
         .date();
     inventory
         .iter()
@@ -423,6 +429,7 @@ mod tests {
                 row("odd", "Haiku R1"),
             ],
             end,
+            &TimeZone::UTC,
             Language::En,
         );
         let hosts: Vec<&str> = risks.iter().map(|r| r.host.as_str()).collect();

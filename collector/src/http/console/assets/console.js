@@ -106,12 +106,7 @@ async function serverPage() {
 }
 
 async function overviewPage() {
-  const session = await signedIn();
-  // A client user's start page is its own client, with its Reports tab.
-  if (session.role === "client" && session.client) {
-    location.replace("/clients/" + encodeURIComponent(session.client));
-    return;
-  }
+  await signedIn();
   const filter = document.getElementById("filter");
   let hosts = [];
   const draw = () => {
@@ -141,7 +136,8 @@ async function overviewPage() {
         element("td", {}, host.os || "-"),
         element("td", {}, host.agent_version || "-")));
       return element("section", { class: "client", "data-client": client },
-        element("h2", {}, element("a", { href: "/clients/" + encodeURIComponent(client) }, client), " · " + list.length + " host" + (list.length === 1 ? "" : "s")),
+        element("h2", {}, element("a", { href: "/clients/" + encodeURIComponent(client) }, client), " · " + list.length + " host" + (list.length === 1 ? "" : "s") + " · ",
+          element("a", { href: "/clients/" + encodeURIComponent(client) + "/reports", class: "client-reports" }, "Reports")),
         element("table", {},
           element("thead", {}, element("tr", {},
             ...["Host", "State", "Last data", "Worst open alert", "OS", "Agent"].map((title) => element("th", {}, title)))),
