@@ -262,6 +262,41 @@ mod tests {
         [report]\nsend_to = [\"owner@acme.example\"]\nday = 2\n";
 
     #[test]
+    fn the_mail_is_written_in_the_language_of_the_contract() {
+        let policy = crate::policy::Policy::parse(
+            Path::new("acme.toml"),
+            "client = \"acme\"\ntime_zone = \"Europe/Paris\"\n[hours]\nweekdays = \"08:00-17:00\"\n\
+             [report]\nsend_to = [\"owner@acme.example\"]\nlanguage = \"fr\"\n",
+        )
+        .unwrap();
+        let month = Month::parse("2026-11").unwrap();
+        let (start, end) = month.range(policy.calendar.time_zone());
+        let (start_ms, end_ms) = (start.as_millisecond(), end.as_millisecond());
+        let gathered = super::super::sources::Gathered {
+            start_ms,
+            end_ms,
+            hosts: vec![("srv".into(), start_ms)],
+            ..Default::default()
+        };
+        let report = super::super::compute(&policy, month, start_ms, end_ms, gathered);
+        let page = html::render(&report);
+        assert!(page.contains("<html lang=\"fr\">"));
+        let mail = message(
+            &report,
+            &page,
+            "vigil@msp.example",
+            &policy.report.unwrap().send_to,
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&mail.formatted()).into_owned();
+        assert!(
+            text.contains("Subject: acme : rapport informatique de novembre 2026"),
+            "{text}"
+        );
+        assert!(text.contains("filename=\"acme-2026-11.html\""), "{text}");
+    }
+
+    #[test]
     fn a_report_is_due_from_the_contracts_day_in_the_clients_time_zone() {
         let data = tempfile::tempdir().unwrap();
         let source = data.path().join("source");
