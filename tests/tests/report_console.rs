@@ -335,6 +335,23 @@ async fn a_client_user_reads_its_own_reports_and_another_clients_read_as_unknown
 async fn a_future_month_a_month_without_data_and_a_misspelt_month_are_refused_in_the_clis_words() {
     let served = Served::start().await;
     let admin = served.admin.clone();
+    // Without credentials: the API answers 401, the console sends the browser to sign in.
+    for path in [
+        "/api/v1/clients/west-law/reports",
+        "/api/v1/clients/west-law/reports/2026-11",
+        "/clients/west-law/reports",
+        "/clients/west-law/reports/2026-11",
+        "/clients/west-law/reports/2026-11/download",
+    ] {
+        let answer = served.get(path, "vigil_abcdef_not-a-real-token").await;
+        if path.starts_with("/api/") {
+            assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        } else {
+            assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(answer.header("location"), "/sign-in", "{path}");
+        }
+        assert!(!answer.text().contains("IT report for"), "{path}");
+    }
     for (month, status, words) in [
         (
             "2099-01",
