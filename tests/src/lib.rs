@@ -4,6 +4,8 @@
 //! Everything here uses the product's own code on both ends (the CA, the TLS layer, the
 //! agent's shipper); nothing is mocked.
 
+pub mod report_month;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;

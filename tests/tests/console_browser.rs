@@ -414,6 +414,49 @@ async fn a_technician_signs_in_and_sees_both_clients_while_a_client_user_sees_on
         .unwrap();
     assert!(contract.contains("Europe/Berlin"), "{contract}");
     screenshot(page, "client").await;
+
+    // From the start page to acme's Reports tab, and the month so far opened in the browser.
+    page.goto(&console.url("/")).await.unwrap();
+    page.wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("section[data-client='acme'] a.client-reports"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let open = page
+        .wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("table.reports a.open-report"))
+        .await
+        .unwrap_or_else(|error| panic!("no report listed: {error}"));
+    screenshot(page, "client-reports").await;
+    open.click().await.unwrap();
+    page.wait()
+        .at_most(DEADLINE)
+        .for_element(Locator::Css("p.summary"))
+        .await
+        .unwrap();
+    let title = page
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(title.starts_with("acme — IT report for"), "{title}");
+    // The report's inline style applies under its Content-Security-Policy (a refused one
+    // would leave the headings without their rule, and an error in the console).
+    let border = page
+        .execute(
+            "return getComputedStyle(document.querySelector('h2')).borderBottomStyle;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(border, json!("solid"));
+    screenshot(page, "client-report").await;
     browser.finish().await;
     console.stop().await;
 }

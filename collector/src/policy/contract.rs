@@ -45,11 +45,13 @@ pub struct Policy {
     pub report: Option<ReportSchedule>,
 }
 
-/// `[report]`: the monthly report mailed to `send_to` on `day` (1–28) of each month.
+/// `[report]`: the monthly report mailed to `send_to` (if anyone) on `day` (1–28) of each
+/// month, written in `language` (a code the report's catalog knows: `en`, `de`, `fr`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportSchedule {
     pub send_to: Vec<String>,
     pub day: i8,
+    pub language: String,
 }
 
 /// When a forecast alert fires for a client: the time left falls within `warn` (a warning)

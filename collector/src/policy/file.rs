@@ -58,8 +58,9 @@ pub struct PolicyFile {
     pub report: Option<Spanned<ReportFile>>,
 }
 
-/// `[report]`: `send_to = ["owner@practice.example"]`, `day = 1`. The report on the past
-/// month is mailed on `day` of each month, in the client's time zone.
+/// `[report]`: `send_to = ["owner@practice.example"]`, `day = 1`, `language = "de"`. The
+/// report on the past month is mailed on `day` of each month, in the client's time zone and
+/// language.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportFile {
@@ -69,6 +70,9 @@ pub struct ReportFile {
     /// Day of the month, 1 to 28. Default: 1.
     #[serde(default)]
     pub day: Option<Spanned<i64>>,
+    /// The language of the report and its email: `en` (default), `de`, `fr`.
+    #[serde(default)]
+    pub language: Option<Spanned<String>>,
 }
 
 /// `[forecast]`: `warn_within = "14d"`, `critical_within = "3d"`.

@@ -210,7 +210,27 @@ fn report_schedule(
     problems: &mut Problems,
 ) -> Option<super::contract::ReportSchedule> {
     let file = report.get_ref();
-    if file.send_to.is_empty() {
+    let language = match &file.language {
+        None => "en".to_string(),
+        Some(code) => {
+            let known = crate::report::i18n::Language::from_code(code.get_ref());
+            if known.is_none() {
+                problems.at(
+                    code.span(),
+                    format!(
+                        "[report] language = {:?} is not a language the report is written in \
+                         (known: {}); did you mean {:?}?",
+                        code.get_ref(),
+                        crate::report::i18n::Language::known(),
+                        crate::report::i18n::Language::nearest(code.get_ref())
+                    ),
+                );
+            }
+            known.map_or("en", |language| language.code()).to_string()
+        }
+    };
+    // A report read only in the console needs nobody to mail it to.
+    if file.send_to.is_empty() && file.language.is_none() {
         problems.at(
             report.span(),
             "[report] has no send_to; add send_to = [\"owner@client.example\"] or remove [report]",
@@ -251,7 +271,11 @@ fn report_schedule(
             1
         }
     };
-    Some(super::contract::ReportSchedule { send_to, day })
+    Some(super::contract::ReportSchedule {
+        send_to,
+        day,
+        language,
+    })
 }
 
 /// `[forecast]`: both horizons, the critical one within the warning one.
@@ -1121,5 +1145,28 @@ mod tests {
             error.contains("day = 31 is not a day every month has"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_report_language_must_be_one_the_report_is_written_in() {
+        let base = "client = \"acme\"\ntime_zone = \"Europe/Berlin\"\n[hours]\nweekdays = \"08:00-17:00\"\n";
+        let german = format!("{base}[report]\nlanguage = \"de\"\n");
+        let policy = Policy::parse(Path::new("acme.toml"), &german).unwrap();
+        let report = policy.report.unwrap();
+        assert_eq!((report.language.as_str(), report.send_to.len()), ("de", 0));
+        let english = format!("{base}[report]\nsend_to = [\"owner@acme.example\"]\n");
+        let policy = Policy::parse(Path::new("acme.toml"), &english).unwrap();
+        assert_eq!(policy.report.unwrap().language, "en");
+
+        let unknown = format!("{base}[report]\nlanguage = \"deu\"\n");
+        let error = Policy::parse(Path::new("acme.toml"), &unknown)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("config acme.toml:6:12: [report] language = \"deu\" is not a language")
+                && error.contains("(known: en, de, fr); did you mean \"de\"?"),
+            "{error}"
+        );
+        assert_eq!(error.lines().count(), 1, "{error}");
     }
 }

@@ -4,7 +4,9 @@
 //! page, next to it.
 
 use super::figures::{HostAvailability, AVOIDED_PER_FAILURE_MS};
+use super::i18n::Language;
 use super::MonthReport;
+use crate::policy::ContractSeverity;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::fmt::Write;
@@ -41,6 +43,18 @@ footer { margin-top: 28px; color: var(--muted); font-size: 11px; border-top: 1px
 }
 "#;
 
+/// The Content-Security-Policy under which a served page renders whole and can do nothing
+/// else: its one inline style allowed by hash, no script, nothing fetched, no framing.
+pub fn content_security_policy() -> String {
+    use base64::Engine as _;
+    let digest = ring::digest::digest(&ring::digest::SHA256, STYLE.as_bytes());
+    format!(
+        "default-src 'none'; style-src 'sha256-{}'; img-src data:; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    )
+}
+
 /// Escapes text for HTML.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -57,160 +71,200 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// "2 h 10 min", "45 min", "0 min".
+/// "2 h 10 min", "45 min", "0 min" (in English, for the command line's summary).
 pub fn duration(ms: i64) -> String {
-    let minutes = (ms.max(0) + 30_000) / 60_000;
-    let (days, hours, minutes) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
-    match (days, hours, minutes) {
-        (0, 0, m) => format!("{m} min"),
-        (0, h, 0) => format!("{h} h"),
-        (0, h, m) => format!("{h} h {m} min"),
-        (d, h, _) => format!("{d} d {h} h"),
-    }
+    Language::En.duration(ms)
 }
 
-/// "99.62 %".
+/// "99.62 %" (in English, for the command line's summary).
 pub fn percent(share: f64) -> String {
-    format!("{:.2} %", 100.0 * share)
+    Language::En.percent(share)
 }
 
 fn money(report: &MonthReport, amount: f64) -> String {
-    format!("{} {:.2}", report.currency.as_deref().unwrap_or(""), amount)
-        .trim()
-        .to_string()
+    report.language.money(report.currency.as_deref(), amount)
 }
 
 fn zone(report: &MonthReport) -> TimeZone {
     TimeZone::get(&report.time_zone).unwrap_or(TimeZone::UTC)
 }
 
-fn local(report: &MonthReport, ms: i64, format: &str) -> String {
+/// The instant `ms` in the client's zone.
+fn zoned(report: &MonthReport, ms: i64) -> Option<jiff::ZonedDateTime> {
     Timestamp::from_millisecond(ms)
-        .map(|at| {
-            at.to_zoned_datetime(zone(report))
-                .strftime(format)
-                .to_string()
-        })
-        .unwrap_or_default()
+        .ok()
+        .map(|at| at.to_zoned_datetime(zone(report)))
+}
+
+/// The day of `ms` in the client's zone, as the language writes dates.
+fn local_date(report: &MonthReport, ms: i64) -> String {
+    zoned(report, ms).map_or(String::new(), |at| report.language.date(at.date()))
+}
+
+/// The day and time of `ms` in the client's zone: "2026-11-21 23:00".
+fn local_date_time(report: &MonthReport, ms: i64) -> String {
+    zoned(report, ms).map_or(String::new(), |at| {
+        format!(
+            "{} {}",
+            report.language.date(at.date()),
+            at.strftime("%H:%M")
+        )
+    })
+}
+
+/// Weekday, day, month and time of `ms` in the client's zone: "Sat 21 Nov 23:00".
+fn local_weekday_time(report: &MonthReport, ms: i64) -> String {
+    zoned(report, ms).map_or(String::new(), |at| {
+        format!(
+            "{} {} {}",
+            report.language.weekday_short(at.weekday()),
+            report.language.day_month(at.date()),
+            at.strftime("%H:%M")
+        )
+    })
 }
 
 /// "the 14th", in the client's zone; with the month when it is not the report's month.
 fn day_of(report: &MonthReport, ms: i64) -> String {
-    let Ok(at) = Timestamp::from_millisecond(ms) else {
+    let Some(at) = zoned(report, ms) else {
         return String::new();
     };
-    let date = at.to_zoned_datetime(zone(report)).date();
-    let day = date.day();
-    let suffix = match (day % 10, day % 100) {
-        (_, 11..=13) => "th",
-        (1, _) => "st",
-        (2, _) => "nd",
-        (3, _) => "rd",
-        _ => "th",
-    };
-    if date.year() == report.month.year && date.month() == report.month.month {
-        format!("the {day}{suffix}")
-    } else {
-        format!("{day}{suffix} {}", date.strftime("%B"))
-    }
+    let date = at.date();
+    let same_month = date.year() == report.month.year && date.month() == report.month.month;
+    report.language.day_of_month(date, same_month)
 }
 
 /// One sentence for a failure the forecast saw coming.
 pub fn foreseen_sentence(report: &MonthReport, item: &super::figures::Foreseen) -> String {
+    let t = report.language;
     let predicted = day_of(report, item.predicted_failure_ms);
     let resolved = day_of(report, item.resolved_ms);
-    let label = |name: &str| item.labels.get(name).cloned().unwrap_or_default();
+    let mountpoint = item.labels.get("mountpoint").cloned().unwrap_or_default();
+    let values = [
+        ("host", item.host.as_str()),
+        ("rule", item.rule.as_str()),
+        ("mountpoint", mountpoint.as_str()),
+        ("predicted", predicted.as_str()),
+        ("resolved", resolved.as_str()),
+    ];
     match item.kind.as_deref() {
-        Some("disk_full") => format!(
-            "disk {} on {} would have been full around {predicted}; space was freed by {resolved}",
-            label("mountpoint"),
-            item.host
-        ),
-        Some("memory_exhaustion") => format!(
-            "memory on {} would have run out around {predicted}; it was relieved on {resolved}",
-            item.host
-        ),
-        _ => format!(
-            "{} on {} foresaw a failure around {predicted}; it was dealt with on {resolved}",
-            item.rule, item.host
-        ),
+        Some("disk_full") => t.text("foreseen.disk", &values),
+        Some("memory_exhaustion") => t.text("foreseen.memory", &values),
+        _ => t.text("foreseen.other", &values),
     }
 }
 
 /// The ten-second paragraph.
 pub fn summary(report: &MonthReport) -> String {
+    let t = report.language;
     let hosts = report.hosts.len();
-    let mut text = format!(
-        "In {} Vigil watched {hosts} machine{} of {} around the clock. They were available {} of \
-         the time",
-        report.month.title(),
-        if hosts == 1 { "" } else { "s" },
-        report.client_name,
-        percent(report.availability)
-    );
-    if report.downtime_ms == 0 {
-        text.push_str(", with no unplanned downtime.");
+    let month = t.month_title(report.month);
+    let availability = t.percent(report.availability);
+    let count = hosts.to_string();
+    let values = [
+        ("month", month.as_str()),
+        ("hosts", count.as_str()),
+        ("client", report.client_name.as_str()),
+        ("availability", availability.as_str()),
+    ];
+    let mut text = if hosts == 1 {
+        t.text("summary.watched_one", &values)
     } else {
-        let _ = write!(
-            text,
-            "; {} of unplanned downtime, {} of it in business hours",
-            duration(report.downtime_ms),
-            duration(report.downtime_business_ms)
-        );
+        t.text("summary.watched", &values)
+    };
+    if report.downtime_ms == 0 {
+        text.push_str(&t.text("summary.no_downtime", &[]));
+    } else {
+        text.push_str(&t.text(
+            "summary.downtime",
+            &[
+                ("downtime", &t.duration(report.downtime_ms)),
+                ("business", &t.duration(report.downtime_business_ms)),
+            ],
+        ));
         match report.downtime_cost {
             Some(cost) if report.costly_downtime_ms > 0 => {
-                let _ = write!(text, ", cost about {}.", money(report, cost));
+                text.push_str(&t.text("summary.cost", &[("cost", &money(report, cost))]));
             }
-            _ => text.push('.'),
+            _ => text.push_str(&t.text("summary.end", &[])),
         }
     }
+    let mut sentences = Vec::new();
     match report.foreseen.len() {
         0 => {}
-        1 => text.push_str(" One failure was foreseen and prevented."),
-        n => {
-            let _ = write!(text, " {n} failures were foreseen and prevented.");
-        }
+        1 => sentences.push(t.text("summary.foreseen_one", &[])),
+        n => sentences.push(t.text("summary.foreseen_many", &[("count", &n.to_string())])),
     }
     let (met, counted): (usize, usize) =
         report.responses.iter().fold((0, 0), |(met, counted), row| {
             (met + row.met, counted + row.met + row.missed)
         });
     if counted > 0 {
-        let _ = write!(
-            text,
-            " {met} of {counted} alerts that needed a response got it within the contract's time."
-        );
+        sentences.push(t.text(
+            "summary.responses",
+            &[("met", &met.to_string()), ("counted", &counted.to_string())],
+        ));
     }
-    let open_risks = report.risks.len();
-    if open_risks > 0 {
-        let _ = write!(
-            text,
-            " {open_risks} risk{} ahead need{} a decision.",
-            if open_risks == 1 { "" } else { "s" },
-            if open_risks == 1 { "s" } else { "" }
-        );
+    match report.risks.len() {
+        0 => {}
+        1 => sentences.push(t.text("summary.risks_one", &[])),
+        n => sentences.push(t.text("summary.risks_many", &[("count", &n.to_string())])),
+    }
+    for sentence in sentences {
+        text.push(' ');
+        text.push_str(&sentence);
     }
     text
 }
 
+/// A table's header row from catalog keys; a key after `#` heads a column of numbers.
+fn header_row(report: &MonthReport, keys: &[&'static str]) -> String {
+    let mut row = String::from("<tr>");
+    for key in keys {
+        match key.strip_prefix('#') {
+            Some(key) => {
+                let _ = write!(
+                    row,
+                    "<th class=\"num\">{}</th>",
+                    report.language.html(key, &[])
+                );
+            }
+            None => {
+                let _ = write!(row, "<th>{}</th>", report.language.html(key, &[]));
+            }
+        }
+    }
+    row.push_str("</tr>\n");
+    row
+}
+
 /// The whole page.
 pub fn render(report: &MonthReport) -> String {
+    let t = report.language;
     let mut page = String::with_capacity(32 * 1024);
-    let title = format!(
-        "{} — IT report for {}",
-        escape(&report.client_name),
-        report.month.title()
+    let title = t.html(
+        "title",
+        &[
+            ("client", &escape(&report.client_name)),
+            ("month", &escape(&t.month_title(report.month))),
+        ],
+    );
+    let sub = t.html(
+        "sub",
+        &[
+            ("from", &local_date(report, report.start_ms)),
+            ("to", &local_date(report, report.end_ms - 1)),
+            ("zone", &escape(&report.time_zone)),
+            ("version", &report.policy_version.to_string()),
+        ],
     );
     let _ = writeln!(
         page,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
-         <header><h1>{title}</h1>\n<p class=\"sub\">{} to {} ({}) · contract version {}</p></header>",
-        local(report, report.start_ms, "%Y-%m-%d"),
-        local(report, report.end_ms - 1, "%Y-%m-%d"),
-        escape(&report.time_zone),
-        report.policy_version
+         <header><h1>{title}</h1>\n<p class=\"sub\">{sub}</p></header>",
+        t.code()
     );
     let _ = writeln!(
         page,
@@ -225,61 +279,78 @@ pub fn render(report: &MonthReport) -> String {
     risks(&mut page, report);
     trends(&mut page, report);
     inventory(&mut page, report);
-    let _ =
-        writeln!(
-        page,
-        "<footer>Made by Vigil from stored data: the alert history with the contract version in \
-         force for each alert, acknowledgements, presence and inventory. Contract version {} \
-         ({}). Range {} to {} UTC.{}{}</footer>\n</body>\n</html>",
-        report.policy_version,
-        escape(&report.policy_digest),
-        Timestamp::from_millisecond(report.start_ms).map(|t| t.to_string()).unwrap_or_default(),
-        Timestamp::from_millisecond(report.end_ms).map(|t| t.to_string()).unwrap_or_default(),
-        if report.unreadable_history_lines > 0 {
-            format!(
-                " {} line(s) of the alert history could not be read and are not counted.",
-                report.unreadable_history_lines
-            )
-        } else {
-            String::new()
-        },
-        report
-            .store_note
-            .as_deref()
-            .map(|note| format!(" Note: {}.", escape(note)))
+    let instant = |ms: i64| {
+        Timestamp::from_millisecond(ms)
+            .map(|t| t.to_string())
             .unwrap_or_default()
+    };
+    let mut footer = t.html(
+        "footer",
+        &[
+            ("version", &report.policy_version.to_string()),
+            ("digest", &escape(&report.policy_digest)),
+            ("from", &instant(report.start_ms)),
+            ("to", &instant(report.end_ms)),
+        ],
     );
+    if report.unreadable_history_lines > 0 {
+        footer.push(' ');
+        footer.push_str(&t.html(
+            "footer.unreadable",
+            &[("count", &report.unreadable_history_lines.to_string())],
+        ));
+    }
+    if report.store_note.is_some() {
+        footer.push(' ');
+        footer.push_str(&t.html("footer.store", &[]));
+    }
+    let _ = writeln!(page, "<footer>{footer}</footer>\n</body>\n</html>");
     page
 }
 
 fn figures_row(page: &mut String, report: &MonthReport) {
+    let t = report.language;
     let cost = report
         .downtime_cost
-        .map_or("not in contract".to_string(), |cost| money(report, cost));
+        .map_or(t.text("figure.no_cost", &[]), |cost| money(report, cost));
     let alerts: usize = report.episodes.len();
     let _ = writeln!(
         page,
         "<div class=\"figures\">\
-         <div class=\"figure\"><b>{}</b><span>availability</span></div>\
-         <div class=\"figure\"><b>{}</b><span>downtime in business hours</span></div>\
-         <div class=\"figure\"><b>{}</b><span>cost of downtime</span></div>\
-         <div class=\"figure\"><b>{}</b><span>failures foreseen and prevented</span></div>\
-         <div class=\"figure\"><b>{alerts}</b><span>alerts</span></div></div>",
-        percent(report.availability),
-        duration(report.downtime_business_ms),
+         <div class=\"figure\"><b>{}</b><span>{}</span></div>\
+         <div class=\"figure\"><b>{}</b><span>{}</span></div>\
+         <div class=\"figure\"><b>{}</b><span>{}</span></div>\
+         <div class=\"figure\"><b>{}</b><span>{}</span></div>\
+         <div class=\"figure\"><b>{alerts}</b><span>{}</span></div></div>",
+        t.percent(report.availability),
+        t.html("figure.availability", &[]),
+        t.duration(report.downtime_business_ms),
+        t.html("figure.downtime_business", &[]),
         escape(&cost),
-        report.foreseen.len()
+        t.html("figure.cost", &[]),
+        report.foreseen.len(),
+        t.html("figure.foreseen", &[]),
+        t.html("figure.alerts", &[]),
     );
 }
 
 fn availability(page: &mut String, report: &MonthReport) {
-    page.push_str("<section><h2>Availability</h2>\n");
+    let t = report.language;
+    let _ = writeln!(page, "<section><h2>{}</h2>", t.html("h.availability", &[]));
     page.push_str(&timeline(report));
-    page.push_str(
-        "<table><tr><th>Host</th><th>Role</th><th class=\"num\">Available</th>\
-         <th class=\"num\">Downtime</th><th class=\"num\">In business hours</th>\
-         <th class=\"num\">In maintenance (not counted)</th></tr>\n",
-    );
+    page.push_str("<table>");
+    page.push_str(&header_row(
+        report,
+        &[
+            "th.host",
+            "th.role",
+            "#th.available",
+            "#th.downtime",
+            "#th.in_business_hours",
+            "#th.maintenance",
+        ],
+    ));
+    let no_role = t.text("role.none", &[]);
     for host in &report.hosts {
         let _ = writeln!(
             page,
@@ -287,31 +358,35 @@ fn availability(page: &mut String, report: &MonthReport) {
              <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             escape(&host.host),
             escape(host.role.as_deref().unwrap_or("—")),
-            percent(host.availability()),
-            duration(host.downtime_ms),
-            duration(host.downtime_business_ms),
-            duration(host.maintenance_ms)
+            t.percent(host.availability()),
+            t.duration(host.downtime_ms),
+            t.duration(host.downtime_business_ms),
+            t.duration(host.maintenance_ms)
         );
     }
-    page.push_str("</table>\n<table><tr><th>Role</th><th class=\"num\">Hosts</th><th class=\"num\">Available</th></tr>\n");
+    page.push_str("</table>\n<table>");
+    page.push_str(&header_row(
+        report,
+        &["th.role", "#th.hosts", "#th.available"],
+    ));
     for (role, share, count) in &report.roles {
         let _ = writeln!(
             page,
             "<tr><td>{}</td><td class=\"num\">{count}</td><td class=\"num\">{}</td></tr>",
-            escape(role.as_deref().unwrap_or("no role")),
-            percent(*share)
+            escape(role.as_deref().unwrap_or(&no_role)),
+            t.percent(*share)
         );
     }
-    page.push_str(
-        "</table>\n<p class=\"method\">Downtime is the time a host stopped reporting without \
-         saying why, from its last report until it came back. A machine whose agent announced \
-         a shutdown, a sleep or a reboot (back in time) was offline, not down; an outage inside \
-         a maintenance window of the contract is shown but not counted.</p></section>\n",
+    let _ = writeln!(
+        page,
+        "</table>\n<p class=\"method\">{}</p></section>",
+        t.html("method.availability", &[])
     );
 }
 
 /// One row per host across the month: green up, red down, grey maintenance.
 fn timeline(report: &MonthReport) -> String {
+    let t = report.language;
     let width = 700.0;
     let label_width = 130.0;
     let row = 18.0;
@@ -319,19 +394,21 @@ fn timeline(report: &MonthReport) -> String {
     let x = |ms: i64| label_width + (width - label_width) * (ms - report.start_ms) as f64 / span;
     let height = 24.0 + row * report.hosts.len() as f64;
     let mut svg = format!(
-        "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"availability of each \
-         host over the month\" xmlns=\"http://www.w3.org/2000/svg\">\n"
+        "<svg viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{}\" \
+         xmlns=\"http://www.w3.org/2000/svg\">\n",
+        t.html("chart.label", &[])
     );
     // Day ticks every seventh day, labelled with the local date.
     let mut day = report.start_ms;
     let mut ticks = 0;
     while day < report.end_ms && ticks < 6 {
+        let label = zoned(report, day).map_or(String::new(), |at| t.day_month(at.date()));
         let _ = writeln!(
             svg,
             "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"14\" y2=\"{height}\" stroke=\"#d9dee4\"/>\
              <text x=\"{0:.1}\" y=\"10\" font-size=\"9\" fill=\"#5b6673\">{1}</text>",
             x(day),
-            local(report, day, "%d %b")
+            escape(&label)
         );
         day += 7 * 86_400_000;
         ticks += 1;
@@ -356,12 +433,17 @@ fn timeline(report: &MonthReport) -> String {
             };
             let _ = writeln!(
                 svg,
-                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{} to {}</title></rect>",
+                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{}</title></rect>",
                 x(outage.start_ms),
                 (x(outage.end_ms) - x(outage.start_ms)).max(1.5),
                 row - 5.0,
-                local(report, outage.start_ms, "%Y-%m-%d %H:%M"),
-                local(report, outage.end_ms, "%Y-%m-%d %H:%M")
+                t.html(
+                    "span",
+                    &[
+                        ("from", &local_date_time(report, outage.start_ms)),
+                        ("to", &local_date_time(report, outage.end_ms)),
+                    ]
+                )
             );
         }
     }
@@ -374,27 +456,32 @@ fn start_of(host: &HostAvailability, report: &MonthReport) -> i64 {
 }
 
 fn downtime(page: &mut String, report: &MonthReport) {
+    let t = report.language;
+    let rate = report
+        .cost_per_hour
+        .map_or(t.text("cost.none_stated", &[]), |per_hour| {
+            money(report, per_hour)
+        });
     let _ = write!(
         page,
-        "<section><h2>Downtime and its cost</h2>\n<table>\
-         <tr><td>In business hours</td><td class=\"num\">{}</td></tr>\
-         <tr><td>Outside business hours</td><td class=\"num\">{}</td></tr>\
-         <tr><td>Business hours with a critical machine down</td><td class=\"num\">{}</td></tr>\
-         <tr><td>Cost at the contract's {} per hour</td><td class=\"num\">{}</td></tr></table>\n\
-         <p class=\"method\">Cost counts business hours only, and only outages the contract rates \
-         critical or emergency (a workstation with a spare on the shelf costs nothing); several \
-         machines down at once count once.</p>\n",
-        duration(report.downtime_business_ms),
-        duration(report.downtime_ms - report.downtime_business_ms),
-        duration(report.costly_downtime_ms),
-        report
-            .cost_per_hour
-            .map_or("(no cost stated)".to_string(), |per_hour| money(
-                report, per_hour
-            )),
+        "<section><h2>{}</h2>\n<table>\
+         <tr><td>{}</td><td class=\"num\">{}</td></tr>\
+         <tr><td>{}</td><td class=\"num\">{}</td></tr>\
+         <tr><td>{}</td><td class=\"num\">{}</td></tr>\
+         <tr><td>{}</td><td class=\"num\">{}</td></tr></table>\n\
+         <p class=\"method\">{}</p>\n",
+        t.html("h.downtime", &[]),
+        t.html("row.in_business_hours", &[]),
+        t.duration(report.downtime_business_ms),
+        t.html("row.outside_business_hours", &[]),
+        t.duration(report.downtime_ms - report.downtime_business_ms),
+        t.html("row.critical_down", &[]),
+        t.duration(report.costly_downtime_ms),
+        t.html("row.cost_at", &[("rate", &escape(&rate))]),
         report
             .downtime_cost
-            .map_or("—".to_string(), |cost| money(report, cost)),
+            .map_or("—".to_string(), |cost| escape(&money(report, cost))),
+        t.html("method.cost", &[]),
     );
     let outages: Vec<_> = report
         .hosts
@@ -402,16 +489,26 @@ fn downtime(page: &mut String, report: &MonthReport) {
         .flat_map(|host| host.outages.iter().map(move |outage| (host, outage)))
         .collect();
     if !outages.is_empty() {
-        page.push_str("<table><tr><th>Host</th><th>From</th><th>To</th><th class=\"num\">Counted</th><th class=\"num\">Business hours</th></tr>\n");
+        page.push_str("<table>");
+        page.push_str(&header_row(
+            report,
+            &[
+                "th.host",
+                "th.from",
+                "th.to",
+                "#th.counted",
+                "#th.business_hours",
+            ],
+        ));
         for (host, outage) in outages {
             let _ = writeln!(
                 page,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 escape(&host.host),
-                local(report, outage.start_ms, "%a %d %b %H:%M"),
-                local(report, outage.end_ms, "%a %d %b %H:%M"),
-                duration(outage.counted_ms),
-                duration(outage.business_ms)
+                escape(&local_weekday_time(report, outage.start_ms)),
+                escape(&local_weekday_time(report, outage.end_ms)),
+                t.duration(outage.counted_ms),
+                t.duration(outage.business_ms)
             );
         }
         page.push_str("</table>\n");
@@ -420,11 +517,10 @@ fn downtime(page: &mut String, report: &MonthReport) {
 }
 
 fn foreseen(page: &mut String, report: &MonthReport) {
-    page.push_str("<section><h2>Failures foreseen and prevented</h2>\n");
+    let t = report.language;
+    let _ = writeln!(page, "<section><h2>{}</h2>", t.html("h.foreseen", &[]));
     if report.foreseen.is_empty() {
-        page.push_str(
-            "<p>No forecast alert this month ran up to a failure that was then avoided.</p>\n",
-        );
+        let _ = writeln!(page, "<p>{}</p>", t.html("foreseen.none", &[]));
     } else {
         page.push_str("<ul>\n");
         for item in &report.foreseen {
@@ -434,57 +530,88 @@ fn foreseen(page: &mut String, report: &MonthReport) {
                 escape(&capitalise(&foreseen_sentence(report, item)))
             );
         }
-        let _ = writeln!(
-            page,
-            "</ul>\n<p>Estimated downtime avoided: <b>{}</b>{}.</p>",
-            duration(report.avoided_downtime_ms),
-            report
-                .avoided_cost
-                .map(|cost| format!(", about <b>{}</b>", escape(&money(report, cost))))
-                .unwrap_or_default()
-        );
+        let duration = format!("<b>{}</b>", t.duration(report.avoided_downtime_ms));
+        let avoided = match report.avoided_cost {
+            Some(cost) => t.html(
+                "foreseen.avoided_cost",
+                &[
+                    ("duration", &duration),
+                    ("cost", &format!("<b>{}</b>", escape(&money(report, cost)))),
+                ],
+            ),
+            None => t.html("foreseen.avoided", &[("duration", &duration)]),
+        };
+        let _ = writeln!(page, "</ul>\n<p>{avoided}.</p>");
     }
     let _ = writeln!(
         page,
-        "<p class=\"method\">A failure counts as foreseen and prevented when a forecast alert \
-         (a disk or memory running out) was resolved before the instant its forecast gave. Each \
-         is counted as {} of downtime avoided at the contract's cost per hour — far less than a \
-         full disk or exhausted memory usually costs — and no more.</p></section>",
-        duration(AVOIDED_PER_FAILURE_MS)
+        "<p class=\"method\">{}</p></section>",
+        t.html(
+            "method.foreseen",
+            &[("duration", &t.duration(AVOIDED_PER_FAILURE_MS))]
+        )
     );
 }
 
+/// A contract severity in the report's language.
+fn severity(report: &MonthReport, severity: ContractSeverity) -> String {
+    report.language.text(
+        match severity {
+            ContractSeverity::Emergency => "severity.emergency",
+            ContractSeverity::Critical => "severity.critical",
+            ContractSeverity::Warning => "severity.warning",
+            ContractSeverity::Notice => "severity.notice",
+        },
+        &[],
+    )
+}
+
 fn responses(page: &mut String, report: &MonthReport) {
-    page.push_str("<section><h2>Alerts and response times</h2>\n<table><tr><th>Severity</th><th class=\"num\">Alerts</th><th>Contract target</th><th class=\"num\">Met</th><th class=\"num\">Missed</th><th class=\"num\">Median</th><th class=\"num\">Worst</th></tr>\n");
+    let t = report.language;
+    let _ = write!(
+        page,
+        "<section><h2>{}</h2>\n<table>",
+        t.html("h.responses", &[])
+    );
+    page.push_str(&header_row(
+        report,
+        &[
+            "th.severity",
+            "#th.alerts",
+            "th.target",
+            "#th.met",
+            "#th.missed",
+            "#th.median",
+            "#th.worst",
+        ],
+    ));
     for row in &report.responses {
         let missed_class = if row.missed > 0 { "missed" } else { "" };
         let _ = writeln!(
             page,
             "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"num met\">{}</td>\
              <td class=\"num {missed_class}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            row.severity,
+            escape(&severity(report, row.severity)),
             row.alerts,
             escape(&row.target),
             row.met,
             row.missed,
-            row.median_ms.map_or("—".to_string(), duration),
-            row.worst_ms.map_or("—".to_string(), duration)
+            row.median_ms.map_or("—".to_string(), |ms| t.duration(ms)),
+            row.worst_ms.map_or("—".to_string(), |ms| t.duration(ms))
         );
     }
-    page.push_str(
-        "</table>\n<p class=\"method\">Response time runs from delivery to the first \
-         acknowledgement, in business hours where the contract's target is. An alert that \
-         cleared by itself before its response was due is not counted; one nobody acknowledged \
-         in time is missed.</p></section>\n",
+    let _ = writeln!(
+        page,
+        "</table>\n<p class=\"method\">{}</p></section>",
+        t.html("method.responses", &[])
     );
 }
 
 fn risks(page: &mut String, report: &MonthReport) {
-    page.push_str("<section><h2>Risks ahead</h2>\n");
+    let t = report.language;
+    let _ = writeln!(page, "<section><h2>{}</h2>", t.html("h.risks", &[]));
     if report.risks.is_empty() {
-        page.push_str(
-            "<p>Nothing in the stored data points to a failure in the next 90 days.</p>\n",
-        );
+        let _ = writeln!(page, "<p>{}</p>", t.html("risks.none", &[]));
     } else {
         page.push_str("<ul>\n");
         for risk in &report.risks {
@@ -498,10 +625,14 @@ fn risks(page: &mut String, report: &MonthReport) {
         page.push_str("</ul>\n");
     }
     if !report.declined.is_empty() {
-        page.push_str("<h3>Preventive measures declined — the accepted risk</h3>\n<table><tr><th>Measure</th><th>Machines</th><th>Decided</th><th>Alerts capped this month</th></tr>\n");
+        let _ = write!(page, "<h3>{}</h3>\n<table>", t.html("h.declined", &[]));
+        page.push_str(&header_row(
+            report,
+            &["th.measure", "th.machines", "th.decided", "th.capped"],
+        ));
         for row in &report.declined {
             let capped = if row.capped.is_empty() {
-                "none".to_string()
+                t.html("declined.none", &[])
             } else {
                 row.capped
                     .iter()
@@ -511,15 +642,18 @@ fn risks(page: &mut String, report: &MonthReport) {
             };
             let _ = writeln!(
                 page,
-                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{capped} <span class=\"method\">(at most {})</span></td></tr>",
-                escape(&row.measure.replace('_', " ")),
+                "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{capped} <span class=\"method\">{}</span></td></tr>",
+                escape(&row.measure),
                 row.note
                     .as_deref()
                     .map(|note| format!("<br><span class=\"method\">{}</span>", escape(note)))
                     .unwrap_or_default(),
                 escape(&row.scope),
                 escape(row.decided.as_deref().unwrap_or("—")),
-                row.at_most
+                t.html(
+                    "declined.at_most",
+                    &[("severity", &escape(&severity(report, row.at_most)))]
+                )
             );
         }
         page.push_str("</table>\n");
@@ -531,13 +665,28 @@ fn trends(page: &mut String, report: &MonthReport) {
     if report.previous.is_empty() {
         return;
     }
-    page.push_str("<section><h2>Month over month</h2>\n<table><tr><th>Month</th><th class=\"num\">Available</th><th class=\"num\">Downtime</th><th class=\"num\">Alerts</th><th class=\"num\">Foreseen</th></tr>\n");
+    let t = report.language;
+    let _ = write!(
+        page,
+        "<section><h2>{}</h2>\n<table>",
+        t.html("h.trends", &[])
+    );
+    page.push_str(&header_row(
+        report,
+        &[
+            "th.month",
+            "#th.available",
+            "#th.downtime",
+            "#th.alerts",
+            "#th.foreseen",
+        ],
+    ));
     let _ = writeln!(
         page,
         "<tr><td><b>{}</b></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-        report.month,
-        percent(report.availability),
-        duration(report.downtime_ms),
+        escape(&t.month_title(report.month)),
+        t.percent(report.availability),
+        t.duration(report.downtime_ms),
         report.episodes.len(),
         report.foreseen.len()
     );
@@ -545,23 +694,52 @@ fn trends(page: &mut String, report: &MonthReport) {
         let _ = writeln!(
             page,
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            trend.month,
-            percent(trend.availability),
-            duration(trend.downtime_ms),
+            escape(&t.month_title(trend.month)),
+            t.percent(trend.availability),
+            t.duration(trend.downtime_ms),
             trend.alerts,
             trend.foreseen
         );
     }
-    page.push_str("</table>\n<p class=\"method\">Earlier months are computed from their own alert history with this month's contract.</p></section>\n");
+    let _ = writeln!(
+        page,
+        "</table>\n<p class=\"method\">{}</p></section>",
+        t.html("method.trends", &[])
+    );
 }
 
 fn inventory(page: &mut String, report: &MonthReport) {
-    page.push_str("<section><h2>Appendix: inventory</h2>\n<table><tr><th>Host</th><th>Role</th><th>OS</th><th>CPU</th><th class=\"num\">RAM</th><th>Disks</th><th>Agent</th><th>First seen</th><th>Last seen</th></tr>\n");
+    let t = report.language;
+    let _ = write!(
+        page,
+        "<section><h2>{}</h2>\n<table>",
+        t.html("h.inventory", &[])
+    );
+    page.push_str(&header_row(
+        report,
+        &[
+            "th.host",
+            "th.role",
+            "th.os",
+            "th.cpu",
+            "th.ram",
+            "th.disks",
+            "th.agent",
+            "th.first_seen",
+            "th.last_seen",
+        ],
+    ));
     for row in &report.inventory {
         let disks: Vec<String> = row
             .disks
             .iter()
-            .map(|(mountpoint, bytes)| format!("{} {}", escape(mountpoint), gigabytes(*bytes)))
+            .map(|(mountpoint, bytes)| {
+                format!(
+                    "{} {}",
+                    escape(mountpoint),
+                    escape(&gigabytes(report, *bytes))
+                )
+            })
             .collect();
         let _ = writeln!(
             page,
@@ -570,11 +748,11 @@ fn inventory(page: &mut String, report: &MonthReport) {
             escape(row.role.as_deref().unwrap_or("—")),
             escape(or_dash(&row.os)),
             escape(or_dash(&row.cpu)),
-            if row.memory_bytes > 0 { gigabytes(row.memory_bytes) } else { "—".to_string() },
+            if row.memory_bytes > 0 { escape(&gigabytes(report, row.memory_bytes)) } else { "—".to_string() },
             if disks.is_empty() { "—".to_string() } else { disks.join("<br>") },
             escape(or_dash(&row.agent_version)),
-            row.first_seen_ms.map_or("—".to_string(), |ms| local(report, ms, "%Y-%m-%d")),
-            row.last_seen_ms.map_or("—".to_string(), |ms| local(report, ms, "%Y-%m-%d %H:%M"))
+            row.first_seen_ms.map_or("—".to_string(), |ms| local_date(report, ms)),
+            row.last_seen_ms.map_or("—".to_string(), |ms| local_date_time(report, ms))
         );
     }
     page.push_str("</table></section>\n");
@@ -588,8 +766,9 @@ fn or_dash(text: &str) -> &str {
     }
 }
 
-fn gigabytes(bytes: u64) -> String {
-    format!("{:.0} GB", bytes as f64 / 1e9)
+fn gigabytes(report: &MonthReport, bytes: u64) -> String {
+    let t = report.language;
+    t.text("unit.gb", &[("n", &t.number(bytes as f64 / 1e9, 0))])
 }
 
 fn capitalise(text: &str) -> String {

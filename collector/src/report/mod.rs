@@ -13,11 +13,12 @@
 //! and a month without any data are each one clear error.
 //!
 //! Modules, in reading order: [`month`], [`sources`], [`figures`], [`risks`],
-//! [`end_of_support`], [`html`], [`pdf`], [`runs`], [`send`].
+//! [`end_of_support`], [`i18n`], [`html`], [`pdf`], [`runs`], [`send`].
 
 pub mod end_of_support;
 pub mod figures;
 pub mod html;
+pub mod i18n;
 pub mod month;
 pub mod pdf;
 pub mod risks;
@@ -112,6 +113,8 @@ pub struct Trend {
 /// A client's month, every figure the page shows.
 #[derive(Debug, Clone)]
 pub struct MonthReport {
+    /// The language it is written in (`[report] language` of the contract).
+    pub language: i18n::Language,
     pub client: String,
     pub client_name: String,
     pub month: Month,
@@ -225,6 +228,56 @@ pub fn build(
     Ok(report)
 }
 
+/// The months `client` has a report for as of `now`, newest first, each with whether it has
+/// ended in the client's time zone (the current month's report covers it so far): each
+/// month whose alert history or stored series hold anything, which is what [`build`] asks before it refuses a
+/// month without data. Stored series are looked for back to `reach_back_ms` before `now`
+/// (the store's rollup retention); the alert history is read whole.
+pub fn months(
+    data_dir: &Path,
+    store: Option<&Store>,
+    client: &str,
+    now: Timestamp,
+    reach_back_ms: i64,
+) -> Result<Vec<(Month, bool)>, ReportError> {
+    let utc_month = Month::containing(now, &jiff::tz::TimeZone::UTC);
+    let (policy, _) = sources::contract(data_dir, client, utc_month)?;
+    let zone = policy.calendar.time_zone().clone();
+    let current = Month::containing(now, &zone);
+    let now_ms = now.as_millisecond();
+    let mut found = std::collections::BTreeSet::new();
+    let (entries, _) = crate::history::History::open(data_dir).read_range(0, now_ms + 1)?;
+    for entry in entries.iter().filter(|entry| entry.client == client) {
+        if let Ok(at) = Timestamp::from_millisecond(entry.at_ms) {
+            found.insert(Month::containing(at, &zone));
+        }
+    }
+    if let Some(store) = store {
+        let oldest = Timestamp::from_millisecond(now_ms.saturating_sub(reach_back_ms).max(0))
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let mut month = Month::containing(oldest, &zone);
+        // At most a century of months, newest included.
+        for _ in 0..1200 {
+            if month > current {
+                break;
+            }
+            if !found.contains(&month) {
+                let (start, end) = month.range(&zone);
+                let (start_ms, end_ms) = (start.as_millisecond(), end.min(now).as_millisecond());
+                if start_ms < end_ms && sources::has_samples(store, client, start_ms, end_ms)? {
+                    found.insert(month);
+                }
+            }
+            month = month.next();
+        }
+    }
+    Ok(found
+        .into_iter()
+        .rev()
+        .map(|month| (month, month < current))
+        .collect())
+}
+
 /// The figures of one month from what was gathered; pure.
 pub fn compute(
     policy: &Policy,
@@ -246,14 +299,21 @@ pub fn compute(
     let costly_downtime_ms = figures::costly_downtime_ms(&hosts);
     let foreseen = figures::foreseen(&episodes);
     let avoided_downtime_ms = foreseen.len() as i64 * figures::AVOIDED_PER_FAILURE_MS;
+    let t = language_of(policy);
+    let zone = policy.calendar.time_zone().clone();
+    let date_of = |ms: i64| {
+        Timestamp::from_millisecond(ms)
+            .map(|at| t.date(at.to_zoned_datetime(zone.clone()).date()))
+            .unwrap_or_default()
+    };
     let capped = figures::capped_by_declined(&episodes);
     let declined = policy
         .declined
         .iter()
         .map(|declined| DeclinedRow {
-            measure: declined.measure.as_str().to_string(),
-            scope: declined.scope.to_string(),
-            decided: declined.decided.map(|date| date.to_string()),
+            measure: measure_name(t, declined.measure),
+            scope: scope_words(t, &declined.scope),
+            decided: declined.decided.map(|date| t.date(date)),
             note: declined.note.clone(),
             at_most: declined.at_most,
             capped: capped
@@ -262,7 +322,14 @@ pub fn compute(
                     episodes
                         .iter()
                         .map(|episode| {
-                            format!("{} on {}: {}", episode.rule, episode.host, episode.summary)
+                            t.text(
+                                "declined.capped",
+                                &[
+                                    ("rule", &episode.rule),
+                                    ("host", &episode.host),
+                                    ("date", &date_of(episode.fired_ms)),
+                                ],
+                            )
                         })
                         .collect()
                 })
@@ -270,7 +337,7 @@ pub fn compute(
         })
         .collect();
     let mut risks = gathered.risks.clone();
-    risks.extend(risks::end_of_support(&gathered.inventory, end_ms));
+    risks.extend(risks::end_of_support(&gathered.inventory, end_ms, &zone, t));
     // A risk the client accepted in writing says so.
     for risk in &mut risks {
         let kind = match risk.category {
@@ -283,17 +350,29 @@ pub fn compute(
             .role_of(&risk.host)
             .map(|(role, _)| role.name.clone());
         if let Some(declined) = policy.declined_for(&risk.host, role.as_deref(), kind) {
-            risk.text.push_str(&format!(
-                " — {} declined{}: an accepted risk",
-                declined.measure.as_str().replace('_', " "),
-                declined
-                    .decided
-                    .map(|date| format!(" on {date}"))
-                    .unwrap_or_default()
-            ));
+            let measure = measure_name(t, declined.measure);
+            risk.text = match declined.decided {
+                Some(date) => t.text(
+                    "risk.accepted",
+                    &[
+                        ("text", &risk.text),
+                        ("measure", &measure),
+                        ("date", &t.date(date)),
+                    ],
+                ),
+                None => t.text(
+                    "risk.accepted_undated",
+                    &[("text", &risk.text), ("measure", &measure)],
+                ),
+            };
         }
     }
+    let mut responses = figures::responses(policy, &episodes, end_ms);
+    for row in &mut responses {
+        row.target = target_words(t, policy.response.for_severity(row.severity));
+    }
     MonthReport {
+        language: t,
         client: policy.client().to_string(),
         client_name: policy
             .display_name
@@ -329,7 +408,7 @@ pub fn compute(
         avoided_downtime_ms,
         foreseen,
         by_severity: figures::by_severity(&episodes),
-        responses: figures::responses(policy, &episodes, end_ms),
+        responses,
         declined,
         risks,
         inventory: gathered.inventory,
@@ -338,6 +417,75 @@ pub fn compute(
         store_note: gathered.store_note,
         hosts,
         episodes,
+    }
+}
+
+/// The language a contract's reports are written in.
+pub fn language_of(policy: &Policy) -> i18n::Language {
+    policy
+        .report
+        .as_ref()
+        .and_then(|report| i18n::Language::from_code(&report.language))
+        .unwrap_or_default()
+}
+
+/// A declined measure's name in `t`'s words: "backups", "Datensicherung".
+fn measure_name(t: i18n::Language, measure: crate::policy::Measure) -> String {
+    use crate::policy::Measure;
+    t.text(
+        match measure {
+            Measure::Backups => "measure.backups",
+            Measure::DiskReplacement => "measure.disk_replacement",
+            Measure::StorageUpgrade => "measure.storage_upgrade",
+            Measure::MemoryUpgrade => "measure.memory_upgrade",
+            Measure::Cooling => "measure.cooling",
+        },
+        &[],
+    )
+}
+
+/// Which machines a contract clause covers, in `t`'s words: "role workstation".
+fn scope_words(t: i18n::Language, scope: &crate::policy::contract::HostScope) -> String {
+    if scope.is_everything() {
+        return t.text("scope.every", &[]);
+    }
+    let mut parts = Vec::new();
+    match scope.roles.as_slice() {
+        [] => {}
+        [role] => parts.push(t.text("scope.role", &[("names", role)])),
+        roles => parts.push(t.text("scope.roles", &[("names", &roles.join(", "))])),
+    }
+    let hosts: Vec<&str> = scope.hosts.iter().map(|host| host.as_str()).collect();
+    match hosts.as_slice() {
+        [] => {}
+        [host] => parts.push(t.text("scope.host", &[("names", host)])),
+        hosts => parts.push(t.text("scope.hosts", &[("names", &hosts.join(", "))])),
+    }
+    match parts.as_slice() {
+        [first, second] => t.text("scope.and", &[("first", first), ("second", second)]),
+        _ => parts.concat(),
+    }
+}
+
+/// A response target in `t`'s words: "1 h around the clock", "4 business hours".
+fn target_words(t: i18n::Language, target: crate::policy::ResponseTarget) -> String {
+    use crate::policy::ResponseTarget;
+    match target {
+        ResponseTarget::WallClock(duration) => t.text(
+            "target.around_the_clock",
+            &[("duration", &t.duration(duration.as_millis() as i64))],
+        ),
+        ResponseTarget::BusinessTime(duration) => {
+            let minutes = duration.as_mins();
+            match (minutes % 60, minutes / 60) {
+                (0, 1) => t.text("target.business_hour", &[]),
+                (0, hours) => t.text("target.business_hours", &[("hours", &hours.to_string())]),
+                _ => t.text(
+                    "target.business_minutes",
+                    &[("minutes", &minutes.to_string())],
+                ),
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! are read by [`super::sources`].
 
 use super::end_of_support;
+use super::i18n::Language;
 use super::InventoryRow;
 use crate::alert::trend::theil_sen;
 use crate::policy::Policy;
@@ -85,14 +86,10 @@ impl SeriesPoints {
     }
 }
 
-/// The day of `ms` in the client's zone.
-fn date(zone: &TimeZone, ms: i64) -> String {
+/// The day of `ms` in the client's zone, as `t` writes dates.
+fn date(t: Language, zone: &TimeZone, ms: i64) -> String {
     Timestamp::from_millisecond(ms)
-        .map(|at| {
-            at.to_zoned_datetime(zone.clone())
-                .strftime("%Y-%m-%d")
-                .to_string()
-        })
+        .map(|at| t.date(at.to_zoned_datetime(zone.clone()).date()))
         .unwrap_or_default()
 }
 
@@ -103,6 +100,7 @@ pub fn from_series(
     end_ms: i64,
 ) -> Vec<Risk> {
     let zone = policy.calendar.time_zone();
+    let t = super::language_of(policy);
     let none = Vec::new();
     let named = |name: &str| series.get(name).unwrap_or(&none);
     let mut risks = Vec::new();
@@ -111,6 +109,7 @@ pub fn from_series(
         named("system_filesystem_limit_bytes"),
         end_ms,
         zone,
+        t,
     ));
     for name in [
         "disk_smart_reallocated_sectors",
@@ -124,13 +123,25 @@ pub fn from_series(
                 risks.push(Risk {
                     host: drive.host.clone(),
                     category: "smart",
-                    text: format!(
-                        "drive {} on {}: {} grew from {} to {} this month; it is wearing out",
-                        drive.label("device"),
-                        drive.host,
-                        name.trim_start_matches("disk_smart_").replace('_', " "),
-                        first.2,
-                        last.2
+                    text: t.text(
+                        "risk.smart_grew",
+                        &[
+                            ("device", drive.label("device")),
+                            ("host", &drive.host),
+                            (
+                                "attribute",
+                                &t.text(
+                                    if name == "disk_smart_pending_sectors" {
+                                        "smart.pending_sectors"
+                                    } else {
+                                        "smart.reallocated_sectors"
+                                    },
+                                    &[],
+                                ),
+                            ),
+                            ("from", &t.number(first.2, 0)),
+                            ("to", &t.number(last.2, 0)),
+                        ],
                     ),
                 });
             }
@@ -145,11 +156,16 @@ pub fn from_series(
             risks.push(Risk {
                 host: drive.host.clone(),
                 category: "smart",
-                text: format!(
-                    "drive {} on {} has used {:.0} % of its rated life",
-                    drive.label("device"),
-                    drive.host,
-                    last.2
+                text: t.text(
+                    "risk.nvme_wear",
+                    &[
+                        ("device", drive.label("device")),
+                        ("host", &drive.host),
+                        (
+                            "percent",
+                            &t.text("percent", &[("value", &t.number(last.2, 0))]),
+                        ),
+                    ],
                 ),
             });
         }
@@ -163,12 +179,14 @@ pub fn from_series(
             risks.push(Risk {
                 host: job.host.clone(),
                 category: "backup",
-                text: format!(
-                    "backup '{}' on {} last succeeded {} days before the month's end ({})",
-                    job.label("job"),
-                    job.host,
-                    age_ms / DAY_MS,
-                    date(zone, (last.2 * 1000.0) as i64)
+                text: t.text(
+                    "risk.backup_stale",
+                    &[
+                        ("job", job.label("job")),
+                        ("host", &job.host),
+                        ("days", &(age_ms / DAY_MS).to_string()),
+                        ("date", &date(t, zone, (last.2 * 1000.0) as i64)),
+                    ],
                 ),
             });
         }
@@ -185,11 +203,13 @@ pub fn from_series(
             risks.push(Risk {
                 host: host.host.clone(),
                 category: "restart",
-                text: format!(
-                    "{} has waited {} days for a restart to finish installing updates (since {})",
-                    host.host,
-                    (end_ms - since) / DAY_MS,
-                    date(zone, since)
+                text: t.text(
+                    "risk.restart",
+                    &[
+                        ("host", &host.host),
+                        ("days", &((end_ms - since) / DAY_MS).to_string()),
+                        ("date", &date(t, zone, since)),
+                    ],
                 ),
             });
         }
@@ -204,6 +224,7 @@ pub fn disks_filling(
     limits: &[SeriesPoints],
     end_ms: i64,
     zone: &TimeZone,
+    t: Language,
 ) -> Vec<Risk> {
     let mut risks = Vec::new();
     let mut scratch = Vec::new();
@@ -238,13 +259,21 @@ pub fn disks_filling(
             risks.push(Risk {
                 host: series.host.clone(),
                 category: "disk",
-                text: format!(
-                    "disk {mountpoint} on {} ({:.0} % used) fills in about {:.0} days at this \
-                     month's rate, around {}",
-                    series.host,
-                    100.0 * last_used / limit,
-                    days_left.max(0.0),
-                    date(zone, full_ms)
+                text: t.text(
+                    "risk.disk",
+                    &[
+                        ("mountpoint", mountpoint),
+                        ("host", &series.host),
+                        (
+                            "used",
+                            &t.text(
+                                "percent",
+                                &[("value", &t.number(100.0 * last_used / limit, 0))],
+                            ),
+                        ),
+                        ("days", &t.number(days_left.max(0.0), 0)),
+                        ("date", &date(t, zone, full_ms)),
+                    ],
                 ),
             });
         }
@@ -253,10 +282,16 @@ pub fn disks_filling(
 }
 
 /// Operating systems past or within [`END_OF_SUPPORT_NOTICE_DAYS`] of their end of support.
-pub fn end_of_support(inventory: &[InventoryRow], end_ms: i64) -> Vec<Risk> {
+/// "Today" is the day the range ends in the client's `zone`.
+pub fn end_of_support(
+    inventory: &[InventoryRow],
+    end_ms: i64,
+    zone: &TimeZone,
+    t: Language,
+) -> Vec<Risk> {
     let today = Timestamp::from_millisecond(end_ms)
         .unwrap_or(Timestamp::UNIX_EPOCH)
-        .to_zoned_datetime(TimeZone::UTC)
+        .to_zoned_datetime(zone.clone())
         .date();
     inventory
         .iter()
@@ -267,16 +302,15 @@ pub fn end_of_support(inventory: &[InventoryRow], end_ms: i64) -> Vec<Risk> {
             let days = ends
                 .since(today)
                 .map_or(0, |span| i64::from(span.get_days()));
+            let values = [
+                ("host", row.host.as_str()),
+                ("os", entry.label.as_str()),
+                ("date", &t.date(ends)),
+            ];
             let text = if days < 0 {
-                format!(
-                    "{} runs {}, out of support since {}: no more security updates",
-                    row.host, entry.label, entry.end_of_support
-                )
+                t.text("risk.os_ended", &values)
             } else if days <= END_OF_SUPPORT_NOTICE_DAYS {
-                format!(
-                    "{} runs {}, whose support ends on {}; plan the upgrade",
-                    row.host, entry.label, entry.end_of_support
-                )
+                t.text("risk.os_ending", &values)
             } else {
                 return None;
             };
@@ -395,6 +429,8 @@ mod tests {
                 row("odd", "Haiku R1"),
             ],
             end,
+            &TimeZone::UTC,
+            Language::En,
         );
         let hosts: Vec<&str> = risks.iter().map(|r| r.host.as_str()).collect();
         assert_eq!(hosts, ["old", "ended", "soon"], "{risks:?}");

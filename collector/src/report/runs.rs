@@ -80,6 +80,24 @@ pub fn record(
     Ok(run)
 }
 
+/// Like [`record`], unless a run of the same client and month already has this very page
+/// (the console showing a report again adds nothing to dispute); returns the run either way.
+pub fn record_once(
+    data_dir: &Path,
+    report: &MonthReport,
+    html: &str,
+    made_at_ms: i64,
+) -> Result<ReportRun, ReportError> {
+    let digest = crate::policy::version::digest_of(html);
+    let month = report.month.to_string();
+    if let Some(run) = read(data_dir)?.into_iter().find(|run| {
+        run.client == report.client && run.month == month && run.output_digest == digest
+    }) {
+        return Ok(run);
+    }
+    record(data_dir, report, html, made_at_ms, false)
+}
+
 /// Every recorded run, oldest first.
 pub fn read(data_dir: &Path) -> Result<Vec<ReportRun>, ReportError> {
     let path = data_dir.join("reports").join("runs.jsonl");

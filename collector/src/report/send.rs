@@ -44,22 +44,21 @@ pub fn message(
             ))
         })
     };
-    let mut builder = Message::builder().from(mailbox(from)?).subject(format!(
-        "{}: IT report for {}",
-        report.client_name,
-        report.month.title()
+    let t = report.language;
+    let month = t.month_title(report.month);
+    let mut builder = Message::builder().from(mailbox(from)?).subject(t.text(
+        "mail.subject",
+        &[("client", &report.client_name), ("month", &month)],
     ));
     for address in to {
         builder = builder.to(mailbox(address)?);
     }
-    let text = format!(
-        "{}\n\nThe full report is attached ({}-{}.html); it opens in any browser and prints on \
-         A4 or Letter.\n",
-        html::summary(report),
-        report.client,
-        report.month
-    );
     let file_name = format!("{}-{}.html", report.client, report.month);
+    let text = format!(
+        "{}\n\n{}\n",
+        html::summary(report),
+        t.text("mail.body", &[("file", &file_name)])
+    );
     builder
         .multipart(
             MultiPart::mixed()
@@ -144,7 +143,7 @@ pub fn due(data_dir: &Path, now: Timestamp) -> Vec<(String, Month, Vec<String>)>
         let Some(policy) = history.latest() else {
             continue;
         };
-        let Some(schedule) = &policy.report else {
+        let Some(schedule) = policy.report.as_ref().filter(|r| !r.send_to.is_empty()) else {
             continue;
         };
         let zone = policy.calendar.time_zone();
@@ -261,6 +260,41 @@ mod tests {
     const POLICY: &str = "client = \"acme\"\ntime_zone = \"Pacific/Auckland\"\n\
         [hours]\nweekdays = \"08:00-17:00\"\n\
         [report]\nsend_to = [\"owner@acme.example\"]\nday = 2\n";
+
+    #[test]
+    fn the_mail_is_written_in_the_language_of_the_contract() {
+        let policy = crate::policy::Policy::parse(
+            Path::new("acme.toml"),
+            "client = \"acme\"\ntime_zone = \"Europe/Paris\"\n[hours]\nweekdays = \"08:00-17:00\"\n\
+             [report]\nsend_to = [\"owner@acme.example\"]\nlanguage = \"fr\"\n",
+        )
+        .unwrap();
+        let month = Month::parse("2026-11").unwrap();
+        let (start, end) = month.range(policy.calendar.time_zone());
+        let (start_ms, end_ms) = (start.as_millisecond(), end.as_millisecond());
+        let gathered = super::super::sources::Gathered {
+            start_ms,
+            end_ms,
+            hosts: vec![("srv".into(), start_ms)],
+            ..Default::default()
+        };
+        let report = super::super::compute(&policy, month, start_ms, end_ms, gathered);
+        let page = html::render(&report);
+        assert!(page.contains("<html lang=\"fr\">"));
+        let mail = message(
+            &report,
+            &page,
+            "vigil@msp.example",
+            &policy.report.unwrap().send_to,
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&mail.formatted()).into_owned();
+        assert!(
+            text.contains("Subject: acme : rapport informatique de novembre 2026"),
+            "{text}"
+        );
+        assert!(text.contains("filename=\"acme-2026-11.html\""), "{text}");
+    }
 
     #[test]
     fn a_report_is_due_from_the_contracts_day_in_the_clients_time_zone() {

@@ -265,7 +265,7 @@ pub fn gather(
                 }
                 row(&mut inventory, &host);
                 let entry = inventory.get_mut(&host).expect("row was just added");
-                fill_inventory(entry, &record);
+                fill_inventory(entry, &record, super::language_of(policy));
             }
         }
     }
@@ -296,15 +296,41 @@ pub fn gather(
     Ok(gathered)
 }
 
+/// Whether the store holds samples of `client` in `[start_ms, end_ms)`: what [`gather`]
+/// counts as stored data, read the same way (the report's metrics, hourly), stopping at the
+/// first series found.
+pub fn has_samples(
+    store: &Store,
+    client: &str,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<bool, ReportError> {
+    for name in risks::METRICS {
+        let selector: Selector = format!("{name}{{client=\"{client}\"}}")
+            .parse()
+            .expect("report selectors are valid");
+        let selection = store.select_range(&selector, start_ms, end_ms - 1, HOUR_MS)?;
+        if selection.series.iter().any(|series| {
+            !series.points.is_empty() && !series.labels.get("host").unwrap_or_default().is_empty()
+        }) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The host record's inventory (as the agent's Hello gave it) into an appendix row.
-fn fill_inventory(row: &mut InventoryRow, record: &serde_json::Value) {
+fn fill_inventory(row: &mut InventoryRow, record: &serde_json::Value, t: super::i18n::Language) {
     let inventory = &record["inventory"];
     let text = |key: &str| inventory[key].as_str().unwrap_or_default().to_string();
     row.os = format!("{} {}", text("os_name"), text("os_version"))
         .trim()
         .to_string();
     row.cpu = match inventory["cpu_cores"].as_u64() {
-        Some(cores) if cores > 0 => format!("{} ({cores} cores)", text("cpu_model")),
+        Some(cores) if cores > 0 => t.text(
+            "inventory.cpu",
+            &[("model", &text("cpu_model")), ("cores", &cores.to_string())],
+        ),
         _ => text("cpu_model"),
     };
     row.memory_bytes = inventory["memory_bytes"].as_u64().unwrap_or_default();

@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod deliveries;
 pub mod hosts;
 pub mod policies;
+pub mod reports;
 pub mod series;
 
 use super::auth::require_caller;
@@ -27,6 +28,11 @@ pub fn router(state: AppState, nested: Vec<(String, Router)>) -> Router {
             get(signin::whoami).delete(signin::sign_out),
         )
         .route("/api/v1/clients", get(hosts::clients))
+        .route("/api/v1/clients/{client}/reports", get(reports::list))
+        .route(
+            "/api/v1/clients/{client}/reports/{month}",
+            get(reports::one),
+        )
         .route("/api/v1/hosts", get(hosts::list))
         .route("/api/v1/hosts/{host}", get(hosts::one))
         .route("/api/v1/hosts/{host}/series", get(hosts::series))

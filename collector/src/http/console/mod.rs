@@ -27,12 +27,26 @@ const CONSOLE_CSS: &str = include_str!("assets/console.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// `/` (the fleet overview), `/sign-in`, `/assets/…`, and the signed-in pages `/hosts/{host}`,
-/// `/alerts` and `/clients/{client}`.
+/// `/alerts`, `/clients/{client}` and its Reports tab `/clients/{client}/reports` (each
+/// month's report at `…/reports/{month}`, `…/download` and `…/pdf`).
 pub fn router(state: AppState) -> Router<AppState> {
     let signed_in = Router::new()
         .route("/hosts/{host}", get(pages::host))
         .route("/alerts", get(pages::alerts))
         .route("/clients/{client}", get(pages::client))
+        .route("/clients/{client}/reports", get(pages::client_reports))
+        .route(
+            "/clients/{client}/reports/{month}",
+            get(pages::client_report),
+        )
+        .route(
+            "/clients/{client}/reports/{month}/download",
+            get(pages::client_report_download),
+        )
+        .route(
+            "/clients/{client}/reports/{month}/pdf",
+            get(pages::client_report_pdf),
+        )
         .route_layer(axum::middleware::from_fn_with_state(state, require_caller))
         .route_layer(axum::middleware::from_fn(to_sign_in));
     Router::new()

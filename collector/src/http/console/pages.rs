@@ -8,7 +8,8 @@
 use super::chart::{escape, Chart, Line, Unit};
 use crate::http::api::alerts::alert_json;
 use crate::http::api::hosts::{all_hosts, severity_rank, visible_host, HostView};
-use crate::http::auth::Caller;
+use crate::http::api::reports;
+use crate::http::auth::{Caller, ClientScope};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::store::{Selector, Store, BUCKET_MS, METRIC_NAME_LABEL};
@@ -69,6 +70,14 @@ pub fn layout(title: &str, caller: Option<&Caller>, body: &str) -> String {
     let who = caller.map_or(String::new(), |caller| {
         format!("{} ({})", escape(&caller.name), caller.role.as_str())
     });
+    // A client user's own client and its reports are a click away from every page.
+    let own = match caller.map(|caller| &caller.scope) {
+        Some(ClientScope::One(client)) if !client.is_empty() => format!(
+            r#" <a href="/clients/{client}" id="own-client">{client}</a> <a href="/clients/{client}/reports" id="own-reports">Reports</a>"#,
+            client = escape(client)
+        ),
+        _ => String::new(),
+    };
     format!(
         r#"<!doctype html>
 <html lang="en">
@@ -82,7 +91,7 @@ pub fn layout(title: &str, caller: Option<&Caller>, body: &str) -> String {
 <body data-page="server">
 <header>
   <h1><a href="/">Vigil</a></h1>
-  <nav><a href="/">Fleet</a> <a href="/alerts">Alerts</a></nav>
+  <nav><a href="/">Fleet</a> <a href="/alerts">Alerts</a>{own}</nav>
   <span id="who">{who}</span>
   <button id="sign-out" type="button">Sign out</button>
 </header>
@@ -460,6 +469,7 @@ fn client_page(state: &AppState, caller: &Caller, client: &str) -> Result<String
     }
     let alerts = open_alerts(state, caller, |alert| alert["client"] == client)?;
     let mut body = format!(r#"<h2 id="client-name">{}</h2>"#, escape(client));
+    body.push_str(&client_tabs(client, Tab::Overview));
     body.push_str("<h3>Contract</h3>");
     match versions.last() {
         Some(latest) => {
@@ -503,4 +513,144 @@ fn client_page(state: &AppState, caller: &Caller, client: &str) -> Result<String
     body.push_str("</tbody></table><h3>Open alerts</h3>");
     body.push_str(&alerts_table(&alerts, caller, false));
     Ok(layout(client, Some(caller), &body))
+}
+
+/// The tabs of a client's pages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tab {
+    Overview,
+    Reports,
+}
+
+fn client_tabs(client: &str, current: Tab) -> String {
+    let client = escape(client);
+    let tab = |tab: Tab, href: String, name: &str| {
+        if tab == current {
+            format!(r#"<strong aria-current="page">{name}</strong>"#)
+        } else {
+            format!(r#"<a href="{href}">{name}</a>"#)
+        }
+    };
+    format!(
+        r#"<nav class="tabs" id="client-tabs">{} {}</nav>"#,
+        tab(Tab::Overview, format!("/clients/{client}"), "Overview"),
+        tab(
+            Tab::Reports,
+            format!("/clients/{client}/reports"),
+            "Reports"
+        )
+    )
+}
+
+/// `GET /clients/{client}/reports`: the Reports tab, every month with a report, each to
+/// open, download, and (where the collector's machine has a headless Chromium) print as PDF.
+pub async fn client_reports(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(client): Path<String>,
+) -> Page {
+    Page(
+        state
+            .blocking("drawing a client's reports", move |state| {
+                let months = reports::months_of(state, &caller, &client)?;
+                let pdf = crate::report::pdf::chromium().is_some();
+                let mut body = format!(r#"<h2 id="client-name">{}</h2>"#, escape(&client));
+                body.push_str(&client_tabs(&client, Tab::Reports));
+                body.push_str("<h3>Monthly reports</h3>");
+                if months.is_empty() {
+                    body.push_str(
+                        r#"<p class="none" id="no-reports">No month has data for a report yet.</p>"#,
+                    );
+                }
+                body.push_str(r#"<table class="reports"><thead><tr><th>Month</th><th>Report</th><th>Download</th>"#);
+                if pdf {
+                    body.push_str("<th>PDF</th>");
+                }
+                body.push_str("</tr></thead><tbody>");
+                for (month, complete) in &months {
+                    let base = format!("/clients/{}/reports/{month}", escape(&client));
+                    let _ = write!(
+                        body,
+                        r#"<tr data-month="{month}"><td>{title}{so_far}</td><td><a class="open-report" href="{base}">Open</a></td><td><a class="download-report" href="{base}/download" download>HTML</a></td>"#,
+                        title = escape(&month.title()),
+                        so_far = if *complete { "" } else { " (so far)" },
+                    );
+                    if pdf {
+                        let _ = write!(
+                            body,
+                            r#"<td><a class="pdf-report" href="{base}/pdf">PDF</a></td>"#
+                        );
+                    }
+                    body.push_str("</tr>");
+                }
+                body.push_str(
+                    "</tbody></table><p class=\"none\">Each report is made from the collector's \
+                     stored data when it is opened, the same page <code>vigil-collector report</code> \
+                     writes, and recorded with its digest.</p>",
+                );
+                Ok(layout(&format!("{client} · Reports"), Some(&caller), &body))
+            })
+            .await,
+    )
+}
+
+/// `GET /clients/{client}/reports/{month}`: the report page itself.
+pub async fn client_report(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((client, month)): Path<(String, String)>,
+) -> Response {
+    match state
+        .blocking("making a report", move |state| {
+            reports::page_of(state, &caller, &client, &month)
+        })
+        .await
+    {
+        Ok((_, page)) => reports::page_response(page, None),
+        Err(error) => Page(Err(error)).into_response(),
+    }
+}
+
+/// `GET /clients/{client}/reports/{month}/download`: the page as a file to keep.
+pub async fn client_report_download(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((client, month)): Path<(String, String)>,
+) -> Response {
+    match state
+        .blocking("making a report", move |state| {
+            reports::page_of(state, &caller, &client, &month)
+        })
+        .await
+    {
+        Ok((built, page)) => {
+            reports::page_response(page, Some(&reports::file_name(&built, "html")))
+        }
+        Err(error) => Page(Err(error)).into_response(),
+    }
+}
+
+/// `GET /clients/{client}/reports/{month}/pdf`: the page printed by headless Chromium.
+pub async fn client_report_pdf(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((client, month)): Path<(String, String)>,
+) -> Response {
+    match state
+        .blocking("printing a report", move |state| {
+            reports::pdf_of(state, &caller, &client, &month)
+        })
+        .await
+    {
+        Ok((built, bytes)) => {
+            let mut response = bytes.into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/pdf"),
+            );
+            reports::attach(&mut response, &reports::file_name(&built, "pdf"));
+            response
+        }
+        Err(error) => Page(Err(error)).into_response(),
+    }
 }

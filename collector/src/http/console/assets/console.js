@@ -136,7 +136,8 @@ async function overviewPage() {
         element("td", {}, host.os || "-"),
         element("td", {}, host.agent_version || "-")));
       return element("section", { class: "client", "data-client": client },
-        element("h2", {}, element("a", { href: "/clients/" + encodeURIComponent(client) }, client), " · " + list.length + " host" + (list.length === 1 ? "" : "s")),
+        element("h2", {}, element("a", { href: "/clients/" + encodeURIComponent(client) }, client), " · " + list.length + " host" + (list.length === 1 ? "" : "s") + " · ",
+          element("a", { href: "/clients/" + encodeURIComponent(client) + "/reports", class: "client-reports" }, "Reports")),
         element("table", {},
           element("thead", {}, element("tr", {},
             ...["Host", "State", "Last data", "Worst open alert", "OS", "Agent"].map((title) => element("th", {}, title)))),
