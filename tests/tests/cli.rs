@@ -90,6 +90,20 @@ fn the_demo_leaves_a_store_that_query_reads_and_configs_that_serve_and_run_use()
     assert!(!series[0]["values"].as_array().unwrap().is_empty(), "{cpu}");
     let samples_after_demo = sample_count(&query_json(&data, r#"{__name__=~"system_.*"}"#));
 
+    // The demo's client has a host but no contract: the report says what is missing.
+    let config = data.join("collector.toml");
+    let report = Command::new(binary("vigil-collector"))
+        .args(["report", "--config", config.to_str().unwrap()])
+        .args(["--client", "demo", "--month", "2026-01"])
+        .output()
+        .unwrap();
+    assert!(!report.status.success());
+    assert!(
+        stderr(&report).contains("error: client 'demo' has no contract stored"),
+        "{}",
+        stderr(&report)
+    );
+
     // The same folder runs as two processes, the way a technician sets it up for real.
     let mut serve = Command::new(binary("vigil-collector"))
         .args(["serve", "--config"])

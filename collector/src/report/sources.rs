@@ -35,15 +35,27 @@ pub fn contract(
     };
     let versions = archive.versions(client).map_err(contract_error)?;
     if versions.is_empty() {
-        let enrolled = admin::list_hosts(data_dir).unwrap_or_default();
-        if enrolled.iter().any(|host| host.record.client == client) {
+        // A client is known by its enrolled hosts and by hosts that reported (the demo's and
+        // hand-made certificates never enrolled).
+        let mut with_hosts: BTreeSet<String> = admin::list_hosts(data_dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|host| host.record.client)
+            .collect();
+        with_hosts.extend(
+            crate::pipeline::presence::read(data_dir)
+                .unwrap_or_default()
+                .into_values()
+                .map(|host| host.client),
+        );
+        if with_hosts.contains(client) {
             return Err(ReportError::NoContract {
                 client: client.to_string(),
             });
         }
         let mut known: BTreeSet<String> =
             archive.clients().unwrap_or_default().into_iter().collect();
-        known.extend(enrolled.into_iter().map(|host| host.record.client));
+        known.extend(with_hosts);
         return Err(ReportError::UnknownClient {
             client: client.to_string(),
             known: if known.is_empty() {
