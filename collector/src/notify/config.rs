@@ -118,6 +118,18 @@ pub struct ChannelRouting {
     pub escalation: Vec<String>,
 }
 
+impl ChannelRouting {
+    /// Drops `channel` from each list that names another channel too: an alert about a
+    /// failing channel goes to the others, and to it only when it is all there is.
+    pub fn avoid(&mut self, channel: &str) {
+        for list in [&mut self.on_call, &mut self.normal, &mut self.escalation] {
+            if list.iter().any(|name| name != channel) {
+                list.retain(|name| name != channel);
+            }
+        }
+    }
+}
+
 /// `[notify.routing]`: the default routing and per-client replacements.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -166,7 +166,12 @@ impl Dispatch {
                 });
             }
         }
-        let routing = self.routing.for_client(&transition.client);
+        let mut routing = self.routing.for_client(&transition.client);
+        if transition.rule == "ChannelFailing" {
+            if let Some(channel) = transition.labels.get("channel") {
+                routing.avoid(channel);
+            }
+        }
         let enqueued = notify::enqueue_decision(
             &self.outbox,
             transition,
@@ -409,6 +414,50 @@ mod tests {
             .collect();
         deliveries.sort_by_key(|(_, _, at)| *at);
         deliveries
+    }
+
+    #[test]
+    fn a_failing_channel_is_not_told_of_its_own_failure_when_another_channel_can_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        std::fs::create_dir_all(&source).unwrap();
+        let policies = Arc::new(Policies::open(dir.path(), Some(source)));
+        let outbox = Arc::new(Outbox::open(dir.path()).unwrap());
+        let routing = RoutingSection {
+            on_call: vec!["mail".into(), "hook".into()],
+            normal: vec!["mail".into(), "hook".into()],
+            ..RoutingSection::default()
+        };
+        let mut dispatch = Dispatch::new(outbox.clone(), policies, routing);
+        let failing = |channel: &str| {
+            let mut labels = Labels::new();
+            labels.insert("channel", channel.to_string());
+            Transition {
+                ts_ms: 1_000,
+                host: "vigil-collector".into(),
+                client: "msp".into(),
+                rule: "ChannelFailing".into(),
+                severity: Severity::Critical,
+                state: AlertState::Firing,
+                summary: format!("delivery channel '{channel}' failed"),
+                labels,
+                category: Some(AlertKind::VigilHealth),
+                began_ms: 1_000,
+                details: AlertDetails::default(),
+            }
+        };
+        dispatch
+            .handle(&failing("hook"), at("2026-03-02T10:00:00Z"))
+            .unwrap();
+        let channels: Vec<String> = pending(&outbox).into_iter().map(|d| d.0).collect();
+        assert_eq!(channels, ["mail"]);
+        // Another alert, say a disk, still goes to both.
+        dispatch
+            .handle(&server_silent(2_000, 2_000), at("2026-03-02T10:00:00Z"))
+            .unwrap();
+        let mut channels: Vec<String> = pending(&outbox).into_iter().map(|d| d.0).collect();
+        channels.sort();
+        assert_eq!(channels, ["hook", "mail", "mail"]);
     }
 
     #[test]
