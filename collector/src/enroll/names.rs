@@ -34,6 +34,14 @@ pub fn check_host_name(name: &str) -> Result<(), NameError> {
 
 /// A client id as `token create`, the CA, the certificate reader and policy files accept it.
 pub fn check_client_id(id: &str) -> Result<(), NameError> {
+    if id == crate::pipeline::health::MSP_CLIENT {
+        // The collector's own alerts are the MSP's: a client of that name would get them.
+        return Err(NameError::Client {
+            value: id.to_string(),
+            reason: "it is the name the collector's own alerts use",
+            suggestion: format!("{id}-office"),
+        });
+    }
     plain_name_problem(id).map_or(Ok(()), |reason| {
         let suggestion = suggest_id(id);
         Err(NameError::Client {
@@ -136,6 +144,16 @@ mod tests {
         assert!(error.contains("--client acme-dental"), "{error}");
         assert!(error.contains("display_name"), "{error}");
         assert_eq!(check_client_id("acme-dental"), Ok(()));
+    }
+
+    #[test]
+    fn the_client_id_of_the_collectors_own_alerts_is_refused() {
+        let error = check_client_id("msp").unwrap_err().to_string();
+        assert!(
+            error.contains("the collector's own alerts") && error.contains("--client msp-office"),
+            "{error}"
+        );
+        assert!(check_client_id("msp-office").is_ok());
     }
 
     #[test]
