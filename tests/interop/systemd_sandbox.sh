@@ -62,13 +62,25 @@ getent passwd vigil-agent >$out/user_after
 kill $collector
 wait $collector
 
-# Once more, and this time the machine powers off under the running agent. The collector is a
-# unit of its own, stopped only after the agent, so it hears the goodbye.
+# Once more, and this time the machine powers off under the running agent. The collector runs
+# as the shipped unit does (deploy/systemd/vigil-collector.service, set up as its header
+# says), stopped only after the agent, so it hears the goodbye.
 enrolled
-systemd-run --quiet --unit=vigil-test-collector -p Before=vigil-agent.service \
-  -E VIGIL_LOG=info /bin/sh -c 'exec /vigil-test/bin/vigil-collector serve \
-  --config /vigil-test/vigil/collector.toml >/vigil-test/results/collector2.log 2>&1'
-sleep 1
+useradd --system --home-dir /var/lib/vigil --shell /usr/sbin/nologin vigil
+mkdir -p /etc/vigil
+cp /vigil-test/vigil/*.pem /etc/vigil/
+sed 's|^data_dir = .*|data_dir = "/var/lib/vigil"|' /vigil-test/vigil/collector.toml >/etc/vigil/collector.toml
+chgrp -R vigil /etc/vigil && chmod -R g+rX /etc/vigil
+cp /vigil-test/bin/vigil-collector /usr/bin/vigil-collector
+cp /vigil-test/vigil-collector.service /etc/systemd/system/
+mkdir -p /etc/systemd/system/vigil-collector.service.d
+printf '[Unit]\nBefore=vigil-agent.service\n[Service]\nEnvironment=VIGIL_LOG=info\nStandardOutput=append:%s\nStandardError=append:%s\n' \
+  $out/collector2.log $out/collector2.log >/etc/systemd/system/vigil-collector.service.d/test.conf
+systemctl daemon-reload
+systemctl start vigil-collector
+sleep 2
+systemctl show vigil-collector -p ActiveState -p SubState -p User >$out/collector_show
+stat -c '%U %a' /var/lib/vigil >$out/collector_data_owner 2>&1
 /usr/bin/vigil-agent install >$out/install2.log 2>&1
 sleep 4
 echo done >$out/finished
@@ -78,6 +90,7 @@ INSIDE
 boot() {
   mkdir -p "$out" "$work/bin"
   cp target/debug/vigil-agent target/debug/vigil-collector "$work/bin/"
+  cp deploy/systemd/vigil-collector.service "$work/"
   target/debug/vigil-collector demo --data "$work/vigil" --duration 1s --grpc 127.0.0.1:7443 \
     >"$work/demo.log" 2>&1 || { tail "$work/demo.log"; return 1; }
   cp -a /etc "$work/etc"
@@ -162,6 +175,15 @@ powered_off() {
   grep -q "agent is going away reason=Shutdown" "$out/collector2.log" ||
     { echo "     collector log:"; cut -c1-160 "$out/collector2.log" | tail; cat "$out/install2.log"; return 1; }
 }
+collector_unit() {
+  printf 'ActiveState=active\nSubState=running\nUser=vigil\n' | cmp -s - <(sort "$out/collector_show") ||
+    { echo "     systemctl show:"; cat "$out/collector_show"; tail "$out/collector2.log"; return 1; }
+  [ "$(cat "$out/collector_data_owner")" = "vigil 750" ] || { cat "$out/collector_data_owner"; return 1; }
+  grep -q "agent connected" "$out/collector2.log" || { tail "$out/collector2.log"; return 1; }
+  # Stopped at the power-off after the agent: a clean stop that sealed the store.
+  grep -q "store closed" "$out/collector2.log" || { tail "$out/collector2.log"; return 1; }
+}
+check "the collector's shipped unit runs it as vigil, sandboxed, and it stops cleanly at power-off" collector_unit
 check "a machine powering off under the agent: the collector hears a shutdown, not a service stop" powered_off
 
 finish

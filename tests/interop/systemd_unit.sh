@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interop: systemd itself accepts the agent's unit (deploy/systemd/vigil-agent.service), and
+# Interop: systemd itself accepts the agent's and the collector's units (deploy/systemd/), and
 # 'vigil-agent install --root' writes exactly that unit. Needs: systemd-analyze (systemd).
 # Prints "N passed, M failed".
 set -uo pipefail
@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 build() {
-  cargo build --locked -p vigil-agent >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; return 1; }
+  cargo build --locked -p vigil-agent -p vigil-collector >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; return 1; }
 }
 check "the agent builds" build
 
@@ -24,6 +24,15 @@ verify() {
   if grep -q "vigil-agent.service" "$work/verify.log"; then cat "$work/verify.log"; return 1; fi
 }
 check "systemd-analyze verify finds nothing in the unit" verify
+
+verify_collector() {
+  mkdir -p "$work/unit"
+  sed "s|^ExecStart=/usr/bin/vigil-collector|ExecStart=$PWD/target/debug/vigil-collector|" \
+    deploy/systemd/vigil-collector.service >"$work/unit/vigil-collector.service"
+  systemd-analyze verify --man=no "$work/unit/vigil-collector.service" >"$work/verify-collector.log" 2>&1
+  if grep -q "vigil-collector.service" "$work/verify-collector.log"; then cat "$work/verify-collector.log"; return 1; fi
+}
+check "systemd-analyze verify finds nothing in the collector's unit" verify_collector
 
 installed_unit() {
   local root="$work/root"
