@@ -32,7 +32,13 @@ pub struct Fleet {
     /// How long certificates are issued for; agents renew at two thirds of it.
     cert_validity_ms: i64,
     started_ms: i64,
+    /// The last check and when it ran: these problems are hours in the making, and a check
+    /// reads every enrolled host's record, so evaluations in between reuse it.
+    last: std::sync::Mutex<Option<(i64, Vec<Problem>)>>,
 }
+
+/// How often the fleet's records are read again for [`Fleet::problems`].
+const RECHECK_MS: i64 = 5 * 60 * 1000;
 
 impl Fleet {
     pub fn new(
@@ -46,13 +52,31 @@ impl Fleet {
             data_dir,
             cert_validity_ms: cert_validity.as_millis() as i64,
             started_ms,
+            last: std::sync::Mutex::new(None),
         }
+    }
+
+    /// [`Fleet::check`] as of the last five minutes: read again when older, or when the
+    /// clock went back.
+    pub fn problems(&self, now_ms: i64) -> Vec<Problem> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((at_ms, problems)) = &*last {
+            if (*at_ms..*at_ms + RECHECK_MS).contains(&now_ms) {
+                return problems.clone();
+            }
+        }
+        let problems = self.check(now_ms);
+        *last = Some((now_ms, problems.clone()));
+        problems
     }
 
     /// Agents enrolled an hour ago or more that never connected, and certificates in the
     /// last quarter of their life (agents renew at two thirds: one not renewed by now
     /// has trouble renewing).
-    pub fn problems(&self, now_ms: i64) -> Vec<Problem> {
+    pub fn check(&self, now_ms: i64) -> Vec<Problem> {
         let hosts = match self.registry.hosts() {
             Ok(hosts) => hosts,
             Err(error) => {
@@ -231,7 +255,7 @@ mod tests {
             validity,
             now - HOUR_MS,
         );
-        let problems = fleet.problems(now);
+        let problems = fleet.check(now);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].rule, "AgentNeverConnected");
         assert_eq!(problems[0].subject.1, "silent-pc");
@@ -244,7 +268,7 @@ mod tests {
                 now + 10 * 24 * HOUR_MS,
             ))
             .unwrap();
-        let problems = fleet.problems(now);
+        let problems = fleet.check(now);
         assert!(
             problems
                 .iter()
@@ -262,9 +286,39 @@ mod tests {
             .unwrap();
         let starting = Fleet::new(registry.clone(), data.path().into(), validity, now);
         assert!(starting.problems(now).is_empty());
-        assert_eq!(fleet.problems(now).len(), 1);
+        assert_eq!(fleet.check(now).len(), 1);
 
         // A revoked host is expected to go quiet.
+        registry.revoke("silent-pc", now).unwrap();
+        assert!(fleet.check(now).is_empty());
+    }
+
+    #[test]
+    fn the_fleet_is_read_again_only_every_five_minutes() {
+        let data = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(data.path()).unwrap());
+        let now = 1_000 * HOUR_MS;
+        let validity = std::time::Duration::from_secs(90 * 24 * 3600);
+        let fleet = Fleet::new(
+            registry.clone(),
+            data.path().into(),
+            validity,
+            now - HOUR_MS,
+        );
+        assert!(fleet.problems(now).is_empty());
+        registry
+            .put_host(&HostRecord {
+                agent_id: "silent-pc".into(),
+                client: "acme".into(),
+                enrolled_at_ms: now - 2 * HOUR_MS,
+                cert_expires_at_ms: now + 89 * 24 * HOUR_MS,
+                replaceable: false,
+            })
+            .unwrap();
+        // Within five minutes the last reading stands; after them the registry is read.
+        assert!(fleet.problems(now + RECHECK_MS - 1).is_empty());
+        assert_eq!(fleet.problems(now + RECHECK_MS).len(), 1);
+        // A clock set back reads again too.
         registry.revoke("silent-pc", now).unwrap();
         assert!(fleet.problems(now).is_empty());
     }
