@@ -46,6 +46,10 @@ pub struct CollectorConfig {
     /// stops the collector. Read it with [`CollectorConfig::http`].
     #[serde(default)]
     pub http: Option<HttpSection>,
+    /// Receivers of remote-write export (`[[remote_write]]`), each with its url, `match`,
+    /// authentication, TLS and queue bound. Default: none (no export, nothing kept for it).
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
 }
 
 /// `[http]`: the console and the JSON API.
@@ -422,6 +426,9 @@ impl CollectorConfig {
             }
         }
         self.notify.resolve_paths(base);
+        for remote_write in &mut self.remote_write {
+            remote_write.resolve_paths(base);
+        }
         if let Some(http) = &mut self.http {
             for path in [&mut http.tls_cert, &mut http.tls_key]
                 .into_iter()
@@ -565,6 +572,7 @@ impl CollectorConfig {
             }
         }
         problems.extend(self.notify.problems());
+        problems.extend(crate::remote_write::config::problems(&self.remote_write));
         problems
     }
 
