@@ -317,3 +317,103 @@ impl ExportLog {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SeriesSamples, StoreConfig, WriterId, METRIC_NAME_LABEL};
+
+    fn append(store: &Store, seq: u64) {
+        let mut labels = Labels::from_pairs([("host", "web-01")]);
+        labels.insert(METRIC_NAME_LABEL, "load");
+        store
+            .append(
+                &WriterId {
+                    host: "web-01".to_owned(),
+                    spool_id: 1,
+                },
+                seq,
+                &[SeriesSamples {
+                    labels,
+                    samples: vec![Sample {
+                        timestamp_ms: seq as i64 * 1000,
+                        value: seq as f64,
+                    }],
+                }],
+            )
+            .expect("append");
+    }
+
+    fn read_all(log: &ExportLog, from: LogPosition) -> (Vec<i64>, LogPosition) {
+        let read = log.read(from, usize::MAX, u64::MAX, |_| true).unwrap();
+        assert!(read.at_end);
+        let timestamps = read
+            .series
+            .iter()
+            .flat_map(|series| series.samples.iter().map(|s| s.timestamp_ms))
+            .collect();
+        (timestamps, read.next.unwrap_or(from))
+    }
+
+    #[test]
+    fn exported_segments_outlive_a_clean_stop_and_go_once_every_exporter_is_past_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig::new(dir.path());
+        enable(dir.path()).unwrap();
+        let store = Store::open(&config).unwrap();
+        let log = store.export_log().expect("export is on");
+        let start = log.start().unwrap();
+        for seq in 1..=3 {
+            append(&store, seq);
+        }
+        let (first_read, after_first) = read_all(&log, start);
+        assert_eq!(first_read, vec![1000, 2000, 3000]);
+        store.close().unwrap();
+        drop((log, store));
+        // The log deleted its own segments at the clean stop; the export kept its links.
+        assert_eq!(
+            wal::list_segments(&dir.path().join(wal::WAL_DIR))
+                .unwrap()
+                .len(),
+            0
+        );
+        let kept = wal::list_segments(&dir.path().join(EXPORT_LOG_DIR)).unwrap();
+        assert!(!kept.is_empty());
+
+        let store = Store::open(&config).unwrap();
+        let log = store.export_log().unwrap();
+        for seq in 4..=5 {
+            append(&store, seq);
+        }
+        // The new segment's number follows the kept one, so positions stay meaningful.
+        assert!(log.end().segment > kept.last().unwrap().0);
+        let (everything, end) = read_all(&log, start);
+        assert_eq!(everything, vec![1000, 2000, 3000, 4000, 5000]);
+        let (rest, _) = read_all(&log, after_first);
+        assert_eq!(
+            rest,
+            vec![4000, 5000],
+            "a saved position resumes after what it read"
+        );
+        assert_eq!(log.bytes_after(end).unwrap(), 0);
+        assert!(log.bytes_after(start).unwrap() > 0);
+
+        assert_eq!(log.release_before(start).unwrap(), 0, "still needed");
+        assert_eq!(log.release_before(end).unwrap(), kept.len());
+        let (after_release, _) = read_all(&log, start);
+        assert_eq!(
+            after_release,
+            vec![4000, 5000],
+            "an old position moves to the oldest kept"
+        );
+    }
+
+    #[test]
+    fn without_export_the_log_links_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StoreConfig::new(dir.path())).unwrap();
+        append(&store, 1);
+        assert!(store.export_log().is_none());
+        assert!(!dir.path().join(EXPORT_LOG_DIR).exists());
+    }
+}
