@@ -240,7 +240,15 @@ impl RemoteWrite {
                     "remote-write export starts"
                 );
             }
-            self.tasks.spawn(shard.run(self.stop.clone()));
+            let span = tracing::info_span!(
+                "remote_write",
+                name = %shard.exporter_name(),
+                shard = shard.index()
+            );
+            self.tasks.spawn(tracing::Instrument::instrument(
+                shard.run(self.stop.clone()),
+                span,
+            ));
         }
     }
 

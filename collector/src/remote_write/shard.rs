@@ -393,7 +393,7 @@ impl Shard {
                     return Ok(Sent::Refused);
                 }
                 Ok(response) => format!("HTTP {}", response.status()),
-                Err(error) => error.to_string(),
+                Err(error) => with_causes(&error),
             };
             if stop.is_cancelled() {
                 return Ok(Sent::Abandoned);
@@ -427,6 +427,18 @@ impl Shard {
             }
         }
     }
+}
+
+/// An error and the errors under it on one line: reqwest's own message names only the URL.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Labels as remote-write wants them: sorted by name, the metric name as `__name__`.
