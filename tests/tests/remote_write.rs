@@ -255,3 +255,113 @@ async fn every_sample_reaches_the_receiver_once_in_order_through_an_outage_and_a
         );
     }
 }
+
+/// Sends batch `seq` of `n_series` series (`load{core="<i>"}`) with `n_samples` samples
+/// each, one second apart from `base_ms`, numbered on from the previous batch; waits for
+/// its ack.
+async fn send_wide(
+    stream: &mut RawStream,
+    seq: u64,
+    n_series: usize,
+    n_samples: usize,
+    base_ms: i64,
+) {
+    let series = (0..n_series)
+        .map(|core| pb::Series {
+            name: "load".into(),
+            labels: vec![pb::Label {
+                name: "core".into(),
+                value: core.to_string(),
+            }],
+            samples: (0..n_samples)
+                .map(|k| {
+                    let index = (seq as usize - 1) * n_samples + k;
+                    pb::Sample {
+                        timestamp_ms: base_ms + index as i64 * 1000,
+                        value: index as f64,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    stream
+        .send(pb::AgentMessage {
+            body: Some(pb::agent_message::Body::Batch(pb::Batch {
+                seq,
+                series,
+                ..Default::default()
+            })),
+        })
+        .await;
+    for _ in 0..10 {
+        let reply = stream.next().await.unwrap().unwrap();
+        match reply.body {
+            Some(Body::Ack(pb::Ack { seq: acked })) if acked == seq => return,
+            Some(Body::Reject(reject)) => panic!("batch {seq} rejected: {reject:?}"),
+            _ => {}
+        }
+    }
+    panic!("no ack for batch {seq}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_queue_bytes_the_oldest_unsent_samples_are_given_up_and_the_newest_arrive() {
+    let (address, receiver) = start_receiver().await;
+    receiver.down.store(true, Ordering::SeqCst);
+    let pki = Pki::new();
+    let config = pki.collector_config_with(&format!(
+        "[[remote_write]]\nurl = \"http://{address}/api/v1/write\"\nshards = 1\nmax_queue_bytes = 1048576\nmin_backoff = \"20ms\"\nmax_backoff = \"50ms\"\n"
+    ));
+    let collector = RunningCollector::start(&config).await;
+    let mut stream = agent_stream(&pki, &collector).await;
+    // About 20 KB of log per batch: 80 of them are well past the 1 MiB bound, and ingest
+    // acknowledges every one of them while the receiver is away.
+    let (n_batches, n_series, n_samples) = (80u64, 100, 20);
+    let base_ms = now_ms() - 3_600_000;
+    for seq in 1..=n_batches {
+        send_wide(&mut stream, seq, n_series, n_samples, base_ms).await;
+    }
+    wait_until("the exporter retrying against the 503s", || {
+        receiver.refused_while_down.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    receiver.down.store(false, Ordering::SeqCst);
+    // One shard sends in log order: once the last batch's samples are there, all that was
+    // kept has been sent.
+    let last_timestamp = base_ms + ((n_batches as i64) * n_samples as i64 - 1) * 1000;
+    wait_until("the newest batch arriving", || {
+        receiver
+            .series
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|samples| samples.last().is_some_and(|s| s.0 == last_timestamp))
+            .count()
+            == n_series
+    })
+    .await;
+    drop(stream);
+    collector.stop().await;
+
+    let series = receiver.series.lock().unwrap();
+    assert_eq!(series.len(), n_series);
+    let sent_per_series = n_batches as usize * n_samples;
+    let received: usize = series.values().map(Vec::len).sum();
+    assert!(
+        received < sent_per_series * n_series,
+        "some of the {} samples were given up, {received} arrived",
+        sent_per_series * n_series
+    );
+    assert!(received > 0);
+    for (key, samples) in series.iter() {
+        // What arrives is the newest part, whole, in order, each sample once.
+        let first = samples[0].0;
+        let expected: Vec<i64> = (0..samples.len() as i64)
+            .map(|i| first + i * 1000)
+            .collect();
+        let got: Vec<i64> = samples.iter().map(|s| s.0).collect();
+        assert_eq!(got, expected, "series {key}");
+        assert_eq!(*got.last().unwrap(), last_timestamp, "series {key}");
+        assert!(got.len() < sent_per_series, "series {key} lost nothing?");
+    }
+}
