@@ -102,64 +102,13 @@ impl RemoteWriteStatus {
     }
 
     /// The figures in Prometheus text format, one metric family each, labelled by
-    /// receiver (`remote_name`, `url`), as Prometheus names its own remote-write metrics.
+    /// receiver (`remote_name`, `url`), as Prometheus labels its own remote-write metrics.
     pub fn render_prometheus(&self) -> String {
         use std::fmt::Write;
         let snapshot = self.snapshot();
         let mut out = String::new();
-        let families: [(&str, &str, &str, fn(&ExporterStatus) -> f64); 7] = [
-            (
-                "vigil_remote_write_queue_bytes",
-                "gauge",
-                "Log bytes kept for the receiver and not yet sent.",
-                |s| s.queue_bytes as f64,
-            ),
-            (
-                "vigil_remote_write_lag_seconds",
-                "gauge",
-                "Age of the oldest sample the receiver has not acknowledged.",
-                |s| s.lag_seconds,
-            ),
-            (
-                "vigil_remote_write_samples_sent_total",
-                "counter",
-                "Samples the receiver acknowledged.",
-                |s| s.samples_sent as f64,
-            ),
-            (
-                "vigil_remote_write_samples_failed_total",
-                "counter",
-                "Samples the receiver refused for good (4xx).",
-                |s| s.samples_failed as f64,
-            ),
-            (
-                "vigil_remote_write_samples_dropped_total",
-                "counter",
-                "Samples given up because the queue outgrew max_queue_bytes.",
-                |s| s.samples_dropped as f64,
-            ),
-            (
-                "vigil_remote_write_retries_total",
-                "counter",
-                "Requests sent again after a 5xx, 429 or network error.",
-                |s| s.retries as f64,
-            ),
-            (
-                "vigil_remote_write_receivers",
-                "gauge",
-                "Configured remote-write receivers.",
-                |_| 1.0,
-            ),
-        ];
-        for (name, kind, help, value) in families {
-            if name == "vigil_remote_write_receivers" {
-                let _ = writeln!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                    snapshot.len()
-                );
-                continue;
-            }
+        for family in FAMILIES {
+            let (name, kind, help) = (family.name, family.kind, family.help);
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for status in &snapshot {
                 let _ = writeln!(
@@ -167,7 +116,7 @@ impl RemoteWriteStatus {
                     "{name}{{remote_name=\"{}\",url=\"{}\"}} {}",
                     escape(&status.name),
                     escape(&status.url),
-                    value(status)
+                    (family.value)(status)
                 );
             }
         }
@@ -175,9 +124,87 @@ impl RemoteWriteStatus {
     }
 }
 
+/// One metric family of [`RemoteWriteStatus::render_prometheus`].
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    value: fn(&ExporterStatus) -> f64,
+}
+
+const FAMILIES: [Family; 6] = [
+    Family {
+        name: "vigil_remote_write_queue_bytes",
+        kind: "gauge",
+        help: "Log bytes kept for the receiver and not yet sent.",
+        value: |s| s.queue_bytes as f64,
+    },
+    Family {
+        name: "vigil_remote_write_lag_seconds",
+        kind: "gauge",
+        help: "Age of the oldest sample the receiver has not acknowledged.",
+        value: |s| s.lag_seconds,
+    },
+    Family {
+        name: "vigil_remote_write_samples_sent_total",
+        kind: "counter",
+        help: "Samples the receiver acknowledged.",
+        value: |s| s.samples_sent as f64,
+    },
+    Family {
+        name: "vigil_remote_write_samples_failed_total",
+        kind: "counter",
+        help: "Samples the receiver refused for good (4xx other than 429).",
+        value: |s| s.samples_failed as f64,
+    },
+    Family {
+        name: "vigil_remote_write_samples_dropped_total",
+        kind: "counter",
+        help: "Samples given up unsent because the queue outgrew max_queue_bytes.",
+        value: |s| s.samples_dropped as f64,
+    },
+    Family {
+        name: "vigil_remote_write_retries_total",
+        kind: "counter",
+        help: "Requests sent again after a 5xx, a 429 or a network error.",
+        value: |s| s.retries as f64,
+    },
+];
+
 fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_figures_render_as_prometheus_text_labelled_by_receiver() {
+        let counters = Arc::new(ExporterCounters::new(
+            "vm".to_owned(),
+            "http://127.0.0.1:8428/api/v1/write".to_owned(),
+            2,
+        ));
+        counters.samples_sent.store(1200, Ordering::Relaxed);
+        counters.queue_bytes[1].store(4096, Ordering::Relaxed);
+        counters.oldest_unsent_ms[0].store(0, Ordering::Relaxed);
+        let status = RemoteWriteStatus {
+            exporters: vec![counters],
+        };
+        let snapshot = status.snapshot();
+        assert_eq!(snapshot[0].queue_bytes, 4096, "the largest shard's");
+        assert!(snapshot[0].lag_seconds > 1e9, "a sample from 1970 waits");
+        let text = status.render_prometheus();
+        assert!(text.contains(
+            "vigil_remote_write_samples_sent_total{remote_name=\"vm\",url=\"http://127.0.0.1:8428/api/v1/write\"} 1200"
+        ), "{text}");
+        assert!(
+            text.contains("# TYPE vigil_remote_write_queue_bytes gauge"),
+            "{text}"
+        );
+    }
 }
