@@ -698,6 +698,38 @@ client_ca = "ca.pem"
     }
 
     #[test]
+    fn remote_write_files_resolve_against_the_config_folder_and_bad_keys_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rw-token"), "secret\n").unwrap();
+        let body = GOOD.to_owned()
+            + "[[remote_write]]\nurl = \"http://127.0.0.1:8428/api/v1/write\"\nbearer_token_file = \"rw-token\"\n";
+        let config = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap();
+        assert_eq!(
+            config.remote_write[0].bearer_token_file,
+            Some(dir.path().join("rw-token"))
+        );
+        assert_eq!(
+            config.remote_write[0].bearer_token("remote_write[0]"),
+            Ok(Some("secret".to_owned()))
+        );
+
+        let body = GOOD.to_owned() + "[[remote_write]]\nurl = \"victoria:8428\"\nshards = 100\n";
+        let path = write_config(dir.path(), &body);
+        let text = CollectorConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            text.contains(&format!(
+                "config {}: remote_write[0].url = \"victoria:8428\" is not an http:// or https:// URL",
+                path.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("remote_write[0].shards = 100 is out of range (1..=64)"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once_with_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let body = GOOD.replace("ca.pem\"", "missing-ca.pem\"")
