@@ -198,6 +198,17 @@ impl RemoteWrite {
     /// position. The store must have been opened with export enabled ([`prepare_store`]).
     pub fn new(store: &Store, configs: &[RemoteWriteConfig]) -> Result<Self, RemoteWriteError> {
         let log = store.export_log().ok_or(RemoteWriteError::NotEnabled)?;
+        if let Some(moved_to) = store.quarantined_to() {
+            // The kept log names series by the ids of the store that was moved aside; the new
+            // store numbers its series afresh, so that log cannot be read any more.
+            let discarded = log.release_before(log.end())?;
+            let _ = std::fs::remove_dir_all(store.data_dir().join("remote_write").join("cursors"));
+            tracing::warn!(
+                quarantined_to = %moved_to.display(),
+                segments = discarded,
+                "the store was damaged and moved aside; log kept for remote-write and not yet sent is given up"
+            );
+        }
         let holds = Arc::new(cursor::Holds::default());
         let mut status = RemoteWriteStatus::default();
         let mut shards = Vec::new();
