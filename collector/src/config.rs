@@ -46,6 +46,10 @@ pub struct CollectorConfig {
     /// stops the collector. Read it with [`CollectorConfig::http`].
     #[serde(default)]
     pub http: Option<HttpSection>,
+    /// Receivers of remote-write export (`[[remote_write]]`), each with its url, `match`,
+    /// authentication, TLS and queue bound. Default: none (no export, nothing kept for it).
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
 }
 
 /// `[http]`: the console and the JSON API.
@@ -428,6 +432,9 @@ impl CollectorConfig {
             }
         }
         self.notify.resolve_paths(base);
+        for remote_write in &mut self.remote_write {
+            remote_write.resolve_paths(base);
+        }
         if let Some(http) = &mut self.http {
             for path in [&mut http.tls_cert, &mut http.tls_key]
                 .into_iter()
@@ -571,6 +578,7 @@ impl CollectorConfig {
             }
         }
         problems.extend(self.notify.problems());
+        problems.extend(crate::remote_write::config::problems(&self.remote_write));
         problems
     }
 
@@ -693,6 +701,38 @@ client_ca = "ca.pem"
         assert_eq!(config.data_dir, dir.path().join("data"));
         assert_eq!(config.grpc.cert, dir.path().join("collector.pem"));
         assert_eq!(config.store.cache_capacity_mib, 64);
+    }
+
+    #[test]
+    fn remote_write_files_resolve_against_the_config_folder_and_bad_keys_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rw-token"), "secret\n").unwrap();
+        let body = GOOD.to_owned()
+            + "[[remote_write]]\nurl = \"http://127.0.0.1:8428/api/v1/write\"\nbearer_token_file = \"rw-token\"\n";
+        let config = CollectorConfig::load(&write_config(dir.path(), &body)).unwrap();
+        assert_eq!(
+            config.remote_write[0].bearer_token_file,
+            Some(dir.path().join("rw-token"))
+        );
+        assert_eq!(
+            config.remote_write[0].bearer_token("remote_write[0]"),
+            Ok(Some("secret".to_owned()))
+        );
+
+        let body = GOOD.to_owned() + "[[remote_write]]\nurl = \"victoria:8428\"\nshards = 100\n";
+        let path = write_config(dir.path(), &body);
+        let text = CollectorConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            text.contains(&format!(
+                "config {}: remote_write[0].url = \"victoria:8428\" is not an http:// or https:// URL",
+                path.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("remote_write[0].shards = 100 is out of range (1..=64)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! - [`report`] — the monthly client report: figures, HTML, email.
 //! - [`query`] — `vigil-collector query`.
 //! - [`promql`] — PromQL over the store and the Prometheus HTTP query API.
+//! - [`remote_write`] — export to Prometheus-compatible stores (remote-write 1.0) from the log.
 //! - [`serve`] — the collector's lifecycle, shared by `serve` and `demo`.
 //! - [`demo`] — a collector and an agent in one process with a throwaway CA.
 
@@ -39,6 +40,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod promql;
 pub mod query;
+pub mod remote_write;
 pub mod report;
 pub mod serve;
 pub mod store;

@@ -59,6 +59,8 @@ pub enum ServeError {
     Presence(#[from] PresenceError),
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
+    #[error(transparent)]
+    RemoteWrite(#[from] crate::remote_write::RemoteWriteError),
 }
 
 fn bind_hint(error: &std::io::Error) -> &'static str {
@@ -85,6 +87,8 @@ pub struct Collector {
     reports: (crate::notify::NotifySection, Clock),
     /// The collector's own metrics, served at `GET /metrics`.
     telemetry: Telemetry,
+    /// Export to remote-write receivers, when `[[remote_write]]` names any.
+    remote_write: Option<crate::remote_write::RemoteWrite>,
     shutdown: CancellationToken,
 }
 
@@ -122,11 +126,25 @@ impl Collector {
         clock: Clock,
     ) -> Result<Self, ServeError> {
         let store_config = config.store_config();
-        let store = tokio::task::spawn_blocking(move || Store::open(&store_config))
-            .await
-            .expect("opening the store panicked")?;
+        let remote_write_configs = config.remote_write.clone();
+        let store = tokio::task::spawn_blocking(move || {
+            crate::remote_write::prepare_store(&store_config.data_dir, &remote_write_configs)?;
+            Store::open(&store_config)
+        })
+        .await
+        .expect("opening the store panicked")?;
+        let remote_write = match config.remote_write.is_empty() {
+            true => None,
+            false => Some(crate::remote_write::RemoteWrite::new(
+                &store,
+                &config.remote_write,
+            )?),
+        };
         let telemetry = Telemetry::new();
         store.observe_fsyncs(telemetry.fsync_observer());
+        if let Some(export) = &remote_write {
+            telemetry.register_collector(crate::telemetry::RemoteWriteReadings(export.status()));
+        }
         let registry = Arc::new(Registry::open(&config.data_dir)?);
         let revocations = RevocationList::new();
         revocations.load(&registry);
@@ -218,6 +236,7 @@ impl Collector {
             http,
             reports,
             telemetry,
+            remote_write,
             shutdown,
         })
     }
@@ -226,6 +245,13 @@ impl Collector {
     /// registers its queue depth, lag and counts here before [`Collector::run`].
     pub fn telemetry(&self) -> &Telemetry {
         &self.telemetry
+    }
+
+    /// How each remote-write receiver is doing, when export is configured.
+    pub fn remote_write_status(&self) -> Option<crate::remote_write::RemoteWriteStatus> {
+        self.remote_write
+            .as_ref()
+            .map(crate::remote_write::RemoteWrite::status)
     }
 
     /// The console and API server, when it is bound.
@@ -322,6 +348,10 @@ impl Collector {
         let http = self
             .http
             .map(|server| tokio::spawn(server.run(http_stop.clone())));
+        let mut remote_write = self.remote_write;
+        if let Some(remote_write) = &mut remote_write {
+            remote_write.start();
+        }
         let mut serving = tokio::spawn(self.ingest.run(shutdown.clone()));
         let served = tokio::select! {
             served = &mut serving => served,
@@ -347,6 +377,11 @@ impl Collector {
         alerting.stop().await;
         presence_stop.cancel();
         let _ = presence.await;
+        // After ingest: every acknowledged batch is in the log; the senders save where they
+        // are, and the log keeps the rest for the next start.
+        if let Some(remote_write) = remote_write {
+            remote_write.stop().await;
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.close())
             .await

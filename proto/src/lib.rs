@@ -14,6 +14,7 @@
 //! - [`pb`] — the generated code.
 //! - [`join_token`] — the token an agent installer joins with.
 //! - [`config_file`] — how both binaries read their TOML files and report what is wrong.
+//! - [`prompb`] — Prometheus remote-write 1.0 messages, for the collector's export.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod convert;
 pub mod join_token;
 pub mod limits;
 pub mod model;
+pub mod prompb;
 
 /// Generated protobuf and gRPC code for package `vigil.v1`.
 #[allow(clippy::all, missing_docs)]

@@ -24,6 +24,7 @@
 pub mod chunk;
 mod chunk_files;
 mod error;
+pub mod export_log;
 mod files;
 mod head;
 pub mod import;
@@ -48,6 +49,7 @@ use serde::Deserialize;
 use vigil_proto::model::{Labels, Sample};
 
 pub use error::StoreError;
+pub use export_log::{ExportLog, LogPosition, LogRead, LoggedSamples};
 pub use rollup::{Aggregate, BUCKET_MS};
 pub use selector::{LabelMatcher, MatchOp, Selector, SelectorError, METRIC_NAME_LABEL};
 

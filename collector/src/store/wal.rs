@@ -7,6 +7,12 @@
 //! chunks durable. On open, the segments are replayed in order; a torn final record (the
 //! process died mid-write) is cut off, which loses nothing that was acknowledged.
 //!
+//! When remote-write export is on (the folder `<data_dir>/remote_write/log/` exists, see
+//! [`super::export_log`]), every segment is also hard-linked into that folder as it is
+//! created: the log trims and deletes its own names as before, and the export keeps the
+//! same bytes under the other name until every exporter has sent them. Segment numbers then
+//! continue past the exported ones, so a segment number names one segment across restarts.
+//!
 //! This file knows bytes and files; it does not know sled, series or the head.
 //!
 //! Segment: `VIGILWAL` ‖ version (u32 LE) ‖ frames. Frame: payload length (u32 LE) ‖
@@ -355,15 +361,53 @@ fn write_header(file: &mut File) -> io::Result<()> {
     file.sync_all()
 }
 
-/// Creates segment `number` with its header, durably (file and directory entry).
-fn create_segment(dir: &Path, number: u64) -> io::Result<File> {
+/// Creates segment `number` with its header, durably (file and directory entry). With an
+/// export folder, the segment is linked there too before any record goes in; a link that
+/// fails is logged and the log goes on (ingest never waits for export).
+fn create_segment(dir: &Path, number: u64, export_dir: Option<&Path>) -> io::Result<File> {
+    let path = segment_path(dir, number);
     let mut file = OpenOptions::new()
         .create_new(true)
         .append(true)
-        .open(segment_path(dir, number))?;
+        .open(&path)?;
     write_header(&mut file)?;
     sync_dir(dir)?;
+    if let Some(export_dir) = export_dir {
+        let link = segment_path(export_dir, number);
+        if let Err(error) = fs::hard_link(&path, &link).and_then(|()| sync_dir(export_dir)) {
+            tracing::warn!(
+                segment = %path.display(),
+                link = %link.display(),
+                %error,
+                "cannot link a new write-ahead log segment for remote-write export; its records will not be exported"
+            );
+        }
+    }
     Ok(file)
+}
+
+/// Where the export keeps its links, when export is on: beside `wal/`, under the data
+/// directory.
+pub(super) fn export_dir_of(wal_dir: &Path) -> Option<PathBuf> {
+    let export_dir = wal_dir.parent()?.join(super::export_log::EXPORT_LOG_DIR);
+    export_dir.is_dir().then_some(export_dir)
+}
+
+/// Position in the log up to which every byte is durable: a segment number and a length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DurableEnd {
+    pub segment: u64,
+    pub bytes: u64,
+}
+
+/// Bytes a segment starts with, before its first frame.
+pub(super) const FIRST_FRAME_OFFSET: u64 = SEGMENT_HEADER_LEN as u64;
+/// Bytes of a frame before its payload.
+pub(super) const FRAME_HEADER_BYTES: u64 = FRAME_HEADER_LEN as u64;
+
+/// The path of segment `number` in `dir`.
+pub(super) fn segment_file(dir: &Path, number: u64) -> PathBuf {
+    segment_path(dir, number)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -387,6 +431,8 @@ pub(super) struct Wal {
 
 struct Shared {
     dir: PathBuf,
+    /// Where new segments are also linked for remote-write export; `None` when it is off.
+    export_dir: Option<PathBuf>,
     state: Mutex<State>,
     /// The committer waits here for records (or rotation, or stop, or a repair to try).
     work: Condvar,
@@ -426,6 +472,8 @@ struct State {
     segments: VecDeque<SegmentSpan>,
     /// Bytes in the segments on disk.
     bytes_on_disk: u64,
+    /// Everything before this position is durable (what export may read).
+    durable_end: DurableEnd,
 }
 
 /// How often the committer tries to repair the log after a failed write.
@@ -442,11 +490,24 @@ impl Wal {
         replayed: Vec<SegmentSpan>,
         last_lsn: u64,
     ) -> Result<Wal, StoreError> {
-        let number = replayed.last().map_or(1, |segment| segment.number + 1);
-        let file = create_segment(dir, number).map_err(|source| StoreError::Wal {
-            path: segment_path(dir, number),
-            action: "creating",
-            source,
+        let export_dir = export_dir_of(dir);
+        // Numbers go on past the segments export still holds, which outlive the log's own
+        // names after a clean stop.
+        let exported_last = export_dir
+            .as_deref()
+            .and_then(|export_dir| list_segments(export_dir).ok())
+            .and_then(|segments| segments.last().map(|(number, _)| *number))
+            .unwrap_or(0);
+        let number = replayed
+            .last()
+            .map_or(1, |segment| segment.number + 1)
+            .max(exported_last + 1);
+        let file = create_segment(dir, number, export_dir.as_deref()).map_err(|source| {
+            StoreError::Wal {
+                path: segment_path(dir, number),
+                action: "creating",
+                source,
+            }
         })?;
         // Segments without records (left by a run that checkpointed and stopped) go now.
         let (empty, replayed): (Vec<SegmentSpan>, Vec<SegmentSpan>) = replayed
@@ -473,6 +534,7 @@ impl Wal {
         });
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
+            export_dir,
             state: Mutex::new(State {
                 slots: VecDeque::new(),
                 first_slot_lsn: last_lsn + 1,
@@ -486,6 +548,10 @@ impl Wal {
                 stop: false,
                 segments,
                 bytes_on_disk: bytes_on_disk + SEGMENT_HEADER_LEN as u64,
+                durable_end: DurableEnd {
+                    segment: number,
+                    bytes: SEGMENT_HEADER_LEN as u64,
+                },
             }),
             work: Condvar::new(),
             durable: Condvar::new(),
@@ -704,6 +770,11 @@ impl Wal {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(observer);
     }
 
+    /// Everything before this position is durable: export reads up to it and no further.
+    pub(super) fn durable_end(&self) -> DurableEnd {
+        self.shared.lock().durable_end
+    }
+
     /// Bytes of the segments on disk, and how many there are.
     pub(super) fn disk_usage(&self) -> (u64, usize) {
         let state = self.shared.lock();
@@ -827,9 +898,10 @@ impl Shared {
         file.set_len(durable_bytes)?;
         file.sync_all()?;
         let next = *number + 1;
-        let new_file = create_segment(&self.dir, next).inspect_err(|_| {
-            let _ = fs::remove_file(segment_path(&self.dir, next));
-        })?;
+        let new_file =
+            create_segment(&self.dir, next, self.export_dir.as_deref()).inspect_err(|_| {
+                let _ = fs::remove_file(segment_path(&self.dir, next));
+            })?;
         *file = new_file;
         *number = next;
         let mut state = self.lock();
@@ -838,6 +910,10 @@ impl Shared {
             last_lsn: 0,
         });
         state.bytes_on_disk += SEGMENT_HEADER_LEN as u64;
+        state.durable_end = DurableEnd {
+            segment: next,
+            bytes: SEGMENT_HEADER_LEN as u64,
+        };
         Ok(())
     }
 
@@ -914,9 +990,10 @@ impl Shared {
             let result = (|| -> io::Result<()> {
                 if rotate {
                     let next = number + 1;
-                    file = create_segment(&self.dir, next).inspect_err(|_| {
-                        let _ = fs::remove_file(segment_path(&self.dir, next));
-                    })?;
+                    file = create_segment(&self.dir, next, self.export_dir.as_deref())
+                        .inspect_err(|_| {
+                            let _ = fs::remove_file(segment_path(&self.dir, next));
+                        })?;
                     number = next;
                     segment_bytes = SEGMENT_HEADER_LEN as u64;
                     let mut state = self.lock();
@@ -925,6 +1002,10 @@ impl Shared {
                         last_lsn: 0,
                     });
                     state.bytes_on_disk += SEGMENT_HEADER_LEN as u64;
+                    state.durable_end = DurableEnd {
+                        segment: number,
+                        bytes: segment_bytes,
+                    };
                 }
                 if !batch.is_empty() {
                     file.write_all(&batch)?;
@@ -945,6 +1026,10 @@ impl Shared {
                         if let Some(segment) = state.segments.back_mut() {
                             segment.last_lsn = last_lsn;
                         }
+                        state.durable_end = DurableEnd {
+                            segment: number,
+                            bytes: segment_bytes,
+                        };
                     }
                     drop(state);
                     self.record_success();
@@ -1150,7 +1235,7 @@ mod tests {
                 series: vec![],
             })
         };
-        let mut file = create_segment(dir.path(), 1).unwrap();
+        let mut file = create_segment(dir.path(), 1, None).unwrap();
         let mut bytes = Vec::new();
         put_frame(&mut bytes, &record(1));
         put_frame(&mut bytes, &record(2));

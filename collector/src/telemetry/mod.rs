@@ -14,6 +14,7 @@
 //! `serve` hands the handle to each part.
 
 pub mod readings;
+mod remote_write;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 /// What another part registers with: the metric types and units of the registry.
 pub use prometheus_client::{metrics, registry::Unit as MetricUnit};
+pub use remote_write::RemoteWriteReadings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
