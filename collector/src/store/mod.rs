@@ -14,7 +14,8 @@
 //! the last handle) seals the whole head first, so that there is nothing to replay. When the
 //! log cannot write (a full disk), batches are refused until it can again, by itself;
 //! [`Store::write_health`] says since when and why. `vigil-collector import` writes chunks
-//! straight to sled under an import id that becomes visible only when it commits ([`import`]).
+//! straight to day files under an import id that becomes visible only when it commits
+//! ([`import`]); their locations go to write-once day indexes ([`day_index`]), not sled.
 //! The series index (labels ↔ id, postings per label pair) is in [`index`]; the bytes of
 //! every key in [`keys`]; the data directory's files in [`files`].
 //!

@@ -1,7 +1,9 @@
 //! Sealed data: compressed chunks (one per series, two-hour window and origin) and
 //! five-minute rollup blocks (one per series, UTC day and origin). The bytes of both live in
 //! append-only day files ([`ChunkFiles`], under `chunks/` and `rollups/`); sled's `chunks`
-//! and `rollup_5m` trees say where each one is, or hold it when it is a few bytes.
+//! and `rollup_5m` trees say where each live one is, or hold it when it is a few bytes, and
+//! an import's are in write-once day indexes ([`super::day_index`]) that its commit writes
+//! ([`Sealed::commit_staged`]). Reads take both.
 //!
 //! Writing a window merges it with the chunk already stored for that key, so late samples
 //! and a window sealed in several parts end up in one chunk, and marks its day as pending in
