@@ -373,6 +373,10 @@ impl ChunkFiles {
             if !origin_dir.is_dir() {
                 continue;
             }
+            let origin = origin_dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(origin_of_dir_name);
             let mut removed_here = false;
             for entry in fs::read_dir(&origin_dir)? {
                 let entry = entry?;
@@ -383,7 +387,9 @@ impl ChunkFiles {
                 if day_ms.saturating_add(DAY_MS) <= cutoff_ms {
                     self.lock_open()
                         .retain(|&(_, open_day), _| open_day != day_ms);
-                    self.forget_indexes(|_, index_day| index_day != day_ms);
+                    self.forget_indexes(|index_origin, index_day| {
+                        index_day != day_ms || origin.is_some_and(|origin| origin != index_origin)
+                    });
                     fs::remove_file(entry.path())?;
                     removed += 1;
                     removed_here = true;
@@ -485,19 +491,34 @@ mod tests {
     }
 
     #[test]
-    fn retention_deletes_whole_days_of_every_origin() {
+    fn retention_deletes_whole_days_of_every_origin_with_their_day_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let files = ChunkFiles::new(dir.path().to_owned()).unwrap();
         for day in 0..4 {
             files.append(0, day * DAY_MS, b"live").unwrap();
             files.append(3, day * DAY_MS, b"imported").unwrap();
         }
-        assert_eq!(files.remove_days_ending_by(2 * DAY_MS + 1).unwrap(), 4);
+        let entry = |day: i64| IndexEntry {
+            series_id: 1,
+            start_ms: day * DAY_MS,
+            value: day_index::SpanValue::Inline(vec![1]),
+        };
+        files.write_index(3, 0, &[entry(0)]).unwrap();
+        files.write_index(3, 3 * DAY_MS, &[entry(3)]).unwrap();
+        // A restart lists the day indexes on disk.
+        let files = ChunkFiles::new(dir.path().to_owned()).unwrap();
+        assert_eq!(files.indexed_days(0, 3 * DAY_MS), [(0, 3), (3 * DAY_MS, 3)]);
+        // Day 0 of origin 3 is its chunk file and its index.
+        assert_eq!(files.remove_days_ending_by(2 * DAY_MS + 1).unwrap(), 5);
+        assert!(!files.index_path(3, 0).exists());
+        assert_eq!(files.indexed_days(i64::MIN, i64::MAX), [(3 * DAY_MS, 3)]);
+        assert_eq!(files.index(3, 3 * DAY_MS).unwrap().len(), 1);
         assert!(!files.path(0, DAY_MS).exists());
         assert!(files.path(0, 2 * DAY_MS).exists());
         assert!(files.path(3, 3 * DAY_MS).exists());
         files.remove_origin(3).unwrap();
         assert!(!files.path(3, 3 * DAY_MS).exists());
+        assert!(files.indexed_days(i64::MIN, i64::MAX).is_empty());
         assert!(files.path(0, 3 * DAY_MS).exists());
     }
 }
