@@ -20,9 +20,13 @@ SIZES=${SIZES:-20x12 50x24}
 BEFORE=${BEFORE-3c57429}
 WORK=${WORK:-/tmp/vigil-bench-store}
 GENERATOR=${GENERATOR:-$here/../shared/tools/gen_openmetrics.py}
+[ -f "$GENERATOR" ] || GENERATOR=$here/../../shared/tools/gen_openmetrics.py   # from a worktree under /work/wt
 FLEET_HOSTS=${FLEET_HOSTS:-0}
 FLEET_HOURS=${FLEET_HOURS:-3}
 target=${CARGO_TARGET_DIR:-$here/target}
+# BEFORE gets a target folder of its own: cargo takes the two checkouts' vigil-collector for
+# the same unit, so in one folder each build can leave the other's binary in place.
+before_target=${BEFORE_TARGET:-$WORK/target-before}
 mkdir -p "$WORK"
 
 echo "building the benchmark" >&2
@@ -32,8 +36,8 @@ if [ -n "$BEFORE" ]; then
     before_tree=${BEFORE_TREE:-$WORK/before-tree}
     [ -d "$before_tree" ] || git -C "$here" worktree add --detach "$before_tree" "$BEFORE" >&2
     cp "$here/collector/examples/store_bench.rs" "$before_tree/collector/examples/"
-    (cd "$before_tree" && CARGO_TARGET_DIR="$target" cargo build --release -q -p vigil-collector --example store_bench)
-    cp "$target/release/examples/store_bench" "$WORK/store_bench_before"
+    (cd "$before_tree" && CARGO_TARGET_DIR="$before_target" cargo build --release -q -p vigil-collector --example store_bench)
+    cp "$before_target/release/examples/store_bench" "$WORK/store_bench_before"
 fi
 (cd "$here" && CARGO_TARGET_DIR="$target" cargo build --release -q -p vigil-collector --example store_bench)
 cp "$target/release/examples/store_bench" "$WORK/store_bench_after"
