@@ -115,7 +115,7 @@ pub(super) fn encode(day_ms: i64, entries: &[IndexEntry]) -> io::Result<Vec<u8>>
             })? as u64;
         put_varint(&mut out, entry.series_id - previous_series);
         previous_series = entry.series_id;
-        if since_day % WINDOW_MS as u64 == 0 {
+        if since_day.is_multiple_of(WINDOW_MS as u64) {
             put_varint(&mut out, since_day / WINDOW_MS as u64 * 2);
         } else {
             put_varint(&mut out, since_day << 1 | 1);
