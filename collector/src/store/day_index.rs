@@ -3,7 +3,7 @@
 //! written once and never changed, like a Prometheus block's index. Imports write them at
 //! commit instead of one sled key per chunk, because sled costs several times the bytes of
 //! what it holds (its log keeps every rewritten leaf until a segment is cleaned), while
-//! this costs about six bytes per chunk.
+//! this costs about nine bytes per chunk.
 //!
 //! File: `VIGILIDX` ‖ version (u32 LE) ‖ body ‖ CRC-32C of everything before it (u32 LE).
 //! Body: number of entries (LEB128), then per entry, sorted by series then start:
