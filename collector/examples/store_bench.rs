@@ -82,6 +82,24 @@ fn rss() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU seconds (user + system) this process used so far; `/proc/self/stat` counts them in
+/// USER_HZ ticks, 100 a second on Linux. 0 where there is no `/proc`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |index: usize| -> f64 {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -90,8 +108,10 @@ fn median(mut times: Vec<Duration>) -> Duration {
 fn bench_file(om: &Path, work: &Path) {
     let import_dir = fresh_dir(&work.join("import"));
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let summary = import_openmetrics(&import_dir, om, None).expect("import");
     let import_secs = started.elapsed().as_secs_f64();
+    println!("import_cpu_seconds: {:.2}", cpu_seconds() - cpu_before);
     let bytes = du(&import_dir);
     println!("samples: {}", summary.n_samples);
     println!("series: {}", summary.n_series);
@@ -117,6 +137,23 @@ fn bench_file(om: &Path, work: &Path) {
         breakdown.rollup_file_bytes + breakdown.rollup_index_bytes
     );
     println!("import_index_bytes: {}", breakdown.index_bytes);
+    // Whole folders: sled's own files are everything but the chunk, rollup and log folders.
+    let mut sled_bytes = 0;
+    for entry in std::fs::read_dir(&import_dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let size = if entry.metadata().unwrap().is_dir() {
+            du(&entry.path())
+        } else {
+            entry.metadata().unwrap().len()
+        };
+        match name.as_str() {
+            "chunks" | "rollups" => println!("import_{name}_folder_bytes: {size}"),
+            "wal" => println!("import_wal_bytes: {size}"),
+            _ => sled_bytes += size,
+        }
+    }
+    println!("import_sled_bytes: {sled_bytes}");
     println!(
         "import_chunk_bytes_per_sample: {:.3}",
         breakdown.chunk_file_bytes as f64 / summary.n_samples as f64
@@ -207,6 +244,7 @@ fn bench_file(om: &Path, work: &Path) {
     let ingest_dir = fresh_dir(&work.join("ingest"));
     let live = Store::open(&StoreConfig::new(&ingest_dir)).unwrap();
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     std::thread::scope(|scope| {
         for (host, ticks) in hosts.iter().zip(&ticks_per_host) {
             let live = live.clone();
@@ -222,6 +260,7 @@ fn bench_file(om: &Path, work: &Path) {
         }
     });
     let ingest_secs = started.elapsed().as_secs_f64();
+    println!("ingest_cpu_seconds: {:.2}", cpu_seconds() - cpu_before);
     let n_batches: usize = ticks_per_host.iter().map(Vec::len).sum();
     println!("ingest_writers: {}", hosts.len());
     println!("ingest_batches: {n_batches}");

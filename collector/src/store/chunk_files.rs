@@ -10,17 +10,21 @@
 //! times, which files do at 1×, and retention deletes whole days of them, which gives the
 //! space back to the file system at once.
 //!
+//! Beside a day's file, `2025-01-01.index` ([`super::day_index`]) may say where every chunk
+//! of that file is, in place of sled (imports write those).
+//!
 //! Frame: length (u32 LE) ‖ CRC-32C of the chunk (u32 LE) ‖ chunk. Files start with
 //! `VIGILCHK` and a version. A crash can leave a torn frame at a file's end; nothing points
 //! at it, and appends go on after it. A chunk rewritten by a late sample leaves its old
 //! frame behind as garbage until the day ages out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use super::day_index::{self, DayIndex, IndexEntry, INDEX_SUFFIX};
 use super::wal::{crc32c, sync_dir};
 
 /// Folder of the chunk files under the data directory.
@@ -49,6 +53,14 @@ pub(super) fn day_of(timestamp_ms: i64) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
+/// The inverse of [`origin_dir_name`].
+fn origin_of_dir_name(name: &str) -> Option<u32> {
+    if name == "live" {
+        return Some(super::ORIGIN_LIVE);
+    }
+    name.strip_prefix("import-")?.parse().ok()
+}
+
 fn origin_dir_name(origin: u32) -> String {
     if origin == super::ORIGIN_LIVE {
         "live".to_owned()
@@ -74,9 +86,12 @@ fn file_name(day_ms: i64) -> String {
     }
 }
 
-/// The inverse of [`file_name`]; `None` for a name it does not make.
+/// The inverse of [`file_name`] (for a chunk file or its day index); `None` for a name it
+/// does not make.
 fn day_of_file_name(name: &str) -> Option<i64> {
-    let stem = name.strip_suffix(".chunks")?;
+    let stem = name
+        .strip_suffix(".chunks")
+        .or_else(|| name.strip_suffix(INDEX_SUFFIX))?;
     if let Some(index) = stem.strip_prefix("day") {
         return index.parse::<i64>().ok()?.checked_mul(DAY_MS);
     }
@@ -105,16 +120,116 @@ pub(super) struct ChunkFiles {
     open: Mutex<HashMap<FileKey, Arc<Mutex<OpenFile>>>>,
     /// Files appended to since they were last synced.
     unsynced: Mutex<HashSet<FileKey>>,
+    /// (day, origin) of every day index on disk.
+    indexed: RwLock<BTreeSet<(i64, u32)>>,
+    /// Day indexes read so far.
+    loaded: Mutex<HashMap<FileKey, Arc<DayIndex>>>,
 }
 
 impl ChunkFiles {
-    /// The files under `dir` (`<data_dir>/chunks` or `<data_dir>/rollups`).
-    pub fn new(dir: PathBuf) -> Self {
-        Self {
+    /// The files under `dir` (`<data_dir>/chunks` or `<data_dir>/rollups`); lists the day
+    /// indexes there.
+    pub fn new(dir: PathBuf) -> io::Result<Self> {
+        let mut indexed = BTreeSet::new();
+        if dir.is_dir() {
+            for origin_dir in fs::read_dir(&dir)? {
+                let origin_dir = origin_dir?;
+                let Some(origin) = origin_dir.file_name().to_str().and_then(origin_of_dir_name)
+                else {
+                    continue;
+                };
+                if !origin_dir.path().is_dir() {
+                    continue;
+                }
+                for entry in fs::read_dir(origin_dir.path())? {
+                    let name = entry?.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    if name.ends_with(INDEX_SUFFIX) {
+                        if let Some(day_ms) = day_of_file_name(name) {
+                            indexed.insert((day_ms, origin));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Self {
             dir,
             open: Mutex::new(HashMap::new()),
             unsynced: Mutex::new(HashSet::new()),
+            indexed: RwLock::new(indexed),
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock_loaded(&self) -> MutexGuard<'_, HashMap<FileKey, Arc<DayIndex>>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Path of the day index of (origin, day).
+    pub fn index_path(&self, origin: u32, day_ms: i64) -> PathBuf {
+        self.path(origin, day_ms).with_extension(&INDEX_SUFFIX[1..])
+    }
+
+    /// Writes the day index of (origin, day), once; the chunks it names must be synced.
+    pub fn write_index(&self, origin: u32, day_ms: i64, entries: &[IndexEntry]) -> io::Result<()> {
+        day_index::write(&self.index_path(origin, day_ms), day_ms, entries)?;
+        self.indexed
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert((day_ms, origin));
+        self.lock_loaded().remove(&(origin, day_ms));
+        Ok(())
+    }
+
+    /// (day, origin) of the day indexes of days from `first_day_ms` to `last_ms`.
+    pub fn indexed_days(&self, first_day_ms: i64, last_ms: i64) -> Vec<(i64, u32)> {
+        if first_day_ms > last_ms {
+            return Vec::new();
         }
+        self.indexed
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .range((first_day_ms, 0)..=(last_ms, u32::MAX))
+            .copied()
+            .collect()
+    }
+
+    /// The day index of (origin, day), read on first use.
+    pub fn index(&self, origin: u32, day_ms: i64) -> io::Result<Arc<DayIndex>> {
+        if let Some(index) = self.lock_loaded().get(&(origin, day_ms)) {
+            return Ok(Arc::clone(index));
+        }
+        let path = self.index_path(origin, day_ms);
+        let index = Arc::new(day_index::read(&path, day_ms).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("day index '{}': {error}", path.display()),
+            )
+        })?);
+        self.lock_loaded()
+            .insert((origin, day_ms), Arc::clone(&index));
+        Ok(index)
+    }
+
+    /// Entries and bytes of every day index.
+    pub fn index_stats(&self) -> io::Result<(u64, u64)> {
+        let (mut n, mut bytes) = (0, 0);
+        for (day_ms, origin) in self.indexed_days(i64::MIN, i64::MAX) {
+            n += self.index(origin, day_ms)?.len() as u64;
+            bytes += fs::metadata(self.index_path(origin, day_ms))?.len();
+        }
+        Ok((n, bytes))
+    }
+
+    fn forget_indexes(&self, keep: impl Fn(u32, i64) -> bool) {
+        self.indexed
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|&(day_ms, origin)| keep(origin, day_ms));
+        self.lock_loaded()
+            .retain(|&(origin, day_ms), _| keep(origin, day_ms));
     }
 
     fn lock_open(&self) -> MutexGuard<'_, HashMap<FileKey, Arc<Mutex<OpenFile>>>> {
@@ -258,6 +373,10 @@ impl ChunkFiles {
             if !origin_dir.is_dir() {
                 continue;
             }
+            let origin = origin_dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(origin_of_dir_name);
             let mut removed_here = false;
             for entry in fs::read_dir(&origin_dir)? {
                 let entry = entry?;
@@ -268,6 +387,9 @@ impl ChunkFiles {
                 if day_ms.saturating_add(DAY_MS) <= cutoff_ms {
                     self.lock_open()
                         .retain(|&(_, open_day), _| open_day != day_ms);
+                    self.forget_indexes(|index_origin, index_day| {
+                        index_day != day_ms || origin.is_some_and(|origin| origin != index_origin)
+                    });
                     fs::remove_file(entry.path())?;
                     removed += 1;
                     removed_here = true;
@@ -286,6 +408,7 @@ impl ChunkFiles {
             .retain(|&(file_origin, _), _| file_origin != origin);
         self.lock_unsynced()
             .retain(|&(file_origin, _)| file_origin != origin);
+        self.forget_indexes(|index_origin, _| index_origin != origin);
         let folder = self.dir.join(origin_dir_name(origin));
         match fs::remove_dir_all(&folder) {
             Ok(()) => sync_dir(&self.dir),
@@ -345,7 +468,7 @@ mod tests {
     #[test]
     fn chunks_read_back_and_damage_is_caught() {
         let dir = tempfile::tempdir().unwrap();
-        let files = ChunkFiles::new(dir.path().to_owned());
+        let files = ChunkFiles::new(dir.path().to_owned()).unwrap();
         let first = files.append(0, 0, b"first chunk").unwrap();
         let second = files.append(0, 0, b"second").unwrap();
         files.sync(None).unwrap();
@@ -353,7 +476,7 @@ mod tests {
         assert_eq!(files.read(0, 0, second).unwrap(), b"second");
 
         // A fresh handle (a restart) appends after what is there.
-        let files = ChunkFiles::new(dir.path().to_owned());
+        let files = ChunkFiles::new(dir.path().to_owned()).unwrap();
         let third = files.append(0, 0, b"third").unwrap();
         assert!(third.offset > second.offset);
         assert_eq!(files.read(0, 0, second).unwrap(), b"second");
@@ -362,25 +485,40 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes[first.offset as usize + FRAME_HEADER_LEN] ^= 1;
         fs::write(&path, bytes).unwrap();
-        let files = ChunkFiles::new(dir.path().to_owned());
+        let files = ChunkFiles::new(dir.path().to_owned()).unwrap();
         let error = files.read(0, 0, first).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
-    fn retention_deletes_whole_days_of_every_origin() {
+    fn retention_deletes_whole_days_of_every_origin_with_their_day_indexes() {
         let dir = tempfile::tempdir().unwrap();
-        let files = ChunkFiles::new(dir.path().to_owned());
+        let files = ChunkFiles::new(dir.path().to_owned()).unwrap();
         for day in 0..4 {
             files.append(0, day * DAY_MS, b"live").unwrap();
             files.append(3, day * DAY_MS, b"imported").unwrap();
         }
-        assert_eq!(files.remove_days_ending_by(2 * DAY_MS + 1).unwrap(), 4);
+        let entry = |day: i64| IndexEntry {
+            series_id: 1,
+            start_ms: day * DAY_MS,
+            value: day_index::SpanValue::Inline(vec![1]),
+        };
+        files.write_index(3, 0, &[entry(0)]).unwrap();
+        files.write_index(3, 3 * DAY_MS, &[entry(3)]).unwrap();
+        // A restart lists the day indexes on disk.
+        let files = ChunkFiles::new(dir.path().to_owned()).unwrap();
+        assert_eq!(files.indexed_days(0, 3 * DAY_MS), [(0, 3), (3 * DAY_MS, 3)]);
+        // Day 0 of origin 3 is its chunk file and its index.
+        assert_eq!(files.remove_days_ending_by(2 * DAY_MS + 1).unwrap(), 5);
+        assert!(!files.index_path(3, 0).exists());
+        assert_eq!(files.indexed_days(i64::MIN, i64::MAX), [(3 * DAY_MS, 3)]);
+        assert_eq!(files.index(3, 3 * DAY_MS).unwrap().len(), 1);
         assert!(!files.path(0, DAY_MS).exists());
         assert!(files.path(0, 2 * DAY_MS).exists());
         assert!(files.path(3, 3 * DAY_MS).exists());
         files.remove_origin(3).unwrap();
         assert!(!files.path(3, 3 * DAY_MS).exists());
+        assert!(files.indexed_days(i64::MIN, i64::MAX).is_empty());
         assert!(files.path(0, 3 * DAY_MS).exists());
     }
 }

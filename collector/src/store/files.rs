@@ -42,6 +42,16 @@ pub(super) fn fsync_sled_files(data_dir: &Path) -> io::Result<()> {
     File::open(data_dir)?.sync_all()
 }
 
+/// The segment size sled's configuration file in `data_dir` records (sled refuses to open a
+/// store with another); `None` for a new store or a file this cannot read.
+pub(super) fn sled_segment_size(data_dir: &Path) -> Option<usize> {
+    let bytes = fs::read(data_dir.join(SLED_CONFIG_FILE)).ok()?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size: "))
+        .and_then(|size| size.trim().parse().ok())
+}
+
 /// Bytes of every file under `path`, like `du -b`.
 pub(super) fn dir_size(path: &Path) -> io::Result<u64> {
     let mut total = 0;

@@ -10,7 +10,7 @@
 //! does the command: stream an OpenMetrics file through the parser, show progress, commit,
 //! and sum up.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use vigil_proto::model::{Labels, Sample};
 
-use super::chunk_files::day_of;
 use super::error::StoreError;
 use super::files;
 use super::head::{overlay, window_start};
 use super::keys;
 use super::open::META_NEWEST_MS;
-use super::sealed::WindowWrite;
+use super::sealed::{Staged, WindowWrite};
 use super::{Inner, Store, StoreConfig, METRIC_NAME_LABEL};
 use crate::openmetrics::{self, OmError};
 
@@ -126,7 +125,8 @@ pub struct Import {
     /// samples of one series.
     last_key: Vec<u8>,
     n_buffered: usize,
-    written_chunks: BTreeSet<(u64, i64)>,
+    /// Where the chunks written so far are, until the commit writes the day indexes.
+    staged: Staged,
     newest_ms: i64,
     n_samples: u64,
     bytes_before: u64,
@@ -172,7 +172,7 @@ impl Store {
             series: HashMap::new(),
             last_key: Vec::new(),
             n_buffered: 0,
-            written_chunks: BTreeSet::new(),
+            staged: Staged::default(),
             newest_ms: i64::MIN,
             n_samples: 0,
             bytes_before,
@@ -254,7 +254,6 @@ impl Import {
                 continue;
             };
             for (start_ms, samples) in std::mem::take(&mut series.windows) {
-                self.written_chunks.insert((series.series_id, start_ms));
                 windows.push(WindowWrite {
                     series_id: series.series_id,
                     start_ms,
@@ -269,7 +268,7 @@ impl Import {
         self.store
             .inner
             .sealed
-            .write_windows(self.origin, windows, false)?;
+            .stage_windows(self.origin, windows, &mut self.staged)?;
         Ok(())
     }
 
@@ -278,16 +277,7 @@ impl Import {
         let all: Vec<Vec<u8>> = self.series.keys().cloned().collect();
         self.flush_series(&all)?;
         let inner = &*self.store.inner;
-        inner.sealed.roll_up(Some(self.origin), i64::MAX, false)?;
-        for files in [&inner.sealed.chunk_files, &inner.sealed.rollup_files] {
-            files
-                .sync(Some(self.origin))
-                .map_err(|source| StoreError::Io {
-                    path: inner.data_dir.clone(),
-                    action: "syncing the imported chunk and rollup files in",
-                    source,
-                })?;
-        }
+        inner.sealed.commit_staged(self.origin, &self.staged)?;
         inner.sync_sled()?;
         {
             let mut ingest = inner.lock_ingest();
@@ -333,6 +323,20 @@ impl Import {
     pub(super) fn abandon_as_in_a_crash(mut self) {
         self.committed = true;
     }
+
+    /// Does all of [`Import::commit`] up to its record (chunks, rollups and day indexes on
+    /// disk), then drops the import as a crash would.
+    pub(super) fn crash_before_the_commit_record(mut self) {
+        let all: Vec<Vec<u8>> = self.series.keys().cloned().collect();
+        self.flush_series(&all).unwrap();
+        let inner = &*self.store.inner;
+        inner
+            .sealed
+            .commit_staged(self.origin, &self.staged)
+            .unwrap();
+        inner.sync_sled().unwrap();
+        self.committed = true;
+    }
 }
 
 impl Drop for Import {
@@ -342,34 +346,13 @@ impl Drop for Import {
         if self.committed {
             return;
         }
-        let days: BTreeSet<(u64, i64)> = self
-            .written_chunks
-            .iter()
-            .map(|&(series_id, start_ms)| (series_id, day_of(start_ms)))
-            .collect();
-        let result = (|| {
-            let mut chunks = sled::Batch::default();
-            for &(series_id, start_ms) in &self.written_chunks {
-                chunks.remove(&keys::span_key(series_id, start_ms, self.origin)[..]);
-            }
-            inner.sealed.chunks.apply_batch(chunks)?;
-            let mut rollups = sled::Batch::default();
-            for &(series_id, day_ms) in &days {
-                rollups.remove(&keys::span_key(series_id, day_ms, self.origin)[..]);
-            }
-            inner.sealed.rollups.apply_batch(rollups)?;
-            Ok::<(), sled::Error>(())
-        })()
-        .map_err(|error| inner.storage("deleting an unfinished import", error))
-        .and_then(|()| inner.sealed.forget_pending(self.origin, &days))
-        .and_then(|()| {
-            inner
-                .imports
-                .tree
-                .remove(self.origin.to_be_bytes())
-                .map(|_| ())
-                .map_err(|error| inner.storage("deleting an unfinished import", error))
-        });
+        // Its chunks are in its own files only (the day indexes come at commit).
+        let result = inner
+            .imports
+            .tree
+            .remove(self.origin.to_be_bytes())
+            .map(|_| ())
+            .map_err(|error| inner.storage("deleting an unfinished import", error));
         for files in [&inner.sealed.chunk_files, &inner.sealed.rollup_files] {
             if let Err(error) = files.remove_origin(self.origin) {
                 tracing::warn!(%error, import = self.origin, "deleting the files of an unfinished import failed");

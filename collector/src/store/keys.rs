@@ -16,6 +16,9 @@
 //! | `meta`             | name (ASCII)                               | u64 BE           |
 //! | `samples`          | series id ‖ timestamp                      | f64 bits (BE)    |
 //!
+//! An import's chunks and blocks are not in `chunks` and `rollup_5m` but in day index files
+//! ([`super::day_index`]); stores of format 2 have them there, and are read as they are.
+//!
 //! `str(s)` is the length of `s` in bytes as u32 BE followed by its bytes. Times (window and
 //! day starts, timestamps) are milliseconds, sign-flipped big-endian so that they sort in
 //! numeric order. The origin of a chunk is 0 for samples that came through the log and an

@@ -344,7 +344,10 @@ impl Inner {
                     .map_err(|error| self.storage("reading sealed data", error))?
                     .is_some())
             };
-            if !has_data(&self.sealed.chunks)? && !has_data(&self.sealed.rollups)? {
+            if !has_data(&self.sealed.chunks)?
+                && !has_data(&self.sealed.rollups)?
+                && !self.sealed.indexed_series(series_id)?
+            {
                 empty_series.push(series_id);
             }
         }

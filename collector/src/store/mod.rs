@@ -14,7 +14,8 @@
 //! the last handle) seals the whole head first, so that there is nothing to replay. When the
 //! log cannot write (a full disk), batches are refused until it can again, by itself;
 //! [`Store::write_health`] says since when and why. `vigil-collector import` writes chunks
-//! straight to sled under an import id that becomes visible only when it commits ([`import`]).
+//! straight to day files under an import id that becomes visible only when it commits
+//! ([`import`]); their locations go to write-once day indexes ([`day_index`]), not sled.
 //! The series index (labels ↔ id, postings per label pair) is in [`index`]; the bytes of
 //! every key in [`keys`]; the data directory's files in [`files`].
 //!
@@ -23,6 +24,7 @@
 
 pub mod chunk;
 mod chunk_files;
+mod day_index;
 mod error;
 pub mod export_log;
 mod files;
@@ -295,14 +297,16 @@ pub struct StoreStats {
 pub struct StorageBreakdown {
     pub n_series: u64,
     pub n_chunks: u64,
-    /// The chunk files (chunks kept in sled are counted in `chunk_index_bytes`).
+    /// The chunk files (chunks kept in sled, and the day indexes, are counted in
+    /// `chunk_index_bytes`).
     pub chunk_file_bytes: u64,
-    /// Keys and values of the `chunks` tree: where each chunk is.
+    /// Keys and values of the `chunks` tree and the chunks' day indexes: where each chunk is.
     pub chunk_index_bytes: u64,
     pub n_rollup_blocks: u64,
     /// The rollup files.
     pub rollup_file_bytes: u64,
-    /// Keys and values of the `rollup_5m` and `rollup_pending` trees.
+    /// Keys and values of the `rollup_5m` and `rollup_pending` trees, and the blocks' day
+    /// indexes.
     pub rollup_index_bytes: u64,
     /// Keys and values of the series index and postings.
     pub index_bytes: u64,
@@ -834,11 +838,25 @@ impl Store {
                 source,
             })
         };
+        let index_stats = |files: &chunk_files::ChunkFiles| {
+            files.index_stats().map_err(|source| StoreError::Io {
+                path: inner.data_dir.clone(),
+                action: "measuring the day indexes in",
+                source,
+            })
+        };
+        // Locations in day indexes count as index bytes, not file bytes.
+        let (n_indexed_chunks, chunk_day_index_bytes) = index_stats(&inner.sealed.chunk_files)?;
+        let (n_indexed_blocks, rollup_day_index_bytes) = index_stats(&inner.sealed.rollup_files)?;
         let (n_chunks, chunk_index_bytes) = sum(&inner.sealed.chunks)?;
-        let chunk_file_bytes = file_bytes(&inner.sealed.chunk_files)?;
+        let n_chunks = n_chunks + n_indexed_chunks;
+        let chunk_index_bytes = chunk_index_bytes + chunk_day_index_bytes;
+        let chunk_file_bytes = file_bytes(&inner.sealed.chunk_files)? - chunk_day_index_bytes;
         let (n_rollup_blocks, rollup_index_bytes) = sum(&inner.sealed.rollups)?;
+        let n_rollup_blocks = n_rollup_blocks + n_indexed_blocks;
+        let rollup_index_bytes = rollup_index_bytes + rollup_day_index_bytes;
         let (_, pending_bytes) = sum(&inner.sealed.pending)?;
-        let rollup_file_bytes = file_bytes(&inner.sealed.rollup_files)?;
+        let rollup_file_bytes = file_bytes(&inner.sealed.rollup_files)? - rollup_day_index_bytes;
         Ok(StorageBreakdown {
             n_series,
             n_chunks,

@@ -37,8 +37,12 @@ pub(super) enum OpenMode {
 }
 
 /// Version of the layout this code writes, kept in `meta` under [`META_FORMAT`]. Version 1
-/// (no `meta` tree) kept one key per sample.
-const FORMAT_VERSION: u64 = 2;
+/// (no `meta` tree) kept one key per sample; version 2 kept every chunk's location in sled;
+/// version 3 adds day indexes beside the chunk files ([`super::day_index`]), which older
+/// code would not read, and still reads version 2's sled locations as they are.
+const FORMAT_VERSION: u64 = 3;
+/// The layout with every chunk location in sled, opened as it is.
+const FORMAT_SLED_LOCATIONS: u64 = 2;
 pub(super) const META_FORMAT: &[u8] = b"format";
 pub(super) const META_NEWEST_MS: &[u8] = b"newest_ms";
 
@@ -101,6 +105,21 @@ fn start(inner: Inner) -> Store {
     Store { inner, owner }
 }
 
+/// The chunk or rollup files under `<data_dir>/<folder>`, with their day indexes listed.
+fn open_files(data_dir: &Path, folder: &str) -> Result<ChunkFiles, StoreError> {
+    ChunkFiles::new(data_dir.join(folder)).map_err(|source| StoreError::Io {
+        path: data_dir.join(folder),
+        action: "listing the day indexes in",
+        source,
+    })
+}
+
+/// Size of sled's log segments in a new store. sled's file grows by whole segments and keeps
+/// a segment until all of it is dead, so its default (512 KiB) costs a small index up to
+/// several times its size; larger pages go to `blobs/` files, which cost nothing extra.
+/// A store keeps the size it was created with (sled refuses another).
+const SLED_SEGMENT_SIZE: usize = 64 * 1024;
+
 /// Opens sled, waiting a little for its lock: sled's background writes may hold it for a
 /// moment after this process dropped its previous handle on the same directory.
 fn open_sled(config: &StoreConfig) -> Result<sled::Db, StoreError> {
@@ -119,10 +138,12 @@ fn open_sled(config: &StoreConfig) -> Result<sled::Db, StoreError> {
 /// sled panics on some kinds of damage instead of returning an error; both are damage here.
 fn open_sled_once(config: &StoreConfig) -> Result<sled::Db, StoreError> {
     let data_dir = &config.data_dir;
+    let segment_size = files::sled_segment_size(data_dir).unwrap_or(SLED_SEGMENT_SIZE);
     let opened = std::panic::catch_unwind(AssertUnwindSafe(|| {
         sled::Config::new()
             .path(data_dir)
             .cache_capacity(config.cache_capacity_bytes)
+            .segment_size(segment_size)
             .open()
     }));
     match opened {
@@ -160,8 +181,8 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
         chunks: open_tree("chunks")?,
         rollups: open_tree("rollup_5m")?,
         pending: open_tree("rollup_pending")?,
-        chunk_files: Arc::new(ChunkFiles::new(data_dir.join(CHUNKS_DIR))),
-        rollup_files: Arc::new(ChunkFiles::new(data_dir.join(ROLLUPS_DIR))),
+        chunk_files: Arc::new(open_files(&data_dir, CHUNKS_DIR)?),
+        rollup_files: Arc::new(open_files(&data_dir, ROLLUPS_DIR)?),
     };
     let meta = open_tree("meta")?;
     let writers_tree = open_tree("writers")?;
@@ -181,8 +202,15 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
             })
             .transpose()
     };
+    let store_format = |meta: &sled::Tree| {
+        meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())
+            .map_err(|error| StoreError::storage(&data_dir, "writing the store's metadata", error))
+    };
     match meta_u64(META_FORMAT)? {
         Some(FORMAT_VERSION) => {}
+        Some(FORMAT_SLED_LOCATIONS) => {
+            store_format(&meta)?;
+        }
         Some(version) => {
             return Err(StoreError::NewerFormat {
                 path: data_dir,
@@ -192,10 +220,7 @@ fn open_inner(config: &StoreConfig, quarantined_to: Option<PathBuf>) -> Result<I
         }
         None => {
             migrate_first_layout(&db, &data_dir, &sealed)?;
-            meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes())
-                .map_err(|error| {
-                    StoreError::storage(&data_dir, "writing the store's metadata", error)
-                })?;
+            store_format(&meta)?;
         }
     }
 

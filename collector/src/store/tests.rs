@@ -1051,7 +1051,6 @@ fn an_import_interrupted_by_a_crash_stays_invisible_and_is_swept() {
     }
     let store = open_quiet(dir.path());
     assert!(select(&store, "m").is_empty());
-    assert!(!store.inner.sealed.chunks.is_empty());
     assert!(dir.path().join("chunks/import-1").is_dir());
     store.inner.sweep_aborted_imports().unwrap();
     assert!(store.inner.sealed.chunks.is_empty());
@@ -1112,4 +1111,257 @@ fn complete_days_are_rolled_up_once_and_late_samples_roll_them_up_again() {
     drop(store);
     let store = open_quiet(dir.path());
     assert_eq!(hour(&store, 1), late);
+}
+
+/// Imports `n` samples of `m{host="a"}` every 10 s from 0, with values that do not compress
+/// to a few bytes (so that chunks go to files), and returns the import uncommitted.
+fn import_some(store: &Store, n: i64) -> (import::Import, Vec<(i64, f64)>) {
+    let mut import = store.begin_import("test").unwrap();
+    let labels = Labels::from_pairs([("host", "a")]);
+    let expected: Vec<(i64, f64)> = regular(0, n)
+        .into_iter()
+        .map(|(t, v)| (t, (v * 7919.0) % 1000.0 * 0.37))
+        .collect();
+    for &(t, v) in &expected {
+        import
+            .add(
+                "m",
+                &labels,
+                Sample {
+                    timestamp_ms: t,
+                    value: v,
+                },
+                true,
+            )
+            .unwrap();
+    }
+    (import, expected)
+}
+
+fn index_files(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for folder in ["chunks", "rollups"] {
+        let Ok(origins) = std::fs::read_dir(dir.join(folder)) else {
+            continue;
+        };
+        for origin in origins {
+            let origin = origin.unwrap();
+            for file in std::fs::read_dir(origin.path()).unwrap() {
+                let name = file.unwrap().file_name().into_string().unwrap();
+                if name.contains(".index") {
+                    found.push(format!(
+                        "{folder}/{}/{name}",
+                        origin.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn an_import_keeps_its_chunk_and_rollup_locations_in_day_indexes_not_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000;
+    let store = open_quiet(dir.path());
+    // Two days and a bit at 10 s.
+    let (import, expected) = import_some(&store, 2 * 8640 + 100);
+    import.commit().unwrap();
+    assert!(store.inner.sealed.chunks.is_empty());
+    assert!(store.inner.sealed.rollups.is_empty());
+    assert!(store.inner.sealed.pending.is_empty());
+    assert_eq!(
+        index_files(dir.path()),
+        [
+            "chunks/import-1/1970-01-01.index",
+            "chunks/import-1/1970-01-02.index",
+            "chunks/import-1/1970-01-03.index",
+            "rollups/import-1/1970-01-01.index",
+            "rollups/import-1/1970-01-02.index",
+            "rollups/import-1/1970-01-03.index",
+        ]
+    );
+    let check = |store: &Store| {
+        assert_eq!(times_and_values(&select(store, "m")), expected);
+        let range = store
+            .select_range(&"m".parse().unwrap(), 0, 2 * day - 1, 3_600_000)
+            .unwrap();
+        let points = &range.series[0].points;
+        assert_eq!(points.len(), 48);
+        assert!(points.iter().all(|point| point.aggregate.count == 360));
+        let breakdown = store.storage_breakdown().unwrap();
+        // 12 windows a day, two days and a window; three blocks.
+        assert_eq!((breakdown.n_chunks, breakdown.n_rollup_blocks), (25, 3));
+    };
+    check(&store);
+    drop(store);
+    let store = open_quiet(dir.path());
+    check(&store);
+    // Retention keeps the series, which only the day indexes know of.
+    store.inner.enforce_retention(3 * day).unwrap();
+    assert_eq!(select(&store, "m").len(), 1);
+}
+
+#[test]
+fn a_crash_after_the_day_indexes_but_before_the_commit_record_leaves_nothing_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_quiet(dir.path());
+        let (import, _) = import_some(&store, 2000);
+        import.crash_before_the_commit_record();
+        assert!(select(&store, "m").is_empty());
+        assert!(!index_files(dir.path()).is_empty());
+    }
+    let store = open_quiet(dir.path());
+    assert!(select(&store, "m").is_empty());
+    store.inner.sweep_aborted_imports().unwrap();
+    assert!(index_files(dir.path()).is_empty());
+    assert!(!dir.path().join("chunks/import-1").exists());
+    // A new import after the sweep is whole.
+    let (import, expected) = import_some(&store, 500);
+    import.commit().unwrap();
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+}
+
+#[test]
+fn a_half_written_day_index_is_ignored_and_a_damaged_one_is_reported_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_quiet(dir.path());
+        let (import, _) = import_some(&store, 500);
+        import.commit().unwrap();
+    }
+    let index = dir.path().join("chunks/import-1/1970-01-01.index");
+    // What a crash inside the write leaves: the temporary file, never read.
+    std::fs::write(
+        dir.path().join("chunks/import-1/1970-01-02.index.tmp"),
+        b"VIGILIDX",
+    )
+    .unwrap();
+    {
+        let store = open_quiet(dir.path());
+        assert_eq!(select(&store, "m")[0].samples.len(), 500);
+    }
+    let mut bytes = std::fs::read(&index).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&index, bytes).unwrap();
+    let store = open_quiet(dir.path());
+    let error = store
+        .select(&"m".parse().unwrap(), i64::MIN, i64::MAX)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("1970-01-01.index"), "{error}");
+    assert!(error.contains("checksum"), "{error}");
+}
+
+#[test]
+fn a_store_with_chunk_locations_in_sled_still_reads_and_takes_new_imports() {
+    // A store as the previous layout (format 2) wrote it: an import's chunk and rollup
+    // locations are keys in sled, its chunk bytes in the day file.
+    let dir = tempfile::tempdir().unwrap();
+    let samples: Vec<Sample> = (0..720)
+        .map(|i| Sample {
+            timestamp_ms: i * 10_000,
+            value: (i * 7919 % 1000) as f64 * 0.37,
+        })
+        .collect();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let labels = series("m", &[("host", "a")], &[]).labels;
+        let labels_key = keys::encode_labels(&labels);
+        db.open_tree("series")
+            .unwrap()
+            .insert(keys::encode_series_id(0), labels_key.as_slice())
+            .unwrap();
+        db.open_tree("series_by_labels")
+            .unwrap()
+            .insert(labels_key.as_slice(), &keys::encode_series_id(0))
+            .unwrap();
+        let postings = db.open_tree("postings").unwrap();
+        for (name, value) in labels.iter() {
+            postings
+                .insert(keys::postings_key(name, value, 0), &[])
+                .unwrap();
+        }
+        let files = chunk_files::ChunkFiles::new(dir.path().join("chunks")).unwrap();
+        let encoded = chunk::encode(&samples).unwrap();
+        let location = files.append(1, 0, &encoded).unwrap();
+        files.sync(None).unwrap();
+        let mut value = vec![1u8];
+        varint::put_varint(&mut value, location.offset);
+        varint::put_varint(&mut value, u64::from(location.len));
+        db.open_tree("chunks")
+            .unwrap()
+            .insert(keys::span_key(0, 0, 1), value)
+            .unwrap();
+        let block = rollup::encode_block(&rollup::bucketize(&samples)).unwrap();
+        let rollup_files = chunk_files::ChunkFiles::new(dir.path().join("rollups")).unwrap();
+        let location = rollup_files.append(1, 0, &block).unwrap();
+        rollup_files.sync(None).unwrap();
+        let mut value = vec![1u8];
+        varint::put_varint(&mut value, location.offset);
+        varint::put_varint(&mut value, u64::from(location.len));
+        db.open_tree("rollup_5m")
+            .unwrap()
+            .insert(keys::span_key(0, 0, 1), value)
+            .unwrap();
+        db.open_tree("imports")
+            .unwrap()
+            .insert(
+                1u32.to_be_bytes(),
+                br#"{"state":"committed","source":"","n_samples":720}"#.as_slice(),
+            )
+            .unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(open::META_FORMAT, &2u64.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let store = open_quiet(dir.path());
+    let expected: Vec<(i64, f64)> = samples.iter().map(|s| (s.timestamp_ms, s.value)).collect();
+    assert_eq!(times_and_values(&select(&store, "m")), expected);
+    let range = store
+        .select_range(&"m".parse().unwrap(), 0, 7_199_999, 3_600_000)
+        .unwrap();
+    assert_eq!(range.series[0].points[0].aggregate.count, 360);
+    assert_eq!(
+        store
+            .inner
+            .meta
+            .get(open::META_FORMAT)
+            .unwrap()
+            .unwrap()
+            .as_ref(),
+        &3u64.to_be_bytes()
+    );
+    // A new import of the same series beside it goes to day indexes; both read.
+    let mut import = store.begin_import("second").unwrap();
+    import
+        .add(
+            "m",
+            &Labels::from_pairs([("host", "a")]),
+            Sample {
+                timestamp_ms: 7_200_000,
+                value: 1.5,
+            },
+            false,
+        )
+        .unwrap();
+    import.commit().unwrap();
+    drop(store);
+    let store = open_quiet(dir.path());
+    let mut with_new = expected.clone();
+    with_new.push((7_200_000, 1.5));
+    assert_eq!(times_and_values(&select(&store, "m")), with_new);
+    assert_eq!(
+        index_files(dir.path()),
+        [
+            "chunks/import-2/1970-01-01.index",
+            "rollups/import-2/1970-01-01.index"
+        ]
+    );
 }
