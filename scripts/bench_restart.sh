@@ -23,17 +23,20 @@ HOURS=${HOURS:-2}
 DENSE=${DENSE:-200000}
 WORK=${WORK:-/var/tmp/vigil-bench-restart}
 mkdir -p "$WORK"
-target="$WORK/target"
+# One target folder per version: in a shared one, cargo can take the two checkouts'
+# identical package for one unit and leave the other's binary in place.
+target_before="$WORK/target-before"
+target_after="$WORK/target-after"
 
 echo "building restart_bench at $BEFORE and at this checkout" >&2
 # BEFORE_TREE: an existing checkout of BEFORE to build in (else a worktree under WORK).
 before_tree=${BEFORE_TREE:-$WORK/before-tree}
 [ -d "$before_tree" ] || git -C "$here" worktree add --detach "$before_tree" "$BEFORE" >&2
 cp "$here/collector/examples/restart_bench.rs" "$before_tree/collector/examples/"
-(cd "$before_tree" && CARGO_TARGET_DIR="$target" cargo build --release -q -p vigil-collector --example restart_bench)
-cp "$target/release/examples/restart_bench" "$WORK/restart_bench_before"
-(cd "$here" && CARGO_TARGET_DIR="$target" cargo build --release -q -p vigil-collector --example restart_bench)
-cp "$target/release/examples/restart_bench" "$WORK/restart_bench_after"
+(cd "$before_tree" && CARGO_TARGET_DIR="$target_before" cargo build --release -q -p vigil-collector --example restart_bench)
+cp "$target_before/release/examples/restart_bench" "$WORK/restart_bench_before"
+(cd "$here" && CARGO_TARGET_DIR="$target_after" cargo build --release -q -p vigil-collector --example restart_bench)
+cp "$target_after/release/examples/restart_bench" "$WORK/restart_bench_after"
 
 value() { grep "^$1: " "$2" | head -1 | cut -d' ' -f2-; }
 
