@@ -160,6 +160,8 @@ pub fn payload(delivery: &Delivery, receiver: &str, external_url: Option<&str>) 
                     "policy_version": alert.policy_version,
                     "policy_digest": alert.policy_digest,
                     "reasons": alert.reasons,
+                    "console_url": alert.context.links.as_ref().map(|links| &links.page),
+                    "acknowledge_url": alert.context.links.as_ref().map(|links| &links.acknowledge),
                 },
             })
         })
