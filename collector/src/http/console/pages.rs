@@ -41,7 +41,7 @@ pub const RANGES: [(&str, i64); 4] = [
 ];
 
 /// A page, or an error page with the API's status and message.
-pub struct Page(Result<String, ApiError>);
+pub struct Page(pub(crate) Result<String, ApiError>);
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
@@ -336,7 +336,7 @@ pub fn host_charts(
 }
 
 /// The open alerts the caller may see and `keep` keeps, worst first, as the API shows them.
-fn open_alerts(
+pub(crate) fn open_alerts(
     state: &AppState,
     caller: &Caller,
     keep: impl Fn(&Value) -> bool,
@@ -363,7 +363,7 @@ fn open_alerts(
 
 /// A table of alerts; with `acknowledge`, a form on each unacknowledged one for callers who
 /// may act.
-fn alerts_table(alerts: &[Value], caller: &Caller, acknowledge: bool) -> String {
+pub(crate) fn alerts_table(alerts: &[Value], caller: &Caller, acknowledge: bool) -> String {
     if alerts.is_empty() {
         return r#"<p class="none">No open alerts.</p>"#.into();
     }

@@ -61,7 +61,9 @@ function signInPage() {
         password: document.getElementById("password").value,
       });
       sessionStorage.setItem(csrfKey, session.csrf_token);
-      location.assign("/");
+      // Back to the alert or acknowledge link that asked for signing in; nowhere else.
+      const next = new URLSearchParams(location.search).get("next") || "";
+      location.assign(/^\/(ack|alerts)\/[A-Za-z0-9._~-]+$/.test(next) ? next : "/");
     } catch (failure) {
       error.textContent = failure.message;
     }
@@ -87,6 +89,26 @@ async function signedIn() {
 // Pages drawn on the server (host, alerts, client): acknowledging from an alert table.
 async function serverPage() {
   await signedIn();
+  const link = document.getElementById("ack-link-form");
+  if (link) {
+    link.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = link.querySelector("button");
+      button.disabled = true;
+      try {
+        const note = link.elements.note.value.trim();
+        const alert = await api("POST", "/api/v1/ack-links/" + encodeURIComponent(link.dataset.token),
+          note ? { note } : {});
+        link.hidden = true;
+        const done = document.getElementById("ack-done");
+        done.textContent = "Acknowledged by " + alert.acknowledged_by + ", " + alert.response + ".";
+        done.hidden = false;
+      } catch (failure) {
+        button.disabled = false;
+        document.getElementById("error").textContent = failure.message;
+      }
+    });
+  }
   for (const form of document.querySelectorAll("form.ack")) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
