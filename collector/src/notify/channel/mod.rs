@@ -261,3 +261,47 @@ fn required_secret(
     read_secret(place, inline.as_ref(), file.as_ref(), env.as_ref())?
         .ok_or_else(|| format!("{place}: missing; give {place}, {place}_file or {place}_env"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::{AlertStatus, Purpose};
+    use crate::notify::test_alert::sample_alert;
+
+    #[test]
+    fn a_firing_alert_gets_links_in_slack_and_teams_and_a_resolve_or_acknowledgement_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let links = AckLinks::open(dir.path(), "https://vigil.example", 60_000).unwrap();
+        let alert = sample_alert(1_700_000_000_000);
+        let linked = with_links(&Delivery::single(&alert, "chat", 0), &links, 5);
+        let made = linked.alerts[0].context.links.clone().expect("links");
+        assert!(made.acknowledge.starts_with("https://vigil.example/ack/"));
+        let slack = slack::payload(&linked).to_string();
+        assert!(
+            slack.contains(&made.acknowledge) && slack.contains("\"actions\""),
+            "{slack}"
+        );
+        let teams = teams::payload(&linked).to_string();
+        assert!(
+            teams.contains(&made.acknowledge) && teams.contains("Action.OpenUrl"),
+            "{teams}"
+        );
+        let mail = email::plain_body(&linked);
+        assert!(
+            mail.contains(&format!("Acknowledge: {}", made.acknowledge)),
+            "{mail}"
+        );
+
+        let mut resolved = alert.clone();
+        resolved.status = AlertStatus::Resolved;
+        let linked = with_links(&Delivery::single(&resolved, "chat", 0), &links, 5);
+        assert!(linked.alerts[0].context.links.is_none());
+        let mut acknowledged = Delivery::single(&alert, "chat", 0);
+        acknowledged.purpose = Purpose::Acknowledged {
+            by: "ana".into(),
+            at_ms: 5,
+        };
+        let linked = with_links(&acknowledged, &links, 5);
+        assert!(linked.alerts[0].context.links.is_none());
+    }
+}
