@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/alerts", get(pages::alerts))
         .route("/alerts/{id}", get(ack::alert))
         .route("/ack/{token}", get(ack::confirm))
+        .route("/events", get(super::events::events))
         .route("/clients/{client}", get(pages::client))
         .route("/clients/{client}/reports", get(pages::client_reports))
         .route(

@@ -89,6 +89,7 @@ async function signedIn() {
 // Pages drawn on the server (host, alerts, client): acknowledging from an alert table.
 async function serverPage() {
   await signedIn();
+  liveAlerts();
   const link = document.getElementById("ack-link-form");
   if (link) {
     link.addEventListener("submit", async (event) => {
@@ -181,6 +182,27 @@ async function overviewPage() {
   };
   await refresh();
   setInterval(refresh, 10000);
+  // Live: any alert or presence change redraws the overview from the API.
+  const live = new EventSource("/events");
+  live.addEventListener("alert", refresh);
+  live.addEventListener("presence", refresh);
+}
+
+// Live updates on the alert list: a known row's state changes in place; a new alert or a
+// closed one redraws the list.
+function liveAlerts() {
+  if (location.pathname !== "/alerts") return;
+  const live = new EventSource("/events");
+  live.addEventListener("alert", (event) => {
+    const alert = JSON.parse(event.data);
+    const row = document.querySelector('tr[data-alert="' + CSS.escape(alert.id) + '"]');
+    if (row && alert.state !== "closed") {
+      row.dataset.state = alert.state;
+      row.querySelector(".alert-state").textContent = alert.state;
+    } else if (row || alert.state !== "closed") {
+      location.reload();
+    }
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
