@@ -4,7 +4,8 @@
 //!
 //! One watcher per server looks at the open alerts and the hosts' states every
 //! [`WATCH_INTERVAL`] while anyone listens, and broadcasts what changed since its last look;
-//! each stream filters the broadcast by its caller's scope. The events say what changed, the
+//! each stream filters the broadcast by its caller's scope, and says `ready` once the
+//! watcher has looked since it opened. The events say what changed, the
 //! page decides what to redraw: `alert` (`{id, client, host, state, contract_severity,
 //! title}`, state `firing`, `acknowledged`, `escalated` or `closed`) and `presence`
 //! (`{host, client, state}`).
@@ -43,12 +44,16 @@ pub struct Change {
 #[derive(Debug, Clone)]
 pub struct Changes {
     sender: broadcast::Sender<Change>,
+    /// Counts the watcher's looks: a stream is `ready` once a look began after it
+    /// subscribed, so every change from then on reaches it.
+    looks: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Changes {
     fn default() -> Self {
         Self {
             sender: broadcast::channel(BACKLOG).0,
+            looks: tokio::sync::watch::channel(0).0,
         }
     }
 }
@@ -75,6 +80,7 @@ pub async fn watch(state: AppState, shutdown: CancellationToken) {
             seen = None;
             continue;
         }
+        let look_number = *state.changes.looks.borrow() + 1;
         let looked = state.clone();
         let now = match tokio::task::spawn_blocking(move || look(&looked)).await {
             Ok(Some(now)) => now,
@@ -86,6 +92,7 @@ pub async fn watch(state: AppState, shutdown: CancellationToken) {
             }
         }
         seen = Some(now);
+        state.changes.looks.send_replace(look_number);
     }
 }
 
@@ -151,8 +158,17 @@ pub async fn events(
     Extension(caller): Extension<Caller>,
 ) -> axum::response::Response {
     let mut changes = state.changes.sender.subscribe();
+    let mut looks = state.changes.looks.subscribe();
+    let subscribed_at = *looks.borrow_and_update();
     let (sender, receiver) = mpsc::channel(16);
     tokio::spawn(async move {
+        // Two looks later, the watcher's picture of the state is from after this stream
+        // subscribed: every change from now on reaches it.
+        while *looks.borrow_and_update() < subscribed_at + 2 {
+            if looks.changed().await.is_err() {
+                return;
+            }
+        }
         // A first event tells the page the stream is open.
         let hello = Event::default().event("ready").data("{}");
         if sender.send(Ok(hello)).await.is_err() {
