@@ -14,6 +14,9 @@ use vigil_tests::*;
 
 const PASSWORD: &str = "correct horse battery staple";
 
+/// A metric, its labels, when and what.
+type Sample = (&'static str, Vec<(&'static str, &'static str)>, i64, f64);
+
 fn config(pki: &Pki) -> CollectorConfig {
     let text = "data_dir = \"data\"\n\
          [grpc]\nlisten = \"127.0.0.1:0\"\ncert = \"collector.pem\"\nkey = \"collector-key.pem\"\nclient_ca = \"ca.pem\"\n\
@@ -43,7 +46,7 @@ async fn the_host_page_draws_disk_network_temperature_smart_services_and_the_for
     let mut stream = open_stream(channel).await.unwrap();
     stream.send(hello(1)).await;
     let now = now_ms();
-    let samples: Vec<(&str, Vec<(&str, &str)>, i64, f64)> = vec![
+    let samples: Vec<Sample> = vec![
         (
             "system_disk_io_bytes_total",
             vec![("device", "sda"), ("direction", "read")],

@@ -227,7 +227,7 @@ fn read_or_create_key(path: &Path) -> Result<Vec<u8>, AckLinkError> {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())
