@@ -28,7 +28,7 @@ const CONSOLE_CSS: &str = include_str!("assets/console.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// `/` (the fleet overview), `/sign-in`, `/assets/…`, and the signed-in pages `/hosts/{host}`,
-/// `/alerts`, `/clients/{client}` and its Reports tab `/clients/{client}/reports` (each
+/// `/alerts`, `/alerts/{id}`, `/ack/{token}` (an acknowledge link), `/events` (live updates), `/clients/{client}` and its Reports tab `/clients/{client}/reports` (each
 /// month's report at `…/reports/{month}`, `…/download` and `…/pdf`).
 pub fn router(state: AppState) -> Router<AppState> {
     let signed_in = Router::new()

@@ -1,5 +1,6 @@
 //! The console's server-rendered pages: a host (`/hosts/{host}`: presence, inventory, open
-//! alerts, charts over 1 h / 24 h / 7 d / 30 d), the alert list (`/alerts`, acknowledged from
+//! and past alerts, charts of CPU, memory, filesystems with the engine's running forecast,
+//! disk I/O, network, temperatures, SMART and a services strip over 1 h / 24 h / 7 d / 30 d), the alert list (`/alerts`, acknowledged from
 //! the page by the console's script through the JSON API) and a client (`/clients/{client}`:
 //! its contract in plain words, versions, hosts, open alerts). Each page is built from what
 //! the JSON API answers, for the signed-in caller only: another client's host or client reads
