@@ -71,6 +71,12 @@ pub struct HttpSection {
     /// in alert messages. Default: none.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How long an acknowledge link in an alert message works, e.g. "24h". Default: 24 h.
+    #[serde(
+        default = "default_ack_link_lifetime",
+        deserialize_with = "config_file::deserialize_duration"
+    )]
+    pub ack_link_lifetime: Duration,
     /// Serve `GET /metrics` without an API token. Only where every machine that reaches
     /// `listen` may read the collector's health (loopback, a trusted network). Default:
     /// false (an admin's or technician's bearer token is needed).
@@ -85,8 +91,20 @@ impl Default for HttpSection {
             tls_cert: None,
             tls_key: None,
             public_url: None,
+            ack_link_lifetime: default_ack_link_lifetime(),
             metrics_public: false,
         }
+    }
+}
+
+fn default_ack_link_lifetime() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+impl HttpSection {
+    /// [`HttpSection::ack_link_lifetime`] in milliseconds.
+    pub fn ack_link_lifetime_ms(&self) -> i64 {
+        i64::try_from(self.ack_link_lifetime.as_millis()).unwrap_or(i64::MAX)
     }
 }
 

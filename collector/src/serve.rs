@@ -457,7 +457,10 @@ impl Alerting {
             ..crate::alert::EngineSettings::default()
         };
         let outbox = Arc::new(Outbox::open(&config.data_dir)?);
-        let channels = Arc::new(Channels::build(&config.notify)?);
+        let links = crate::http::ack_link::AckLinks::from_config(config)
+            .map_err(crate::http::HttpError::from)?
+            .map(Arc::new);
+        let channels = Arc::new(Channels::build_with_links(&config.notify, links)?);
         let rule_names = rules.rules.iter().map(|rule| rule.name.clone()).collect();
         let policies = Arc::new(
             Policies::open(&config.data_dir, config.policies.dir.clone()).with_rules(rule_names),

@@ -8,6 +8,8 @@
 //! reads (registry, outbox, presence, policy archive) and the live [`crate::store::Store`].
 //!
 //! Files, in reading order: [`server`] (listener, TLS), [`users`], [`sessions`],
+//! [`ack_link`] (the signed acknowledge links alert messages carry), [`events`] (live
+//! updates, `GET /events`),
 //! [`limiter`] (failed sign-ins), [`audit`], [`auth`], [`signin`], [`api`], [`error`],
 //! [`metrics`] (`GET /metrics`, the collector's own health for Prometheus), and
 //! [`client`], how the command line reads through a running collector; [`console`] holds
@@ -15,12 +17,14 @@
 //! This module decides nothing about alerts: acknowledging is the outbox's
 //! [`crate::notify::Outbox::acknowledge`], as `alerts ack` does it.
 
+pub mod ack_link;
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod console;
 pub mod error;
+pub mod events;
 pub mod limiter;
 pub mod metrics;
 pub mod server;
@@ -55,6 +59,8 @@ pub enum HttpError {
     Audit(#[from] audit::AuditError),
     #[error(transparent)]
     Outbox(#[from] crate::notify::NotifyError),
+    #[error("http: {0}")]
+    AckLink(#[from] ack_link::AckLinkError),
     #[error("http: serving: {0}")]
     Serve(std::io::Error),
 }
@@ -89,6 +95,8 @@ impl HttpServer {
                 sessions: sessions::Sessions::new(sessions::SessionLimits::default()),
                 limiter: limiter::SignInLimiter::new(limiter::SignInLimits::default()),
                 audit: audit::AuditLog::open(&config.data_dir)?,
+                ack_links: ack_link::AckLinks::from_config(config)?,
+                changes: events::Changes::default(),
                 clock,
                 secure_cookies: bound.is_tls(),
             }),
@@ -144,6 +152,7 @@ impl HttpServer {
 
     /// Serves until `shutdown`, then lets requests under way finish.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), HttpError> {
+        tokio::spawn(events::watch(self.state.clone(), shutdown.clone()));
         let mut app = api::router(self.state.clone(), self.nested);
         if let Some(telemetry) = self.telemetry {
             app = app.merge(metrics::router(self.state, telemetry));

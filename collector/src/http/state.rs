@@ -28,6 +28,10 @@ pub struct Shared {
     pub sessions: Sessions,
     pub limiter: SignInLimiter,
     pub audit: AuditLog,
+    /// Checks acknowledge links, when `[http] public_url` is set.
+    pub ack_links: Option<super::ack_link::AckLinks>,
+    /// Alert and presence changes for `GET /events`.
+    pub changes: super::events::Changes,
     pub clock: Clock,
     /// Cookies carry `Secure` (the server speaks TLS).
     pub secure_cookies: bool,

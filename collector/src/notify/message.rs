@@ -92,6 +92,10 @@ pub struct MessageContext {
     /// For a log pattern: the newest matched line and its file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_line: Option<LogLine>,
+    /// The alert's console page and signed acknowledge link, added as a message is sent
+    /// when `[http] public_url` is set (never kept in the outbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<crate::http::ack_link::AlertLinks>,
 }
 
 /// A length of time as a technician reads it: `2 d 3 h`, `5 h 20 min`, `45 min`.
@@ -232,6 +236,7 @@ impl AlertMessage {
                 forecast: transition.details.forecast,
                 kind: transition.category.map(|kind| kind.as_str().to_string()),
                 log_line: transition.details.log_line.clone(),
+                links: None,
             },
         }
     }

@@ -129,9 +129,34 @@ pub async fn list(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AckBody {
+pub(crate) struct AckBody {
     #[serde(default)]
-    note: Option<String>,
+    pub note: Option<String>,
+}
+
+impl AckBody {
+    /// An acknowledgement's body: nothing, or `{"note": "…"}` with a note of a sane length.
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let body: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
+            AckBody::default()
+        } else {
+            serde_json::from_slice(body).map_err(|error| {
+                ApiError::bad_request(format!(
+                    "acknowledgement body: {error}; send nothing, or JSON {{\"note\": \"…\"}}"
+                ))
+            })?
+        };
+        if body
+            .note
+            .as_ref()
+            .is_some_and(|note| note.chars().count() > MAX_NOTE_CHARS)
+        {
+            return Err(ApiError::bad_request(format!(
+                "note is longer than {MAX_NOTE_CHARS} characters; shorten it"
+            )));
+        }
+        Ok(body)
+    }
 }
 
 /// `POST /api/v1/alerts/{id}/ack` with an optional JSON body `{"note": "…"}`; the name is the
@@ -143,24 +168,7 @@ pub async fn acknowledge(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     caller.may_act()?;
-    let body: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
-        AckBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|error| {
-            ApiError::bad_request(format!(
-                "acknowledgement body: {error}; send nothing, or JSON {{\"note\": \"…\"}}"
-            ))
-        })?
-    };
-    if body
-        .note
-        .as_ref()
-        .is_some_and(|note| note.chars().count() > MAX_NOTE_CHARS)
-    {
-        return Err(ApiError::bad_request(format!(
-            "note is longer than {MAX_NOTE_CHARS} characters; shorten it"
-        )));
-    }
+    let body = AckBody::parse(&body)?;
     let not_open = |id: &str| {
         ApiError::not_found(format!(
             "alert '{}' is not open (it resolved, or never fired); GET /api/v1/alerts lists the open ones",

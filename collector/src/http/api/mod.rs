@@ -42,6 +42,10 @@ pub fn router(state: AppState, nested: Vec<(String, Router)>) -> Router {
         .route("/api/v1/range", get(series::range))
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}/ack", post(alerts::acknowledge))
+        .route(
+            "/api/v1/ack-links/{token}",
+            post(super::console::ack::acknowledge),
+        )
         .route("/api/v1/policies/{client}", get(policies::versions))
         .route(
             "/api/v1/policies/{client}/versions/{version}",

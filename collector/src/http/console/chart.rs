@@ -218,6 +218,60 @@ fn ago_label(span_ms: i64) -> String {
     }
 }
 
+/// Up/down strips, one row per service: green where it ran, red where it was down at any
+/// moment of a cell, grey without data.
+pub fn service_strips(
+    services: &[(String, Vec<(i64, f64)>)],
+    start_ms: i64,
+    end_ms: i64,
+    step_ms: i64,
+) -> String {
+    const ROW: f64 = 18.0;
+    if services.is_empty() {
+        return r#"<p class="none" id="no-services">No watched services reported.</p>"#.into();
+    }
+    let height = ROW * services.len() as f64 + 4.0;
+    let span = (end_ms - start_ms).max(1) as f64;
+    let cell = (WIDTH - LEFT - RIGHT) * step_ms as f64 / span;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="chart services" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" aria-label="Services">"#
+    );
+    for (row, (service, points)) in services.iter().enumerate() {
+        let y = ROW * row as f64 + 2.0;
+        let _ = write!(
+            svg,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11" fill="#24292f">{}</text><rect x="{LEFT}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="#d0d7de"/>"##,
+            LEFT - 4.0,
+            y + ROW * 0.7,
+            escape(service),
+            WIDTH - LEFT - RIGHT,
+            ROW - 4.0,
+        );
+        for (at_ms, value) in points {
+            if !value.is_finite() || *at_ms < start_ms || *at_ms >= end_ms {
+                continue;
+            }
+            let (colour, state) = if *value >= 1.0 {
+                ("#1a7f37", "up")
+            } else {
+                ("#d1242f", "down")
+            };
+            let x = LEFT + (at_ms - start_ms) as f64 / span * (WIDTH - LEFT - RIGHT);
+            let _ = write!(
+                svg,
+                r#"<rect class="{state}" data-service="{}" x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/>"#,
+                escape(service),
+                cell.max(1.0),
+                ROW - 4.0,
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 /// Text for HTML and SVG, attributes included.
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());

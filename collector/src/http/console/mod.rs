@@ -7,6 +7,7 @@
 //! Content-Security-Policy: scripts and styles from this origin only, no inline code, no
 //! framing.
 
+pub mod ack;
 pub mod chart;
 pub mod pages;
 
@@ -27,12 +28,15 @@ const CONSOLE_CSS: &str = include_str!("assets/console.css");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// `/` (the fleet overview), `/sign-in`, `/assets/…`, and the signed-in pages `/hosts/{host}`,
-/// `/alerts`, `/clients/{client}` and its Reports tab `/clients/{client}/reports` (each
+/// `/alerts`, `/alerts/{id}`, `/ack/{token}` (an acknowledge link), `/events` (live updates), `/clients/{client}` and its Reports tab `/clients/{client}/reports` (each
 /// month's report at `…/reports/{month}`, `…/download` and `…/pdf`).
 pub fn router(state: AppState) -> Router<AppState> {
     let signed_in = Router::new()
         .route("/hosts/{host}", get(pages::host))
         .route("/alerts", get(pages::alerts))
+        .route("/alerts/{id}", get(ack::alert))
+        .route("/ack/{token}", get(ack::confirm))
+        .route("/events", get(super::events::events))
         .route("/clients/{client}", get(pages::client))
         .route("/clients/{client}/reports", get(pages::client_reports))
         .route(
@@ -69,11 +73,23 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(signed_in)
 }
 
-/// A page asked for without a session goes to the sign-in page rather than a JSON 401.
+/// A page asked for without a session goes to the sign-in page rather than a JSON 401; the
+/// sign-in page comes back to an alert's page or an acknowledge link (`?next=`), so a link
+/// opened from a mail lands on its alert after signing in.
 async fn to_sign_in(request: Request, next: Next) -> Response {
+    let back = request.uri().path().to_string();
     let response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED {
-        Redirect::to("/sign-in").into_response()
+        // Links from alert messages come back after signing in; only plain paths.
+        let from_message = back.starts_with("/ack/") || back.starts_with("/alerts/");
+        let plain = back
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
+        if from_message && plain {
+            Redirect::to(&format!("/sign-in?next={back}")).into_response()
+        } else {
+            Redirect::to("/sign-in").into_response()
+        }
     } else {
         response
     }

@@ -1,5 +1,6 @@
 //! The console's server-rendered pages: a host (`/hosts/{host}`: presence, inventory, open
-//! alerts, charts over 1 h / 24 h / 7 d / 30 d), the alert list (`/alerts`, acknowledged from
+//! and past alerts, charts of CPU, memory, filesystems with the engine's running forecast,
+//! disk I/O, network, temperatures, SMART and a services strip over 1 h / 24 h / 7 d / 30 d), the alert list (`/alerts`, acknowledged from
 //! the page by the console's script through the JSON API) and a client (`/clients/{client}`:
 //! its contract in plain words, versions, hosts, open alerts). Each page is built from what
 //! the JSON API answers, for the signed-in caller only: another client's host or client reads
@@ -28,6 +29,10 @@ const CHART_POINTS: u32 = 360;
 const RAW_RANGE_MS: i64 = 24 * 3600 * 1000;
 /// Filesystems charted per host at most.
 const MAX_FILESYSTEMS: usize = 12;
+/// Lines on one chart at most (disks, interfaces, sensors).
+const MAX_LINES: usize = 8;
+/// Cells of a service's up/down strip.
+const STRIP_STEPS: u32 = 120;
 
 /// Each series' labels and `(timestamp_ms, average)` points.
 type Curves = Vec<(Labels, Vec<(i64, f64)>)>;
@@ -41,7 +46,7 @@ pub const RANGES: [(&str, i64); 4] = [
 ];
 
 /// A page, or an error page with the API's status and message.
-pub struct Page(Result<String, ApiError>);
+pub struct Page(pub(crate) Result<String, ApiError>);
 
 impl IntoResponse for Page {
     fn into_response(self) -> Response {
@@ -163,7 +168,10 @@ fn host_page(
         .map_err(|error| ApiError::internal("reading the host's inventory", error))?;
     let alerts = open_alerts(state, caller, |alert| alert["host"] == host)?;
     let end_ms = state.now_ms();
-    let charts = host_charts(&state.store, &view, end_ms - span_ms, end_ms)?;
+    let mut charts = host_charts(&state.store, &view, end_ms - span_ms, end_ms)?;
+    mark_forecasts(state, host, end_ms, &mut charts)?;
+    let services = service_strips(&state.store, &view, end_ms - span_ms, end_ms)?;
+    let past = past_alerts(state, host)?;
 
     let mut body = String::new();
     let _ = write!(
@@ -186,6 +194,8 @@ fn host_page(
     );
     body.push_str(r#"<h3>Open alerts</h3>"#);
     body.push_str(&alerts_table(&alerts, caller, false));
+    body.push_str(r#"<h3>Past alerts</h3>"#);
+    body.push_str(&past);
     let _ = write!(body, r#"<h3>Charts</h3><p class="ranges">"#);
     for (name, _) in RANGES {
         if name == range {
@@ -207,7 +217,10 @@ fn host_page(
             chart.to_svg()
         );
     }
-    body.push_str("</div><h3>Inventory</h3>");
+    let _ = write!(
+        body,
+        r#"<figure><figcaption>Services</figcaption>{services}</figure></div><h3>Inventory</h3>"#
+    );
     match inventory {
         Some(Value::Object(fields)) if !fields.is_empty() => {
             body.push_str(r#"<table class="inventory"><tbody>"#);
@@ -239,7 +252,10 @@ pub fn host_charts(
         step_ms = ((step_ms + BUCKET_MS - 1) / BUCKET_MS).max(1) * BUCKET_MS;
     }
     // Both names passed the naming rule, so they need no escaping in a selector.
-    let read = |metric: &str, extra: &str| -> Result<Curves, ApiError> {
+    let read_by = |metric: &str,
+                   extra: &str,
+                   pick: fn(&crate::store::Aggregate) -> f64|
+     -> Result<Curves, ApiError> {
         let selector: Selector = format!(
             "{metric}{{host=\"{}\",client=\"{}\"{extra}}}",
             view.host, view.client
@@ -256,10 +272,18 @@ pub fn host_charts(
                 let points = series
                     .points
                     .iter()
-                    .map(|point| (point.timestamp_ms, point.aggregate.avg()))
+                    .map(|point| (point.timestamp_ms, pick(&point.aggregate)))
                     .collect();
                 (series.labels, points)
             })
+            .collect())
+    };
+    let read = |metric: &str, extra: &str| read_by(metric, extra, crate::store::Aggregate::avg);
+    // A counter's value at the end of each step is its largest there.
+    let read_rate = |metric: &str| -> Result<Curves, ApiError> {
+        Ok(read_by(metric, "", |aggregate| aggregate.max)?
+            .into_iter()
+            .map(|(labels, points)| (labels, per_second(&points)))
             .collect())
     };
     let last = |points: &[(i64, f64)]| {
@@ -332,11 +356,202 @@ pub fn host_charts(
             }],
         });
     }
+    let lines_by = |curves: Curves, names: &[&str]| -> Vec<Line> {
+        curves
+            .into_iter()
+            .take(MAX_LINES)
+            .map(|(labels, points)| Line {
+                name: names
+                    .iter()
+                    .filter_map(|name| labels.get(name))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                points,
+            })
+            .collect()
+    };
+    let mut chart = |title: &str, unit: Unit, max: Option<f64>, lines: Vec<Line>| {
+        charts.push(Chart {
+            title: title.into(),
+            unit,
+            start_ms,
+            end_ms,
+            max,
+            lines,
+        })
+    };
+    chart(
+        "Disk I/O (per second)",
+        Unit::Bytes,
+        None,
+        lines_by(
+            read_rate("system_disk_io_bytes_total")?,
+            &["device", "direction"],
+        ),
+    );
+    chart(
+        "Network (per second)",
+        Unit::Bytes,
+        None,
+        lines_by(
+            read_rate("system_network_io_bytes_total")?,
+            &["device", "direction"],
+        ),
+    );
+    chart(
+        "Temperatures (°C)",
+        Unit::Plain,
+        None,
+        lines_by(read("system_temperature_celsius", "")?, &["sensor"]),
+    );
+    let mut smart = lines_by(read("disk_smart_reallocated_sectors", "")?, &["device"]);
+    for line in &mut smart {
+        line.name.push_str(" reallocated");
+    }
+    let mut pending = lines_by(read("disk_smart_pending_sectors", "")?, &["device"]);
+    for line in &mut pending {
+        line.name.push_str(" pending");
+    }
+    smart.extend(pending);
+    chart("SMART sectors", Unit::Plain, None, smart);
     Ok(charts)
 }
 
+/// Services up (1) or down (0) over the window, one strip per service.
+pub fn service_strips(
+    store: &Store,
+    view: &HostView,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<String, ApiError> {
+    let step_ms = (end_ms - start_ms) / i64::from(STRIP_STEPS);
+    let selector: Selector = format!(
+        "service_up{{host=\"{}\",client=\"{}\"}}",
+        view.host, view.client
+    )
+    .parse()
+    .map_err(|error| ApiError::internal("building a chart's selector", error))?;
+    let selection = store
+        .select_range(&selector, start_ms, end_ms, step_ms.max(1))
+        .map_err(|error| ApiError::internal("reading the store", error))?;
+    let services: Vec<(String, Vec<(i64, f64)>)> = selection
+        .series
+        .into_iter()
+        .take(MAX_LINES * 2)
+        .map(|series| {
+            (
+                series.labels.get("service").unwrap_or("?").to_string(),
+                // Down at any moment of the step shows as down.
+                series
+                    .points
+                    .iter()
+                    .map(|point| (point.timestamp_ms, point.aggregate.min))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(super::chart::service_strips(
+        &services,
+        start_ms,
+        end_ms,
+        step_ms.max(1),
+    ))
+}
+
+/// Adds the engine's running forecast to each filesystem chart it concerns, as the alert
+/// carries it (aged to `now_ms` at its rate, as messages age it): "full in ~3 d 4 h".
+fn mark_forecasts(
+    state: &AppState,
+    host: &str,
+    now_ms: i64,
+    charts: &mut [Chart],
+) -> Result<(), ApiError> {
+    let open = state
+        .outbox
+        .open_alerts()
+        .map_err(|error| ApiError::internal("reading open alerts", error))?;
+    for (record, _) in &open {
+        let alert = &record.alert;
+        let (Some(forecast), Some(mountpoint)) =
+            (alert.context.forecast, alert.labels.get("mountpoint"))
+        else {
+            continue;
+        };
+        if alert.host != host {
+            continue;
+        }
+        let left = forecast.aged(now_ms - alert.at_ms).time_left_ms;
+        let prefix = format!("Filesystem {mountpoint} ");
+        for chart in charts.iter_mut().filter(|c| c.title.starts_with(&prefix)) {
+            chart.title = format!(
+                "{} · full in ~{}",
+                chart.title,
+                crate::notify::message::days_hours(left)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The host's resolved alerts, newest first, from the deliveries the outbox keeps: when
+/// each began and ended and how long it lasted.
+fn past_alerts(state: &AppState, host: &str) -> Result<String, ApiError> {
+    let sent = state
+        .outbox
+        .sent()
+        .map_err(|error| ApiError::internal("reading deliveries", error))?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut past: Vec<&crate::notify::AlertMessage> = sent
+        .iter()
+        .flat_map(|delivery| &delivery.alerts)
+        .filter(|alert| {
+            alert.host == host
+                && alert.status == crate::notify::AlertStatus::Resolved
+                && seen.insert((alert.fingerprint.clone(), alert.starts_at_ms))
+        })
+        .collect();
+    if past.is_empty() {
+        return Ok(r#"<p class="none" id="no-past-alerts">No resolved alerts kept.</p>"#.into());
+    }
+    past.sort_by_key(|alert| std::cmp::Reverse(alert.starts_at_ms));
+    let mut table = String::from(
+        r#"<table class="alerts past-alerts"><thead><tr><th>Severity</th><th>Alert</th><th>Began</th><th>Resolved</th><th>Lasted</th></tr></thead><tbody>"#,
+    );
+    for alert in past.iter().take(50) {
+        let _ = write!(
+            table,
+            r#"<tr data-past-alert="{id}"><td><span class="severity-{severity}">{severity}</span></td><td>{summary}</td><td>{began}</td><td>{ended}</td><td>{lasted}</td></tr>"#,
+            id = escape(&alert.fingerprint),
+            severity = escape(&alert.contract_severity),
+            summary = escape(&alert.summary),
+            began = time(Some(alert.starts_at_ms)),
+            ended = time(alert.ends_at_ms),
+            lasted = escape(&alert.lasted_text().unwrap_or_default()),
+        );
+    }
+    table.push_str("</tbody></table>");
+    Ok(table)
+}
+
+/// Per-second increases of a counter between consecutive points; a reset (a fall) and a
+/// gap leave a hole rather than a spike.
+fn per_second(points: &[(i64, f64)]) -> Vec<(i64, f64)> {
+    points
+        .windows(2)
+        .map(|pair| {
+            let ((t0, v0), (t1, v1)) = (pair[0], pair[1]);
+            let rate = if v1 >= v0 && t1 > t0 {
+                (v1 - v0) * 1000.0 / (t1 - t0) as f64
+            } else {
+                f64::NAN
+            };
+            (t1, rate)
+        })
+        .collect()
+}
+
 /// The open alerts the caller may see and `keep` keeps, worst first, as the API shows them.
-fn open_alerts(
+pub(crate) fn open_alerts(
     state: &AppState,
     caller: &Caller,
     keep: impl Fn(&Value) -> bool,
@@ -363,7 +578,7 @@ fn open_alerts(
 
 /// A table of alerts; with `acknowledge`, a form on each unacknowledged one for callers who
 /// may act.
-fn alerts_table(alerts: &[Value], caller: &Caller, acknowledge: bool) -> String {
+pub(crate) fn alerts_table(alerts: &[Value], caller: &Caller, acknowledge: bool) -> String {
     if alerts.is_empty() {
         return r#"<p class="none">No open alerts.</p>"#.into();
     }

@@ -207,6 +207,12 @@ pub fn plain_body(delivery: &Delivery) -> String {
         for (name, value) in facts(alert) {
             text.push_str(&format!("  {name}: {value}\n"));
         }
+        if let Some(links) = &alert.context.links {
+            text.push_str(&format!(
+                "  Open in the console: {}\n  Acknowledge: {}\n",
+                links.page, links.acknowledge
+            ));
+        }
         text.push('\n');
     }
     text.push_str(&format!(
@@ -236,6 +242,13 @@ pub fn html_body(delivery: &Delivery) -> String {
             ));
         }
         html.push_str("</table>");
+        if let Some(links) = &alert.context.links {
+            html.push_str(&format!(
+                "<p><a href=\"{}\">Open in the console</a> · <a href=\"{}\">Acknowledge</a></p>",
+                escape(&links.page),
+                escape(&links.acknowledge)
+            ));
+        }
     }
     html.push_str("</body></html>");
     html

@@ -19,6 +19,7 @@ pub mod webhook;
 use super::config::{read_secret, ChannelConfig, NotifySection, Secret};
 use super::message::Delivery;
 use super::NotifyError;
+use crate::http::ack_link::AckLinks;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -63,6 +64,8 @@ pub struct Channel {
     pub name: String,
     pub kind: &'static str,
     sender: Sender,
+    /// Signs the console and acknowledge links a firing alert carries (`[http] public_url`).
+    links: Option<Arc<AckLinks>>,
 }
 
 #[derive(Debug)]
@@ -124,7 +127,12 @@ impl Channel {
                 )
             }
         };
-        Ok(Channel { name, kind, sender })
+        Ok(Channel {
+            name,
+            kind,
+            sender,
+            links: None,
+        })
     }
 
     /// `webhook 'ops'`, as messages name a channel.
@@ -134,6 +142,11 @@ impl Channel {
 
     /// One attempt at delivering `delivery`; `now_ms` dates signatures.
     pub async fn send(&self, delivery: &Delivery, now_ms: i64) -> Result<(), SendError> {
+        let linked = self
+            .links
+            .as_ref()
+            .map(|links| with_links(delivery, links, now_ms));
+        let delivery = linked.as_ref().unwrap_or(delivery);
         match &self.sender {
             Sender::Webhook(c) => c.send(delivery, &self.name, now_ms).await,
             Sender::Alertmanager(c) => c.send(delivery, now_ms).await,
@@ -151,6 +164,22 @@ impl Channel {
     }
 }
 
+/// `delivery` with the console page and a fresh acknowledge link on each firing alert (not
+/// on resolves, nor on the notice that someone acknowledged).
+fn with_links(delivery: &Delivery, links: &AckLinks, now_ms: i64) -> Delivery {
+    let mut linked = delivery.clone();
+    let acknowledgement = matches!(
+        delivery.purpose,
+        super::message::Purpose::Acknowledged { .. }
+    );
+    for alert in &mut linked.alerts {
+        if alert.status == super::message::AlertStatus::Firing && !acknowledgement {
+            alert.context.links = Some(links.links(&alert.fingerprint, now_ms));
+        }
+    }
+    linked
+}
+
 /// Every configured channel by name.
 #[derive(Debug, Default)]
 pub struct Channels {
@@ -160,6 +189,15 @@ pub struct Channels {
 impl Channels {
     /// Builds every channel of `section`; the first that cannot be built is the error.
     pub fn build(section: &NotifySection) -> Result<Self, NotifyError> {
+        Self::build_with_links(section, None)
+    }
+
+    /// Like [`Channels::build`]; with `links`, each firing alert sent carries its console
+    /// page and a signed acknowledge link, made as it is sent.
+    pub fn build_with_links(
+        section: &NotifySection,
+        links: Option<Arc<AckLinks>>,
+    ) -> Result<Self, NotifyError> {
         let http = reqwest::Client::builder()
             .timeout(section.timeout)
             .user_agent(concat!("vigil-collector/", env!("CARGO_PKG_VERSION")))
@@ -175,7 +213,8 @@ impl Channels {
         };
         let mut by_name = BTreeMap::new();
         for config in &section.channels {
-            let channel = Channel::build(config, &context)?;
+            let mut channel = Channel::build(config, &context)?;
+            channel.links = links.clone();
             by_name.insert(channel.name.clone(), Arc::new(channel));
         }
         Ok(Self { by_name })
@@ -191,6 +230,7 @@ impl Channels {
                     name: name.clone(),
                     kind: "recorded",
                     sender: Sender::Record(sink.clone()),
+                    links: None,
                 };
                 (name, Arc::new(channel))
             })
@@ -220,4 +260,48 @@ fn required_secret(
 ) -> Result<Secret, String> {
     read_secret(place, inline.as_ref(), file.as_ref(), env.as_ref())?
         .ok_or_else(|| format!("{place}: missing; give {place}, {place}_file or {place}_env"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::message::{AlertStatus, Purpose};
+    use crate::notify::test_alert::sample_alert;
+
+    #[test]
+    fn a_firing_alert_gets_links_in_slack_and_teams_and_a_resolve_or_acknowledgement_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let links = AckLinks::open(dir.path(), "https://vigil.example", 60_000).unwrap();
+        let alert = sample_alert(1_700_000_000_000);
+        let linked = with_links(&Delivery::single(&alert, "chat", 0), &links, 5);
+        let made = linked.alerts[0].context.links.clone().expect("links");
+        assert!(made.acknowledge.starts_with("https://vigil.example/ack/"));
+        let slack = slack::payload(&linked).to_string();
+        assert!(
+            slack.contains(&made.acknowledge) && slack.contains("\"actions\""),
+            "{slack}"
+        );
+        let teams = teams::payload(&linked).to_string();
+        assert!(
+            teams.contains(&made.acknowledge) && teams.contains("Action.OpenUrl"),
+            "{teams}"
+        );
+        let mail = email::plain_body(&linked);
+        assert!(
+            mail.contains(&format!("Acknowledge: {}", made.acknowledge)),
+            "{mail}"
+        );
+
+        let mut resolved = alert.clone();
+        resolved.status = AlertStatus::Resolved;
+        let linked = with_links(&Delivery::single(&resolved, "chat", 0), &links, 5);
+        assert!(linked.alerts[0].context.links.is_none());
+        let mut acknowledged = Delivery::single(&alert, "chat", 0);
+        acknowledged.purpose = Purpose::Acknowledged {
+            by: "ana".into(),
+            at_ms: 5,
+        };
+        let linked = with_links(&acknowledged, &links, 5);
+        assert!(linked.alerts[0].context.links.is_none());
+    }
 }

@@ -104,6 +104,17 @@ pub fn payload(delivery: &Delivery) -> Value {
             "text": {"type": "mrkdwn", "text": alert.summary},
             "fields": fields(alert),
         }));
+        if let Some(links) = &alert.context.links {
+            blocks.push(json!({
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"},
+                     "url": links.acknowledge, "style": "primary"},
+                    {"type": "button", "text": {"type": "plain_text", "text": "Open in the console"},
+                     "url": links.page},
+                ],
+            }));
+        }
         blocks.push(json!({
             "type": "context",
             "elements": [{"type": "mrkdwn", "text": format!(

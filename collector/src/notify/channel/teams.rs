@@ -62,6 +62,15 @@ pub fn payload(delivery: &Delivery) -> Value {
     for alert in delivery.alerts.iter().take(20) {
         body.push(json!({"type": "TextBlock", "text": alert.summary, "wrap": true}));
         body.push(json!({"type": "FactSet", "facts": facts(alert)}));
+        if let Some(links) = &alert.context.links {
+            body.push(json!({
+                "type": "ActionSet",
+                "actions": [
+                    {"type": "Action.OpenUrl", "title": "Acknowledge", "url": links.acknowledge},
+                    {"type": "Action.OpenUrl", "title": "Open in the console", "url": links.page},
+                ],
+            }));
+        }
     }
     if delivery.alerts.len() > 20 {
         body.push(json!({

@@ -139,7 +139,7 @@ pub fn payload(delivery: &Delivery, receiver: &str, external_url: Option<&str>) 
         .alerts
         .iter()
         .map(|alert| {
-            json!({
+            let mut value = json!({
                 "status": alert.status.as_str(),
                 "labels": alert_labels(alert),
                 "annotations": alert_annotations(alert),
@@ -161,7 +161,13 @@ pub fn payload(delivery: &Delivery, receiver: &str, external_url: Option<&str>) 
                     "policy_digest": alert.policy_digest,
                     "reasons": alert.reasons,
                 },
-            })
+            });
+            // With `[http] public_url`: the console page and the signed acknowledge link.
+            if let Some(links) = &alert.context.links {
+                value["vigil"]["console_url"] = json!(links.page);
+                value["vigil"]["acknowledge_url"] = json!(links.acknowledge);
+            }
+            value
         })
         .collect();
     let common = |pick: fn(&AlertMessage) -> Map<String, Value>| -> Map<String, Value> {

@@ -61,7 +61,9 @@ function signInPage() {
         password: document.getElementById("password").value,
       });
       sessionStorage.setItem(csrfKey, session.csrf_token);
-      location.assign("/");
+      // Back to the alert or acknowledge link that asked for signing in; nowhere else.
+      const next = new URLSearchParams(location.search).get("next") || "";
+      location.assign(/^\/(ack|alerts)\/[A-Za-z0-9._~-]+$/.test(next) ? next : "/");
     } catch (failure) {
       error.textContent = failure.message;
     }
@@ -87,6 +89,27 @@ async function signedIn() {
 // Pages drawn on the server (host, alerts, client): acknowledging from an alert table.
 async function serverPage() {
   await signedIn();
+  liveAlerts();
+  const link = document.getElementById("ack-link-form");
+  if (link) {
+    link.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const button = link.querySelector("button");
+      button.disabled = true;
+      try {
+        const note = link.elements.note.value.trim();
+        const alert = await api("POST", "/api/v1/ack-links/" + encodeURIComponent(link.dataset.token),
+          note ? { note } : {});
+        link.hidden = true;
+        const done = document.getElementById("ack-done");
+        done.textContent = "Acknowledged by " + alert.acknowledged_by + ", " + alert.response + ".";
+        done.hidden = false;
+      } catch (failure) {
+        button.disabled = false;
+        document.getElementById("error").textContent = failure.message;
+      }
+    });
+  }
   for (const form of document.querySelectorAll("form.ack")) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -159,6 +182,27 @@ async function overviewPage() {
   };
   await refresh();
   setInterval(refresh, 10000);
+  // Live: any alert or presence change redraws the overview from the API.
+  const live = new EventSource("/events");
+  live.addEventListener("alert", refresh);
+  live.addEventListener("presence", refresh);
+}
+
+// Live updates on the alert list: a known row's state changes in place; a new alert or a
+// closed one redraws the list.
+function liveAlerts() {
+  if (location.pathname !== "/alerts") return;
+  const live = new EventSource("/events");
+  live.addEventListener("alert", (event) => {
+    const alert = JSON.parse(event.data);
+    const row = document.querySelector('tr[data-alert="' + CSS.escape(alert.id) + '"]');
+    if (row && alert.state !== "closed") {
+      row.dataset.state = alert.state;
+      row.querySelector(".alert-state").textContent = alert.state;
+    } else if (row || alert.state !== "closed") {
+      location.reload();
+    }
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
