@@ -10,7 +10,7 @@ use std::time::Duration;
 use vigil_collector::store::Selector;
 use vigil_loadgen::certs::{fleet_identities, host_and_client, AgentIdentity};
 use vigil_loadgen::fleet::{self, FleetSettings, Report, Target};
-use vigil_loadgen::remote_write::prompb;
+use vigil_proto::prompb;
 use vigil_tests::{Pki, RunningCollector};
 
 fn settings(target: Target, agents: usize, duration: Duration) -> FleetSettings {
